@@ -1,0 +1,66 @@
+# q4pg: the PostgreSQL extension (PGXS) and the project's everyday commands.
+#
+#   make demo     the tutorial end to end on a throwaway cluster
+#   make test     make installcheck (pg_regress + isolation) and pytest
+#   make install  install the extension into the server (root, or sudo)
+
+EXTENSION    = q4pg
+EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test
+ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+$(info pg_config not found: installing PostgreSQL's packages with tools/deps)
+PGXS := $(shell tools/deps >&2 && $(PG_CONFIG) --pgxs)
+endif
+ifeq ($(PGXS),)
+$(error PostgreSQL's server packages are missing; see the line above for the command to install them)
+endif
+include $(PGXS)
+
+PYTHON  ?= python3
+VENV     = .venv
+SUDO     = $(if $(filter 0,$(shell id -u)),,sudo)
+# Runs a command against a throwaway cluster (as user postgres when we are root).
+CLUSTER  = $(VENV)/bin/python tools/pgcluster.py run --
+
+.PHONY: deps venv demo test pytest
+deps:
+	@tools/deps
+
+$(VENV)/.installed: setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: deps venv
+	$(SUDO) $(MAKE) install
+	$(CLUSTER) $(VENV)/bin/python tools/demo.py
+
+test: deps venv
+	$(SUDO) $(MAKE) install
+	$(CLUSTER) $(MAKE) installcheck
+	$(MAKE) pytest
+
+pytest: venv
+	$(VENV)/bin/pytest tests
+
+.PHONY: bench soak
+# Benchmarks: q4pg against plain SQL and its peers, on a cluster of their own.
+bench: deps venv
+	$(SUDO) $(MAKE) install
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python bench/run.py
+
+# The long reliability runs (pytest -m soak).
+soak: deps venv
+	$(SUDO) $(MAKE) install
+	$(VENV)/bin/pytest -m soak tests

@@ -1,0 +1,139 @@
+"""Throwaway PostgreSQL clusters for q4pg's tests, demo and benchmarks.
+
+A thin layer over testing.postgresql that adds what this project needs:
+
+* PostgreSQL refuses to run as root.  When we are root, initdb and the server
+  run as the unprivileged ``postgres`` user (through ``setpriv``, which execs,
+  so the server keeps the pid we signal); otherwise as the current user.
+* Ports are taken below 32768, where outgoing connections never land.
+
+As a library::
+
+    with Cluster() as pg:
+        psycopg2.connect(**pg.dsn())
+
+As a command, ``python tools/pgcluster.py run -- CMD ...`` starts a cluster,
+runs CMD with libpq's PGHOST, PGPORT, PGUSER and PGDATABASE pointing at it,
+stops the cluster and exits with CMD's status.
+"""
+
+import argparse
+import os
+import pwd
+import random
+import shutil
+import socket
+import subprocess
+import sys
+
+import testing.postgresql
+
+RUN_AS = 'postgres'  # the unprivileged user that runs the server when we are root
+PORT_RANGE = (20000, 32000)
+
+
+def _free_port():
+    """A port below 32768 that nothing listens on now."""
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError('no free port between %d and %d' % PORT_RANGE)
+
+
+def _as_server_user():
+    """The command prefix that runs a program as the server's user."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam(RUN_AS)
+    except KeyError:
+        raise RuntimeError('running as root and there is no %r user to run PostgreSQL as' % RUN_AS)
+    return ['setpriv', '--reuid=' + RUN_AS, '--regid=' + RUN_AS, '--init-groups', '--']
+
+
+class Cluster(testing.postgresql.Postgresql):
+    """A testing.postgresql cluster that also starts when we are root."""
+
+    DEFAULT_SETTINGS = dict(
+        testing.postgresql.Postgresql.DEFAULT_SETTINGS,
+        # -F: no fsync; tests and demos don't need durability.  Benchmarks
+        # pass postgres_args of their own.
+        postgres_args='-h 127.0.0.1 -F -c logging_collector=off -c max_connections=200',
+        boot_timeout=60.0,
+    )
+
+    def prestart(self):
+        if self.settings['port'] is None:
+            self.settings['port'] = _free_port()
+
+    def initialize_database(self):
+        if os.path.exists(os.path.join(self.get_data_directory(), 'PG_VERSION')):
+            return
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam(RUN_AS)
+            for root, dirs, files in os.walk(self.base_dir):
+                os.chown(root, owner.pw_uid, owner.pw_gid)
+                for name in files:
+                    os.chown(os.path.join(root, name), owner.pw_uid, owner.pw_gid)
+        args = (_as_server_user() +
+                [self.initdb, '-D', self.get_data_directory(), '--lc-messages=C',
+                 '--encoding=UTF8', '--locale=C'] +
+                self.settings['initdb_args'].split())
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise RuntimeError('initdb failed: %s' % proc.stderr.decode(errors='replace'))
+
+    def get_server_commandline(self):
+        return _as_server_user() + super().get_server_commandline()
+
+    def env(self):
+        """libpq environment variables that point at this cluster."""
+        dsn = self.dsn()
+        return {'PGHOST': dsn['host'], 'PGPORT': str(dsn['port']),
+                'PGUSER': dsn['user'], 'PGDATABASE': dsn['database']}
+
+    def dsn_string(self, **kwargs):
+        """The cluster's DSN as a libpq connection string."""
+        return ' '.join('%s=%s' % (k if k != 'database' else 'dbname', v)
+                        for k, v in self.dsn(**kwargs).items())
+
+    def stop_immediately(self):
+        """Crash-stop the server (as pg_ctl stop -m immediate does)."""
+        import signal
+        self.terminate(signal.SIGQUIT)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    run = sub.add_parser('run', help='start a throwaway cluster, run a command against it, stop it')
+    run.add_argument('--port', type=int, help='port to listen on (default: a free one below 32768)')
+    run.add_argument('--postgres-args', help='extra server options, as for postgres(1)')
+    run.add_argument('cmd', nargs=argparse.REMAINDER, help='the command, after --')
+    args = parser.parse_args(argv)
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ['--'] else args.cmd
+    if not cmd:
+        parser.error('run needs a command after --')
+    settings = {}
+    if args.port:
+        settings['port'] = args.port
+    if args.postgres_args:
+        settings['postgres_args'] = Cluster.DEFAULT_SETTINGS['postgres_args'] + ' ' + args.postgres_args
+    if shutil.which('setpriv') is None and os.geteuid() == 0:
+        parser.error('setpriv (util-linux) is needed to run PostgreSQL as %r' % RUN_AS)
+    with Cluster(**settings) as pg:
+        env = dict(os.environ, **pg.env())
+        print('pgcluster: PostgreSQL at %(PGHOST)s:%(PGPORT)s, user %(PGUSER)s, database %(PGDATABASE)s'
+              % pg.env(), file=sys.stderr)
+        status = subprocess.call(cmd, env=env)
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
