@@ -1,0 +1,117 @@
+"""q4pg's exceptions, and the mapping from psycopg2's errors to them.
+
+Every error the public API raises is a Q4pgError.  An error the server sent
+keeps its SQLSTATE in ``.pgcode`` and its message in ``.pgerror``; ``str(e)``
+is that message, plus the server's HINT when it gave one.
+"""
+
+import psycopg2
+
+__all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
+           'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
+           'wrap_error']
+
+
+class Q4pgError(Exception):
+    """Base class of every q4pg error."""
+
+    def __init__(self, message, pgcode=None, pgerror=None):
+        super().__init__(message)
+        self.pgcode = pgcode
+        self.pgerror = pgerror
+
+
+class ExtensionNotInstalled(Q4pgError):
+    """The database has no q4pg functions: CREATE EXTENSION q4pg is missing."""
+
+
+class QueueNotFound(Q4pgError):
+    """No such table, or a table that is no q4pg queue."""
+
+
+class QueueExists(Q4pgError):
+    """A queue of that name exists with other settings, or a table that is no queue."""
+
+
+class InvalidMessage(Q4pgError, ValueError):
+    """The message was refused: bad JSON, too long, null, bad encoding, NUL character."""
+
+
+class InvalidArgument(Q4pgError, ValueError):
+    """A bad argument: data type, data length, limit, name or schema."""
+
+
+class PermissionDenied(Q4pgError):
+    """The database role may not do this."""
+
+
+class ConnectionLost(Q4pgError):
+    """The database cannot be reached, or the connection broke."""
+
+
+# SQLSTATE -> exception class.  Beyond the spec's list: 22P05 (a \u0000 in
+# jsonb) and 23514 (the length CHECK constraint) are message problems too,
+# 22003 (a number out of range: an id, a limit) and 2201W (a negative LIMIT)
+# are bad arguments.
+_BY_SQLSTATE = {
+    '42P01': QueueNotFound,
+    '42P07': QueueExists,
+    '22P02': InvalidMessage,
+    '22001': InvalidMessage,
+    '22004': InvalidMessage,
+    '23502': InvalidMessage,
+    '22021': InvalidMessage,
+    '22P05': InvalidMessage,
+    '23514': InvalidMessage,
+    '22023': InvalidArgument,
+    '22003': InvalidArgument,
+    '2201W': InvalidArgument,
+    '42602': InvalidArgument,
+    '42622': InvalidArgument,
+    '3F000': InvalidArgument,
+    '42501': PermissionDenied,
+}
+
+# SQLSTATEs that mean the session is gone (admin_shutdown, crash_shutdown,
+# cannot_connect_now), besides class 08 (connection exception).
+_SESSION_GONE = ('57P01', '57P02', '57P03')
+
+
+def _one_line(text):
+    return ' '.join(text.split())
+
+
+def wrap_error(exc, conn=None):
+    """The Q4pgError for a psycopg2 error (or psycopg2's ValueError for a NUL character).
+
+    `conn` is the connection the error happened on, if any: when it is closed
+    now, the error is a ConnectionLost whatever its SQLSTATE.
+    """
+    if isinstance(exc, Q4pgError):
+        return exc
+    if isinstance(exc, ValueError) and not isinstance(exc, psycopg2.Error):
+        # psycopg2 refuses strings with NUL characters before sending anything.
+        return InvalidMessage('q4pg: %s' % _one_line(str(exc)))
+    pgcode = getattr(exc, 'pgcode', None)
+    diag = getattr(exc, 'diag', None)
+    primary = diag.message_primary if diag is not None else None
+    hint = diag.message_hint if diag is not None else None
+    message = _one_line(primary or str(exc)) or type(exc).__name__
+    if hint:
+        message = '%s (HINT: %s)' % (message, _one_line(hint))
+
+    cls = _BY_SQLSTATE.get(pgcode)
+    if pgcode == '42883' and primary and 'q4pg_' in primary:
+        cls = ExtensionNotInstalled
+        message = ('%s: the q4pg extension is not installed in this database '
+                   '(run CREATE EXTENSION q4pg), or its schema is not in search_path'
+                   % _one_line(primary))
+    elif cls is None:
+        broken = conn is not None and conn.closed
+        session_gone = pgcode is None or pgcode.startswith('08') or pgcode in _SESSION_GONE
+        if broken or isinstance(exc, psycopg2.InterfaceError) or (
+                isinstance(exc, psycopg2.OperationalError) and session_gone):
+            cls = ConnectionLost
+        else:
+            cls = Q4pgError
+    return cls(message, pgcode=pgcode, pgerror=primary)
