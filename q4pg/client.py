@@ -43,12 +43,18 @@ _LIST = ('SELECT id, tag, data, created_at '
 _COUNT = 'SELECT q4pg_count(%s::pg_catalog.regclass, %s::pg_catalog.text)'
 _CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.regclass, %s::bigint)'
 _CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.regclass, %s::pg_catalog.text)'
+_WAIT = 'SELECT q4pg_wait(%s::pg_catalog.regclass, %s::pg_catalog.text)'
+_UNWAIT = 'SELECT q4pg_unwait(%s::pg_catalog.regclass, %s::pg_catalog.text)'
 _QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
 _STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
           'FROM q4pg_stats()')
 
 _BACKOFF_FIRST = 0.1  # seconds before the first reconnection attempt
 _BACKOFF_MAX = 5.0
+# While a producer that may have missed our registration runs, q4pg_wait says
+# "don't sleep yet": look again after this long, doubling up to the maximum.
+_BARRIER_FIRST = 0.002
+_BARRIER_MAX = 0.1
 _STOP = object()  # a listener's "no more items"
 
 
@@ -383,6 +389,8 @@ class Listener:
         self._worker = None    # the pooled connection holding the current item
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
+        self._registered = False  # q4pg_wait recorded us on the LISTEN connection
+        self._safe = False        # ... and said no producer can have missed it
         self._closed = False
 
     def __iter__(self):
@@ -420,22 +428,33 @@ class Listener:
             return _STOP
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         delay = _BACKOFF_FIRST
+        barrier = _BARRIER_FIRST
         while True:
             try:
                 self._listen()
                 item = self._take()
                 if item is not _STOP:
+                    self._unwait()
                     self._delivered += 1
                     return item
                 delay = _BACKOFF_FIRST
-                wait = self._manager.poll_interval
+                if not self._safe:
+                    # Idle: register, so producers notify us.  Safe to sleep
+                    # only once no producer that missed the registration can
+                    # still commit; look once more before sleeping.
+                    if self._wait():
+                        continue
+                    wait, barrier = barrier, min(barrier * 2, _BARRIER_MAX)
+                else:
+                    barrier = _BARRIER_FIRST
+                    wait = self._manager.poll_interval
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         return _STOP
                 self._sleep(wait)
-            except Q4pgError as e:
-                if not self._listened or not _retryable(e):
+            except ConnectionLost as e:
+                if not self._listened:
                     raise
                 self._hang_up()
                 if deadline is not None:
@@ -446,6 +465,28 @@ class Listener:
                 if deadline is not None and time.monotonic() >= deadline:
                     return _STOP
                 delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _call(self, query):
+        """Runs one q4pg_* call about our queue and tag on the LISTEN connection."""
+        conn = self._conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, (self._manager._queue(conn), self._tag))
+                return cur.fetchone()[0]
+        except psycopg2.Error as e:
+            raise wrap_error(e, conn) from e
+
+    def _wait(self):
+        """Registers this listener as idle (q4pg_wait); True when it may sleep."""
+        self._registered = True
+        self._safe = self._call(_WAIT)
+        return self._safe
+
+    def _unwait(self):
+        """Busy again: producers need not notify us (q4pg_unwait)."""
+        if self._registered and self._conn is not None:
+            self._registered = self._safe = False
+            self._call(_UNWAIT)
 
     def _listen(self):
         """Connects the LISTEN connection and LISTENs, unless done already."""
@@ -517,7 +558,12 @@ class Listener:
                         'delivered again: %s', self._tag, e)
 
     def _hang_up(self):
-        """Closes the LISTEN connection (a new one LISTENs again)."""
+        """Closes the LISTEN connection (a new one LISTENs again) and with it
+        our registration; a registration left behind by a connection that
+        died is cleared by the next listener's q4pg_wait."""
+        with contextlib.suppress(Q4pgError):
+            self._unwait()
+        self._registered = self._safe = False
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(psycopg2.Error):

@@ -16,19 +16,55 @@
 -- cannot change what runs.  A queue is passed as regclass, which PostgreSQL
 -- resolves in the caller's search_path before the function body runs.
 
+-- Listeners that are idle, waiting for a message of a tag: one row per
+-- (queue, tag, backend).  Producers NOTIFY only the tags someone waits for, so
+-- a producer with no idle listener never pays for NOTIFY (whose commit takes a
+-- lock that serializes every notifying transaction in the cluster).  Run-time
+-- state, meaningless after a restore: unlogged, and not dumped.
+-- Everyone may read it; a backend may add and remove only its own rows, and
+-- remove the rows of backends that are gone.
+CREATE UNLOGGED TABLE @extschema@.q4pg_waiting (
+    queue oid NOT NULL,
+    tag   text NOT NULL,
+    pid   integer NOT NULL,
+    since timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (queue, tag, pid)
+);
+ALTER TABLE @extschema@.q4pg_waiting ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON @extschema@.q4pg_waiting FOR SELECT USING (true);
+CREATE POLICY add_own ON @extschema@.q4pg_waiting FOR INSERT
+    WITH CHECK (pid = pg_catalog.pg_backend_pid());
+CREATE POLICY remove_own_or_gone ON @extschema@.q4pg_waiting FOR DELETE
+    USING (pid = pg_catalog.pg_backend_pid()
+           OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity AS a
+                           WHERE a.pid OPERATOR(pg_catalog.=) q4pg_waiting.pid));
+REVOKE ALL ON @extschema@.q4pg_waiting FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_waiting TO PUBLIC;
+
 -- q4pg_notify: the trigger on every queue table.
--- After each INSERT statement, sends one NOTIFY per distinct tag inserted, on
--- the channel q4pg_channel() names, with an empty payload.
+-- After each INSERT statement, sends one NOTIFY, with an empty payload, on the
+-- channel q4pg_channel() names, for each inserted tag that a listener waits for
+-- (q4pg_wait).  The shared advisory lock, held until the producer's
+-- transaction ends, is what q4pg_wait's barrier waits out: no wake-up is lost.
 CREATE FUNCTION @extschema@.q4pg_notify()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
+    v_prefix text;
     v_tag    text;
 BEGIN
-    FOR v_tag IN SELECT DISTINCT r.tag FROM q4pg_new_rows AS r LOOP
+    PERFORM pg_advisory_xact_lock_shared(1899262055, TG_RELID::integer);
+    IF NOT EXISTS (SELECT FROM @extschema@.q4pg_waiting AS w WHERE w.queue = TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    v_prefix := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
+    FOR v_tag IN
+        SELECT DISTINCT r.tag FROM q4pg_new_rows AS r
+         WHERE EXISTS (SELECT FROM @extschema@.q4pg_waiting AS w
+                        WHERE w.queue = TG_RELID AND w.tag = r.tag)
+    LOOP
         PERFORM pg_notify('q4pg_' || md5(v_prefix || v_tag), '');
     END LOOP;
     RETURN NULL;
@@ -194,15 +230,65 @@ $$;
 -- quote_ident() does: always 37 bytes, whatever the tag.
 CREATE FUNCTION @extschema@.q4pg_channel(p_queue regclass, p_tag text)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 'q4pg_' || md5(format('%I.%I', n.nspname, c.relname) || ':' || p_tag)
-      FROM pg_class AS c
-      JOIN pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE c.oid = p_queue
+BEGIN
+    PERFORM @extschema@.q4pg_queue_settings(p_queue);
+    RETURN (SELECT 'q4pg_' || md5(format('%I.%I', n.nspname, c.relname) || ':' || p_tag)
+              FROM pg_class AS c
+              JOIN pg_namespace AS n ON n.oid = c.relnamespace
+             WHERE c.oid = p_queue);
+END
+$$;
+
+-- q4pg_wait: registers the calling session as a listener about to sleep,
+-- waiting for a message of p_tag (LISTEN on q4pg_channel() first).
+-- Returns true when the session may sleep until a notification: every producer
+-- that could have missed the registration has finished, so a dequeue attempt
+-- made now sees its message.  Returns false when such a producer is still
+-- running: try to dequeue, then call again shortly.  Never waits.
+CREATE FUNCTION @extschema@.q4pg_wait(p_queue regclass, p_tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_tag IS NULL THEN
+        RAISE EXCEPTION 'q4pg: tag must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM @extschema@.q4pg_queue_settings(p_queue);
+    IF NOT has_table_privilege(p_queue, 'SELECT') THEN
+        RAISE EXCEPTION 'q4pg: permission denied to wait on queue %', p_queue
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO @extschema@.q4pg_waiting (queue, tag, pid)
+    VALUES (p_queue, p_tag, pg_backend_pid())
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        -- a new registration: forget those of sessions that are gone
+        DELETE FROM @extschema@.q4pg_waiting AS w
+         WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
+    END IF;
+    RETURN pg_try_advisory_xact_lock(1899262055, p_queue::oid::integer);
+END
+$$;
+
+-- q4pg_unwait: the calling session no longer waits for p_tag (it has woken
+-- up).  Returns true when it was registered.
+CREATE FUNCTION @extschema@.q4pg_unwait(p_queue regclass, p_tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.q4pg_waiting AS w
+     WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid();
+    RETURN FOUND;
+END
 $$;
 
 -- q4pg_enqueue: adds one message to a queue.
@@ -215,6 +301,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_settings record;
+    v_length   integer;
     v_id       bigint;
 BEGIN
     IF p_tag IS NULL OR p_data IS NULL THEN
@@ -222,9 +309,12 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     v_settings := @extschema@.q4pg_queue_settings(p_queue);
-    IF char_length(p_data) > v_settings.data_length THEN
+    -- a jsonb queue stores (and its CHECK measures) the normalized text
+    v_length := char_length(CASE WHEN v_settings.data_type = 'jsonb'
+                                 THEN p_data::jsonb::text ELSE p_data END);
+    IF v_length > v_settings.data_length THEN
         RAISE EXCEPTION 'q4pg: message of % characters is longer than queue % accepts (% characters)',
-                char_length(p_data), p_queue, v_settings.data_length
+                v_length, p_queue, v_settings.data_length
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
     EXECUTE format('INSERT INTO %s (tag, data) VALUES ($1, $2::%s) RETURNING id',
@@ -252,7 +342,9 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     v_settings := @extschema@.q4pg_queue_settings(p_queue);
-    SELECT max(char_length(d)) INTO v_longest FROM unnest(p_data) AS d;
+    SELECT max(char_length(CASE WHEN v_settings.data_type = 'jsonb' THEN d::jsonb::text ELSE d END))
+      INTO v_longest
+      FROM unnest(p_data) AS d;
     IF v_longest > v_settings.data_length THEN
         RAISE EXCEPTION 'q4pg: message of % characters is longer than queue % accepts (% characters)',
                 v_longest, p_queue, v_settings.data_length
@@ -366,6 +458,10 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF p_limit < 0 THEN
+        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', p_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM @extschema@.q4pg_queue_settings(p_queue);
     RETURN QUERY EXECUTE format(
         'SELECT id, tag, data::text, created_at FROM %s
@@ -412,4 +508,27 @@ BEGIN
           USING v_queue;
     END LOOP;
 END
+$$;
+
+-- q4pg_consumers: the open transactions holding messages of a queue (a
+-- dequeue not yet committed or rolled back: they hold a row lock, taken FOR
+-- UPDATE), oldest first.  A long one holds back VACUUM on every table of the
+-- database: see xact_age.
+CREATE FUNCTION @extschema@.q4pg_consumers()
+RETURNS TABLE (queue regclass, pid integer, xact_start timestamptz, xact_age interval,
+               state text, application_name text)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.relation::regclass, a.pid, a.xact_start, now() - a.xact_start, a.state,
+           a.application_name
+      FROM pg_locks AS l
+      JOIN pg_stat_activity AS a ON a.pid = l.pid
+     WHERE l.locktype = 'relation'
+       AND l.mode = 'RowShareLock'
+       AND l.granted
+       AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+       AND l.relation IN (SELECT q.queue FROM @extschema@.q4pg_queues() AS q)
+     ORDER BY a.xact_start, a.pid
 $$;

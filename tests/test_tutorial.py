@@ -35,12 +35,12 @@ def wait_until(predicate, timeout=WAIT):
     return predicate()
 
 
-def listen_socket_open(conn, tag_channel):
-    """True when some backend has LISTENed on `tag_channel`."""
+def listener_asleep(conn, tag):
+    """True when a listener has told q4pg_wait it waits for `tag`, and sleeps."""
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query = %s",
-                    ('LISTEN "%s"' % tag_channel,))
+        cur.execute("SELECT count(*) FROM q4pg_waiting AS w JOIN pg_stat_activity AS a "
+                    "ON a.pid = w.pid WHERE w.tag = %s AND a.state = 'idle' "
+                    "AND a.query LIKE 'SELECT q4pg_wait(%%'", (tag,))
         return cur.fetchone()[0] > 0
 
 
@@ -89,7 +89,7 @@ def test_tutorial_json_queue(dsn, conn):
     pushed = []
 
     def someone_pushes():
-        if wait_until(lambda: listen_socket_open(conn, q.channel('tag'))):
+        if wait_until(lambda: listener_asleep(conn, 'tag')):
             pushed.append(q.enqueue('tag', {'foo': 'bar'}))
 
     got = []

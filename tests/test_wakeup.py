@@ -1,0 +1,130 @@
+"""No lost wake-up: producers race listeners that go idle, again and again.
+
+Producers notify only listeners registered with q4pg_wait; a listener that a
+producer might have missed must not sleep.  If a wake-up were lost, the
+listener would sleep until its safety-net poll, which these tests set to a
+minute: every message must instead arrive within seconds.
+"""
+
+import random
+import threading
+import time
+
+import psycopg2
+import pytest
+
+import q4pg
+
+POLL = 60.0        # the safety net; a lost wake-up would cost this much
+PROMPT = 5.0       # every message must arrive well before it
+ROUNDS = 300
+
+
+@pytest.fixture
+def queue(dsn):
+    q = q4pg.QueueManager(dsn, table_name='wake', data_type='text', poll_interval=POLL)
+    q.create_table()
+    yield q
+    q.close()
+
+
+def _listen(queue, tag, count, received, errors):
+    try:
+        for message in queue.listen(tag, limit=count, timeout=PROMPT * 4, full=True):
+            received.append((message.raw, time.monotonic()))
+    except Exception as e:  # reported by the test
+        errors.append(e)
+
+
+def test_listener_going_idle_never_misses_a_producer(queue):
+    """One message at a time, each sent just as the listener finishes the last
+    one and goes back to sleep (random jitter of 0-3 ms around that moment)."""
+    received, errors, sent = [], [], {}
+    thread = threading.Thread(target=_listen, args=(queue, 'race', ROUNDS, received, errors))
+    thread.start()
+    rng = random.Random(7)
+    for n in range(ROUNDS):
+        deadline = time.monotonic() + PROMPT
+        while len(received) < n and time.monotonic() < deadline:
+            time.sleep(0.0002)
+        assert len(received) == n, 'message %d was not received within %s s' % (n - 1, PROMPT)
+        time.sleep(rng.uniform(0, 0.003))
+        sent[str(n)] = time.monotonic()
+        queue.enqueue('race', str(n))
+    thread.join(PROMPT * 5)
+    assert not errors
+    assert [raw for raw, _ in received] == [str(n) for n in range(ROUNDS)]
+    worst = max(at - sent[raw] for raw, at in received)
+    assert worst < PROMPT, 'a message waited %.1f s: a wake-up was lost' % worst
+
+
+def test_long_producer_transaction_does_not_strand_the_listener(queue, dsn):
+    """A producer that inserted before the listener registered, and commits
+    later: the listener must not go to sleep for the safety-net interval."""
+    received, errors = [], []
+    producer = psycopg2.connect(dsn)
+    with producer.cursor() as cur:
+        cur.execute("SELECT q4pg_enqueue('wake', 'slow', 'late')")   # not committed yet
+    thread = threading.Thread(target=_listen, args=(queue, 'slow', 1, received, errors))
+    thread.start()
+    time.sleep(0.5)                  # the listener finds nothing and tries to register
+    assert received == []
+    committed = time.monotonic()
+    producer.commit()
+    producer.close()
+    thread.join(PROMPT * 5)
+    assert not errors
+    assert [raw for raw, _ in received] == ['late']
+    assert received[0][1] - committed < PROMPT
+
+
+def test_many_listeners_many_producers_every_message_once(queue, dsn):
+    """Four listeners and four producers on one tag, producers sending in small
+    bursts with pauses that let listeners go idle: each message arrives once."""
+    per_producer, producers, listeners = 150, 4, 4
+    total = per_producer * producers
+    received, errors = [], []
+    lock = threading.Lock()
+
+    def listen():
+        try:
+            q = q4pg.QueueManager(dsn, table_name='wake', data_type='text', poll_interval=POLL)
+            for raw in q.listen('many', timeout=PROMPT * 2):
+                with lock:
+                    received.append(raw)
+            q.close()
+        except Exception as e:
+            errors.append(e)
+
+    def produce(p):
+        try:
+            q = q4pg.QueueManager(dsn, table_name='wake', data_type='text')
+            rng = random.Random(p)
+            for n in range(per_producer):
+                q.enqueue('many', '%d-%d' % (p, n))
+                if rng.random() < 0.2:
+                    time.sleep(rng.uniform(0.001, 0.02))
+            q.close()
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=listen) for _ in range(listeners)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    senders = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    started = time.monotonic()
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(120)
+    deadline = time.monotonic() + PROMPT
+    while len(received) < total and time.monotonic() < deadline:
+        time.sleep(0.01)
+    finished = time.monotonic()
+    for t in threads:
+        t.join(PROMPT * 4)
+    assert not errors
+    assert sorted(received) == sorted('%d-%d' % (p, n) for p in range(producers)
+                                      for n in range(per_producer))
+    assert finished - started < 120
