@@ -15,6 +15,7 @@ SELECT q4pg_enqueue('mq', 'tag', NULL);
 SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1', 'nope']);
 SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1', NULL]);
 SELECT q4pg_dequeue_many('mq', 'tag', -1);
+SELECT q4pg_list('mq', 'tag', -1);
 SELECT q4pg_enqueue('nosuch', 'tag', '1');
 CREATE TABLE plain (id bigint, tag text, data text);
 INSERT INTO plain VALUES (1, 'tag', 'precious');
