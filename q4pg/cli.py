@@ -1,0 +1,645 @@
+"""The q4pg command line: queues from the shell, for DBAs and scripts.
+
+    q4pg [--dsn DSN] [--queue NAME] COMMAND ...
+
+A thin layer over q4pg.QueueManager.  The one thing it asks the server
+directly is how to read --queue: parse_ident() splits the SQL name into
+(schema, table), and q4pg_queue_settings() tells the commands that print
+messages whether data is JSON.  Exit codes and messages are the contract of
+docs/python-api-spec.md ("Command line").
+"""
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import select
+import signal
+import sys
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from .client import QueueManager
+from .errors import ConnectionLost, Q4pgError, wrap_error
+
+# Exit codes (docs/python-api-spec.md).
+EXIT_OK = 0
+EXIT_NOTHING = 1      # no message, no such id, listen timed out without a message
+EXIT_USAGE = 2
+EXIT_REFUSED = 3      # bad input, no queue, no extension, no permission
+EXIT_UNREACHABLE = 4  # cannot reach the database
+EXIT_INTERRUPTED = 130
+
+STDIN_BATCH = 1000    # messages per enqueue_many() when reading stdin
+
+DESCRIPTION = 'Work with q4pg message queues (PostgreSQL tables) from the shell.'
+
+EPILOG = """\
+connection:  --dsn, else $Q4PG_DSN, else libpq's PGHOST, PGPORT, PGUSER,
+             PGDATABASE, PGPASSWORD, ~/.pgpass...
+queue:       --queue, else $Q4PG_QUEUE, else mq.  SQL syntax: mq, app.jobs,
+             '"My Queue"' (unquoted names fold to lower case).
+output:      messages print as JSON lines
+             {"id":1,"tag":"t","data":...,"created_at":"2024-05-01T12:00:00+00:00"}
+             data is the JSON value on json/jsonb queues, a string on text queues.
+exit status: 0 done; 1 nothing to do (no message, no such id, listen timed out);
+             2 usage error; 3 refused (bad input, no queue, no extension, no
+             permission); 4 cannot reach the database.  Errors are one line on
+             stderr: "q4pg: error: ...".
+
+examples:
+  q4pg --queue app.jobs create-queue --data-type jsonb
+  q4pg --queue app.jobs enqueue mail '{"to": "ops@example.com"}'
+  q4pg --queue app.jobs listen mail --limit 100 | ./send-mail
+  q4pg stats
+
+Run "q4pg COMMAND --help" for a command's options."""
+
+
+class _Exit(Exception):
+    """Ends the command with an exit code and, unless None, a one-line error."""
+
+    def __init__(self, code, message=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _OutputClosed(Exception):
+    """stdout went away while a taken message was written: it was rolled back."""
+
+    def __init__(self, msg):
+        super().__init__()
+        self.msg = msg
+
+
+# ---------------------------------------------------------------- helpers
+
+def _one_line(text):
+    """text on one line: lines stripped and joined by spaces."""
+    return ' '.join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _clean(message):
+    """A server or client message made fit for 'q4pg: error: <message>'."""
+    message = _one_line(message)
+    if message.startswith('q4pg: '):
+        message = message[len('q4pg: '):]
+    return message or 'unknown error'
+
+
+def _check_utf8(value, what):
+    """Refuses (exit 3) a command line argument that is no valid UTF-8."""
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise _Exit(EXIT_REFUSED, '%s is not valid UTF-8' % what)
+    return value
+
+
+def _write_lines(lines):
+    """Writes lines to stdout as UTF-8 and flushes them to the reader."""
+    out = getattr(sys.stdout, 'buffer', None)
+    if out is None:  # stdout replaced by a text stream
+        sys.stdout.write(''.join(line + '\n' for line in lines))
+        sys.stdout.flush()
+        return
+    out.write(b''.join(line.encode('utf-8') + b'\n' for line in lines))
+    out.flush()
+
+
+def _decode(data_type, text):
+    """Stored text as printed: the JSON value on json/jsonb queues, else the text."""
+    return text if data_type == 'text' else json.loads(text)
+
+
+def _message_line(msg_id, tag, data, created_at):
+    return json.dumps({'id': msg_id, 'tag': tag, 'data': data,
+                       'created_at': created_at.isoformat() if created_at is not None else None},
+                      ensure_ascii=False, separators=(',', ':'))
+
+
+# ------------------------------------------------------ connection, queue
+
+class _Target:
+    """What --dsn and --queue name: the DSN, (schema, table), the data type."""
+
+    def __init__(self, dsn, schema, table, data_type):
+        self.dsn = dsn
+        self.schema = schema
+        self.table = table
+        self.data_type = data_type
+
+    def manager(self, **kwargs):
+        return QueueManager(dsn=self.dsn, table_name=self.table, schema=self.schema, **kwargs)
+
+
+def _dsn(args):
+    dsn = args.dsn if args.dsn is not None else os.environ.get('Q4PG_DSN', '')
+    try:
+        psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as e:
+        raise _Exit(EXIT_USAGE, 'bad connection string: %s' % _clean(e))
+    return dsn
+
+
+def _queue_name(args):
+    name = args.queue if args.queue is not None else os.environ.get('Q4PG_QUEUE', '')
+    return _check_utf8(name or 'mq', '--queue')
+
+
+def _target(args, settings=True):
+    """Resolves --dsn and --queue on the server.
+
+    parse_ident() splits the name as PostgreSQL reads it ('app.jobs',
+    '"My Queue"'); with settings=True, q4pg_queue_settings() checks the
+    extension is there and the table is a queue, and reads its data type.
+    Errors come out as the client's.
+    """
+    dsn = _dsn(args)
+    name = _queue_name(args)
+    try:
+        conn = psycopg2.connect(dsn)
+    except psycopg2.Error as e:
+        raise wrap_error(e)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            try:
+                cur.execute('SELECT pg_catalog.parse_ident(%s)', (name,))
+                parts = cur.fetchone()[0]
+            except psycopg2.Error as e:
+                error = wrap_error(e, conn)
+                if isinstance(error, ConnectionLost):
+                    raise error
+                raise _Exit(EXIT_REFUSED, 'bad --queue: %s' % _clean(error))
+            if len(parts) > 2:
+                raise _Exit(EXIT_REFUSED, 'bad --queue: "%s" is not a valid queue name; give '
+                            'name or schema.name, double-quote names with special characters'
+                            % name)
+            schema, table = (None, parts[0]) if len(parts) == 1 else parts
+            data_type = None
+            if settings:
+                # The name goes through text so that it becomes a regclass when
+                # the query runs: a literal cast straight to regclass is resolved
+                # while the query is parsed, before the function is looked up, and
+                # a database without q4pg would answer 'relation "mq" does not
+                # exist' instead of 'function q4pg_queue_settings does not exist'.
+                regclass = sql.Identifier(*parts).as_string(conn)
+                cur.execute('SELECT data_type FROM q4pg_queue_settings('
+                            '%s::pg_catalog.text::pg_catalog.regclass)', (regclass,))
+                data_type = cur.fetchone()[0]
+    except psycopg2.Error as e:
+        raise wrap_error(e, conn)
+    finally:
+        conn.close()
+    return _Target(dsn, schema, table, data_type)
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_create_queue(args):
+    target = _target(args, settings=False)
+    with target.manager(data_type=args.data_type, data_length=args.data_length) as q:
+        q.create_table()
+    return EXIT_OK
+
+
+def _readable(fd):
+    """Whether fd has input waiting now (True when that cannot be told)."""
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _stdin_batches(size):
+    """The lines of stdin in batches of at most size, as they come.
+
+    A line is what lies between two \\n (the last one may lack it); nothing else
+    is removed.  A batch is handed over when it is full, at end of input, or
+    when no more input is waiting, so a slow producer (tail -f) is not held
+    back until a batch fills.
+    """
+    if sys.stdin is None:
+        return
+    fd = sys.stdin.fileno()
+    partial = []  # pieces of the line being read
+    batch = []
+    lineno = 0
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            lines = [b''.join(partial)] if any(partial) else []
+        elif b'\n' not in chunk:
+            partial.append(chunk)
+            lines = []
+        else:
+            first, *rest = chunk.split(b'\n')
+            lines = [b''.join(partial + [first])] + rest[:-1]
+            partial = [rest[-1]]
+        for raw in lines:
+            lineno += 1
+            try:
+                batch.append(raw.decode('utf-8'))
+            except UnicodeDecodeError:
+                raise _Exit(EXIT_REFUSED, 'line %d of stdin is not valid UTF-8' % lineno)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if not chunk:
+            if batch:
+                yield batch
+            return
+        if batch and not _readable(fd):
+            yield batch
+            batch = []
+
+
+def cmd_enqueue(args):
+    tag = _check_utf8(args.tag, 'TAG')
+    target = _target(args)
+    with target.manager() as q:
+        if args.data is not None:
+            msg_id = q.enqueue(tag, _check_utf8(args.data, 'DATA'), raw=True)
+            _write_lines([str(msg_id)])
+            return EXIT_OK
+        for batch in _stdin_batches(STDIN_BATCH):
+            ids = q.enqueue_many(tag, batch, raw=True)
+            _write_lines([str(i) for i in ids])
+    return EXIT_OK
+
+
+def cmd_dequeue(args):
+    tag = _check_utf8(args.tag, 'TAG')
+    target = _target(args)
+    msg = None
+    try:
+        with target.manager(data_type=target.data_type) as q:
+            # The message is deleted when the with block commits, after its
+            # line is written; a failed write rolls back and leaves it queued.
+            with q.dequeue_message(tag) as msg:
+                if msg is None:
+                    return EXIT_NOTHING
+                _write_lines([_message_line(msg.id, msg.tag, msg.data, msg.created_at)])
+    except BrokenPipeError:
+        raise _OutputClosed(msg)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stop_on_signal(listener):
+    """SIGINT/SIGTERM stop `listener` after the message at hand (Listener.stop):
+    a message printed is acknowledged, never given back."""
+    received = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        listener.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_listen(args):
+    tag = _check_utf8(args.tag, 'TAG')
+    target = _target(args)
+    printed = 0
+    msg = None
+    try:
+        with target.manager(data_type=target.data_type) as q:
+            # Asking for the next message acknowledges the one printed before;
+            # leaving the with block normally (the loop ends) does too.
+            with q.listener(tag, timeout=args.timeout, limit=args.limit, full=True) as items:
+                with _stop_on_signal(items) as signals:
+                    for msg in items:
+                        _write_lines([_message_line(msg.id, msg.tag, msg.data, msg.created_at)])
+                        printed += 1
+    except BrokenPipeError:
+        raise _OutputClosed(msg)
+    if printed or signals:
+        return EXIT_OK
+    return EXIT_NOTHING
+
+
+def cmd_list(args):
+    tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
+    target = _target(args)
+    with target.manager(data_type=target.data_type) as q:
+        rows = q.list(tag, args.limit)
+    _write_lines([_message_line(msg_id, msg_tag, _decode(target.data_type, data), created_at)
+                  for msg_id, msg_tag, data, created_at in rows])
+    return EXIT_OK
+
+
+def cmd_count(args):
+    tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
+    target = _target(args)
+    with target.manager() as q:
+        _write_lines([str(q.count(tag))])
+    return EXIT_OK
+
+
+def cmd_cancel(args):
+    target = _target(args)
+    with target.manager() as q:
+        removed = q.cancel(args.id)
+    _write_lines(['true' if removed else 'false'])
+    return EXIT_OK if removed else EXIT_NOTHING
+
+
+def _age(delta):
+    """An interval for people: 4.2s, 3m05s, 2h07m, 3d04h."""
+    if delta is None:
+        return '-'
+    seconds = delta.total_seconds()
+    if seconds < 60:
+        return '%.1fs' % max(seconds, 0.0)
+    seconds = int(seconds)
+    if seconds < 3600:
+        return '%dm%02ds' % divmod(seconds, 60)
+    if seconds < 86400:
+        return '%dh%02dm' % (seconds // 3600, seconds % 3600 // 60)
+    return '%dd%02dh' % (seconds // 86400, seconds % 86400 // 3600)
+
+
+def _printable(text):
+    """text with control characters escaped, so a table row stays one row."""
+    return ''.join(ch if ch.isprintable() else ch.encode('unicode_escape').decode('ascii')
+                   for ch in text)
+
+
+def cmd_stats(args):
+    dsn = _dsn(args)
+    with QueueManager(dsn=dsn) as q:
+        queues = q.queues()
+        stats = q.stats()
+    # q4pg_stats() has rows for messages only: show empty queues too.
+    busy = {row[0] for row in stats}
+    rows = [(queue, tag, waiting, created, age) for queue, tag, waiting, created, age in stats]
+    rows += [(queue, None, 0, None, None) for queue, _, _ in queues if queue not in busy]
+    rows.sort(key=lambda r: (str(r[0]), r[1] is not None, r[1] or ''))
+    if args.json:
+        _write_lines([json.dumps({'queue': str(queue), 'tag': tag, 'waiting': waiting,
+                                  'oldest_created_at': created.isoformat() if created else None,
+                                  'oldest_age_seconds': age.total_seconds() if age is not None
+                                  else None},
+                                 ensure_ascii=False, separators=(',', ':'))
+                      for queue, tag, waiting, created, age in rows])
+        return EXIT_OK
+    table = [('queue', 'tag', 'waiting', 'oldest age')]
+    table += [(_printable(str(queue)), '' if tag is None else _printable(tag), str(waiting),
+               _age(age)) for queue, tag, waiting, created, age in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines = []
+    for row in table:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
+                 row[2].rjust(widths[2]), row[3].rjust(widths[3])]
+        lines.append('  '.join(cells).rstrip())
+    _write_lines(lines)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ parser
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line: 'q4pg: error: ...', exit 2."""
+
+    def error(self, message):
+        raise _Exit(EXIT_USAGE, '%s (see: %s --help)' % (_one_line(message), self.prog))
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a whole number' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be at least 1, not %d' % value)
+    if value > 2**31 - 1:
+        raise argparse.ArgumentTypeError('must be at most %d' % (2**31 - 1))
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number of seconds' % text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError('must be zero or more seconds, not %s' % text)
+    return value
+
+
+def _message_id(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a message id' % text)
+    if not -2**63 <= value < 2**63:
+        raise argparse.ArgumentTypeError('%s is out of range for a message id' % text)
+    return value
+
+
+def _version():
+    from importlib import import_module
+    version = getattr(import_module(__package__), '__version__', None)
+    if version is None:
+        from importlib.metadata import PackageNotFoundError, version as dist_version
+        try:
+            version = dist_version('q4pg')
+        except PackageNotFoundError:
+            version = 'unknown'
+    return version
+
+
+def build_parser():
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog='q4pg', description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=formatter)
+    parser.add_argument('--version', action='version', version='q4pg ' + _version())
+    parser.add_argument('--dsn', help='libpq connection string or URI (default: $Q4PG_DSN, '
+                        'else the PG* variables)')
+    parser.add_argument('--queue', metavar='NAME',
+                        help='queue table, in SQL syntax (default: $Q4PG_QUEUE, else mq)')
+    # --dsn and --queue are also accepted after the command (q4pg count --queue x);
+    # SUPPRESS: only when given there do they override the ones before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--dsn', default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument('--queue', default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND',
+                                     help='one of the commands above')
+    commands.required = True
+    summaries = []
+
+    def command(name, func, help, description=None):
+        # No help= here: argparse would list the commands itself, wrapping
+        # the long names; the list goes into the description instead.
+        sub = commands.add_parser(name, description=description or help,
+                                  parents=[common], formatter_class=formatter)
+        sub.set_defaults(func=func)
+        summaries.append((name, help))
+        return sub
+
+    sub = command('create-queue', cmd_create_queue,
+                  'create the queue table (no-op when it exists alike)',
+                  'Create the queue table named by --queue, with its index and NOTIFY trigger.\n'
+                  'Harmless when that queue exists with the same settings; exit 3 when it\n'
+                  'exists with other settings or a table of that name is no queue.')
+    sub.add_argument('--data-type', choices=('json', 'jsonb', 'text'), default='json',
+                     type=str.lower, help='type of the data column (default: json)')
+    sub.add_argument('--data-length', type=_positive_int, default=1023, metavar='N',
+                     help='longest message accepted, in characters (default: 1023)')
+
+    sub = command('enqueue', cmd_enqueue, 'add messages; print their ids',
+                  'Add a message to the queue and print its id.\n\n'
+                  'DATA is stored as given: JSON text on json/jsonb queues (\'{"a":1}\',\n'
+                  '\'"a string"\', 42), any text on text queues.\n\n'
+                  'Without DATA, each line of stdin is one message: only the line break (\\n)\n'
+                  'is removed, and an empty line is an empty message (which json queues\n'
+                  'refuse).  Lines go in batches of up to 1000, each stored all or nothing;\n'
+                  'one id per line is printed as each batch is stored.  On an error, the\n'
+                  'messages whose ids were printed are stored, none of the others.\n\n'
+                  'example:\n'
+                  '  psql -XAtc "SELECT json_build_object(\'id\', id) FROM users" |\n'
+                  '      q4pg --queue app.jobs enqueue welcome-mail')
+    sub.add_argument('tag', metavar='TAG', help='the tag (consumers dequeue by tag)')
+    sub.add_argument('data', metavar='DATA', nargs='?',
+                     help='the message; without it, one message per line of stdin')
+
+    sub = command('dequeue', cmd_dequeue, 'take the oldest message of TAG and print it',
+                  'Take the oldest message of TAG that no other consumer holds, print it as a\n'
+                  'JSON line, then delete it (if the line cannot be written, it stays).\n'
+                  'Exit 1, printing nothing, when there is none.')
+    sub.add_argument('tag', metavar='TAG', help='the tag to take from')
+
+    sub = command('listen', cmd_listen, 'wait for messages of TAG and print each as it comes',
+                  'Wait for messages of TAG (LISTEN/NOTIFY) and print each as a JSON line the\n'
+                  'moment it is taken; a message is deleted only after its line is written.\n'
+                  'Runs until --limit messages, --timeout seconds without a message, or\n'
+                  'SIGINT/SIGTERM (it finishes the message at hand and exits 0).\n'
+                  'Exit 1 when --timeout expires before any message came.')
+    sub.add_argument('tag', metavar='TAG', help='the tag to take from')
+    sub.add_argument('--timeout', type=_seconds, metavar='S',
+                     help='stop after S seconds without a message')
+    sub.add_argument('--limit', type=_positive_int, metavar='N',
+                     help='stop after N messages')
+
+    sub = command('list', cmd_list, 'print waiting messages, oldest first (takes nothing)',
+                  'Print the messages in the queue as JSON lines, oldest first, without taking\n'
+                  'them; messages held by a consumer right now are included.')
+    sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
+    sub.add_argument('--limit', type=_positive_int, metavar='N', help='at most N messages')
+
+    sub = command('count', cmd_count, 'print the number of messages',
+                  'Print the number of messages in the queue (of TAG, or all), including\n'
+                  'those a consumer holds right now.')
+    sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
+
+    sub = command('cancel', cmd_cancel, 'remove a waiting message by id',
+                  'Remove a waiting message by id and print true; print false and exit 1\n'
+                  'when there is no such message or a consumer holds it right now.')
+    sub.add_argument('id', metavar='ID', type=_message_id)
+
+    sub = command('stats', cmd_stats, 'messages waiting per queue and tag, age of the oldest',
+                  'For every queue you may read (--queue does not apply): per tag, the\n'
+                  'messages waiting and the age of the oldest; an empty queue shows one row\n'
+                  'with no tag.  --json prints one JSON object per row instead:\n'
+                  '{"queue","tag","waiting","oldest_created_at","oldest_age_seconds"}.')
+    sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
+
+    width = max(len(name) for name, _ in summaries)
+    parser.description = '%s\n\ncommands:\n%s' % (DESCRIPTION, '\n'.join(
+        '  %s  %s' % (name.ljust(width), help) for name, help in summaries))
+    return parser
+
+
+# -------------------------------------------------------------------- main
+
+class _OneLine(logging.Formatter):
+    def format(self, record):
+        return 'q4pg: %s: %s' % (record.levelname.lower(), _clean(record.getMessage()))
+
+
+def _setup_logging():
+    """The client's warnings (listen reconnecting...) as one stderr line each."""
+    logger = logging.getLogger('q4pg')
+    if not any(isinstance(h.formatter, _OneLine) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLine())
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def _error(message):
+    try:
+        sys.stderr.write('q4pg: error: %s\n' % _one_line(message))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout():
+    """After stdout broke, point it at /dev/null so the exit-time flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging()
+        return args.func(args)
+    except _Exit as e:
+        if e.message is not None:
+            _error(e.message)
+        return e.code
+    except ConnectionLost as e:
+        _error(_clean(e))
+        return EXIT_UNREACHABLE
+    except Q4pgError as e:
+        _error(_clean(e))
+        return EXIT_REFUSED
+    except psycopg2.Error as e:
+        # The client should have wrapped it (a bug there): report it all the same.
+        error = wrap_error(e)
+        _error(_clean(error))
+        return EXIT_UNREACHABLE if isinstance(error, ConnectionLost) else EXIT_REFUSED
+    except _OutputClosed as e:
+        _silence_stdout()
+        if e.msg is not None:
+            _error('output closed: message %s was not written and stays in the queue' % e.msg.id)
+        return EXIT_NOTHING
+    except BrokenPipeError:
+        # The reader went away (q4pg list | head): stop quietly, as Python's
+        # documentation suggests for SIGPIPE.
+        _silence_stdout()
+        return EXIT_NOTHING
+    except KeyboardInterrupt:
+        _error('interrupted')
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if os.environ.get('Q4PG_DEBUG'):
+            raise
+        _error('internal error (set Q4PG_DEBUG=1 for a traceback): %s: %s'
+               % (type(e).__name__, _one_line(e)))
+        return EXIT_REFUSED
+
+
+if __name__ == '__main__':
+    sys.exit(main())
