@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 import select
 import threading
 import time
@@ -29,22 +30,22 @@ DATA_TYPES = ('json', 'jsonb', 'text')
 
 # The queue is always the first parameter (the quoted name, cast to regclass).
 _CREATE_QUEUE = 'SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, %s::integer)'
-_ENQUEUE = ('SELECT q4pg_enqueue(%s::pg_catalog.regclass, %s::pg_catalog.text, '
+_ENQUEUE = ('SELECT q4pg_enqueue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
             '%s::pg_catalog.text)')
-_ENQUEUE_MANY = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.regclass, %s::pg_catalog.text, '
+_ENQUEUE_MANY = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
                  '%s::pg_catalog.text[])')
 _DEQUEUE = ('SELECT id, tag, data, created_at '
-            'FROM q4pg_dequeue(%s::pg_catalog.regclass, %s::pg_catalog.text)')
+            'FROM q4pg_dequeue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)')
 _DEQUEUE_MANY = ('SELECT id, tag, data, created_at '
-                 'FROM q4pg_dequeue_many(%s::pg_catalog.regclass, %s::pg_catalog.text, '
+                 'FROM q4pg_dequeue_many(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
                  '%s::integer)')
 _LIST = ('SELECT id, tag, data, created_at '
-         'FROM q4pg_list(%s::pg_catalog.regclass, %s::pg_catalog.text, %s::integer)')
-_COUNT = 'SELECT q4pg_count(%s::pg_catalog.regclass, %s::pg_catalog.text)'
-_CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.regclass, %s::bigint)'
-_CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.regclass, %s::pg_catalog.text)'
-_WAIT = 'SELECT q4pg_wait(%s::pg_catalog.regclass, %s::pg_catalog.text)'
-_UNWAIT = 'SELECT q4pg_unwait(%s::pg_catalog.regclass, %s::pg_catalog.text)'
+         'FROM q4pg_list(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, %s::integer)')
+_COUNT = 'SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+_CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
+_CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+_WAIT = 'SELECT q4pg_wait(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+_UNWAIT = 'SELECT q4pg_unwait(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
 _QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
 _STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
           'FROM q4pg_stats()')
@@ -392,6 +393,11 @@ class Listener:
         self._registered = False  # q4pg_wait recorded us on the LISTEN connection
         self._safe = False        # ... and said no producer can have missed it
         self._closed = False
+        self._stopping = False
+        # stop() writes here to wake a sleeping listener; safe in a signal handler
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     def __iter__(self):
         return self
@@ -413,6 +419,15 @@ class Listener:
             with contextlib.suppress(Exception):
                 self.close(ack=False)
 
+    def stop(self):
+        """Asks the listener to stop: the iteration ends at the next request for
+        an item, which first acknowledges the current one, without waiting
+        for another message.  Safe to call from a signal handler or another
+        thread."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b'.')
+
     def close(self, ack=False):
         """Stops: commits (`ack`) or rolls back the current item, closes the LISTEN connection."""
         self._closed = True
@@ -420,11 +435,16 @@ class Listener:
             self._finish(ack)
         finally:
             self._hang_up()
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
 
     def _next(self):
         """The next item, or _STOP; first acknowledges the current one."""
         self._finish(ack=True)
-        if self._closed or (self._limit is not None and self._delivered >= self._limit):
+        if (self._closed or self._stopping
+                or (self._limit is not None and self._delivered >= self._limit)):
             return _STOP
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         delay = _BACKOFF_FIRST
@@ -453,6 +473,8 @@ class Listener:
                     if wait <= 0:
                         return _STOP
                 self._sleep(wait)
+                if self._stopping:
+                    return _STOP
             except ConnectionLost as e:
                 if not self._listened:
                     raise
@@ -461,8 +483,8 @@ class Listener:
                     delay = min(delay, max(0.0, deadline - time.monotonic()))
                 log.warning('q4pg: listener on %r, tag %r: %s; reconnecting in %.1f s',
                             self._manager, self._tag, e, delay)
-                time.sleep(delay)
-                if deadline is not None and time.monotonic() >= deadline:
+                select.select([self._wake_r], [], [], delay)
+                if self._stopping or (deadline is not None and time.monotonic() >= deadline):
                     return _STOP
                 delay = min(delay * 2, _BACKOFF_MAX)
 
@@ -530,11 +552,13 @@ class Listener:
         conn = self._conn
         try:
             conn.poll()
-            if not conn.notifies:
-                select.select([conn], [], [], seconds)
+            if not conn.notifies and not self._stopping:
+                select.select([conn, self._wake_r], [], [], seconds)
                 conn.poll()
         except psycopg2.Error as e:
             raise wrap_error(e, conn) from e
+        with contextlib.suppress(OSError):
+            os.read(self._wake_r, 4096)
         if conn.closed:
             raise ConnectionLost('q4pg: the LISTEN connection is closed')
         if conn.notifies:

@@ -268,6 +268,13 @@ def test_no_extension_installed(bare_dsn):
     for call in (q.queues, q.stats):
         with pytest.raises(q4pg.ExtensionNotInstalled):
             call()
+    # No table either: still the extension is what is missing (the queue name
+    # is sent as text and cast to regclass only once the function is found).
+    for name, call in every_call(q):
+        if call is not None:
+            with pytest.raises(q4pg.ExtensionNotInstalled) as info:
+                call()
+            assert 'CREATE EXTENSION q4pg' in str(info.value), name
 
     check = psycopg2.connect(bare_dsn)
     check.autocommit = True

@@ -266,6 +266,29 @@ def test_listener_stops_on_limit_and_timeout(q):
     assert q.count() == 0
 
 
+def test_stop_acknowledges_the_current_item_and_ends(q):
+    for n in (1, 2):
+        q.enqueue('tag', n)
+    got = []
+    with q.listener('tag') as items:
+        for data in items:
+            got.append(data)
+            items.stop()
+    assert got == [1]
+    assert [row[2] for row in q.list('tag')] == ['2']
+
+
+def test_stop_from_another_thread_wakes_a_sleeping_listener(q, conn):
+    stopper = threading.Timer(0.5, lambda: wait_until(lambda: asleep(conn)) and items.stop())
+    items = q.listener('tag')
+    stopper.start()
+    started = time.monotonic()
+    with items:
+        assert run_within(lambda: list(items)) == []
+    assert time.monotonic() - started < WAIT     # not the 60 s poll
+    stopper.join()
+
+
 def test_listen_connection_is_never_in_a_transaction(q, conn):
     samples = []
 
