@@ -395,17 +395,38 @@ def cmd_stats(args):
                                  ensure_ascii=False, separators=(',', ':'))
                       for queue, tag, waiting, created, age in rows])
         return EXIT_OK
-    table = [('queue', 'tag', 'waiting', 'oldest age')]
-    table += [(_printable(str(queue)), '' if tag is None else _printable(tag), str(waiting),
-               _age(age)) for queue, tag, waiting, created, age in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
-    lines = []
-    for row in table:
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                 row[2].rjust(widths[2]), row[3].rjust(widths[3])]
-        lines.append('  '.join(cells).rstrip())
-    _write_lines(lines)
+    _write_table(('queue', 'tag', 'waiting', 'oldest age'), 'llrr',
+                 [(_printable(str(queue)), '' if tag is None else _printable(tag), str(waiting),
+                   _age(age)) for queue, tag, waiting, created, age in rows])
     return EXIT_OK
+
+
+def cmd_consumers(args):
+    dsn = _dsn(args)
+    with QueueManager(dsn=dsn) as q:
+        rows = q.consumers()
+    if args.json:
+        _write_lines([json.dumps({'queue': queue, 'pid': pid,
+                                  'xact_start': start.isoformat() if start else None,
+                                  'xact_age_seconds': age.total_seconds() if age is not None
+                                  else None,
+                                  'state': state, 'application_name': app},
+                                 ensure_ascii=False, separators=(',', ':'))
+                      for queue, pid, start, age, state, app in rows])
+        return EXIT_OK
+    _write_table(('queue', 'pid', 'xact age', 'state', 'application'), 'lrrll',
+                 [(_printable(queue), str(pid), _age(age), state or '', _printable(app or ''))
+                  for queue, pid, start, age, state, app in rows])
+    return EXIT_OK
+
+
+def _write_table(header, align, rows):
+    """Prints rows of strings as aligned columns ('l'eft or 'r'ight per column)."""
+    table = [header] + list(rows)
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    _write_lines(['  '.join(cell.ljust(w) if a == 'l' else cell.rjust(w)
+                            for cell, w, a in zip(row, widths, align)).rstrip()
+                  for row in table])
 
 
 # ------------------------------------------------------------------ parser
@@ -555,6 +576,13 @@ def build_parser():
                   'messages waiting and the age of the oldest; an empty queue shows one row\n'
                   'with no tag.  --json prints one JSON object per row instead:\n'
                   '{"queue","tag","waiting","oldest_created_at","oldest_age_seconds"}.')
+    sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
+
+    sub = command('consumers', cmd_consumers, 'open transactions holding messages, oldest first',
+                  'The transactions that hold messages right now (a dequeue not yet committed\n'
+                  'or rolled back), of every queue, oldest first.  A long one holds back VACUUM\n'
+                  'in the whole database.  --json prints one JSON object per row instead:\n'
+                  '{"queue","pid","xact_start","xact_age_seconds","state","application_name"}.')
     sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
 
     width = max(len(name) for name, _ in summaries)

@@ -49,6 +49,8 @@ _UNWAIT = 'SELECT q4pg_unwait(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_c
 _QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
 _STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
           'FROM q4pg_stats()')
+_CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
+              'FROM q4pg_consumers()')
 
 _BACKOFF_FIRST = 0.1  # seconds before the first reconnection attempt
 _BACKOFF_MAX = 5.0
@@ -348,6 +350,11 @@ class QueueManager:
     def stats(self):
         """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable queue."""
         return [tuple(row) for row in self._run(_STATS, (), queue=False)]
+
+    def consumers(self):
+        """[(queue, pid, xact_start, xact_age, state, application_name), ...]: the open
+        transactions holding messages of any queue, oldest first (q4pg_consumers)."""
+        return [tuple(row) for row in self._run(_CONSUMERS, (), queue=False)]
 
     def listen(self, tag, *, timeout=None, limit=None, full=False):
         """Generator: waits for messages of `tag` and yields each one's data (Message if `full`).

@@ -400,6 +400,30 @@ def test_stats_with_no_queues_prints_just_the_header(q4pg):
     assert ok(q4pg('stats', '--json')) == ''
 
 
+def test_consumers_shows_open_dequeue_transactions(q4pg, mq, psql, dsn):
+    import psycopg2
+    enqueue_sql(psql, 't', '1')
+    assert ok(q4pg('consumers')).split() == ['queue', 'pid', 'xact', 'age', 'state', 'application']
+    holder = psycopg2.connect(dsn + ' application_name=slow-worker')
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT * FROM q4pg_dequeue('mq', 't')")
+            assert cur.fetchone() is not None
+            cur.execute('SELECT pg_backend_pid()')
+            pid = cur.fetchone()[0]
+        rows = ok(q4pg('consumers')).splitlines()[1:]
+        assert len(rows) == 1
+        assert rows[0].split()[:2] == ['mq', str(pid)]
+        assert 'idle in transaction' in rows[0] and rows[0].endswith('slow-worker')
+        (row,) = json_lines(ok(q4pg('consumers', '--json')))
+        assert (row['queue'], row['pid'], row['application_name']) == ('mq', pid, 'slow-worker')
+        assert row['xact_age_seconds'] >= 0
+    finally:
+        holder.rollback()
+        holder.close()
+    assert ok(q4pg('consumers', '--json')) == ''
+
+
 # ----------------------------------------------------------------- listen
 
 def _readline(stream, timeout):
