@@ -52,6 +52,28 @@ SELECT count(*) AS visible_queues FROM q4pg_queues();
 RESET ROLE;
 SELECT q4pg_count('mq') AS unchanged;
 
+-- the documented producer and consumer grants are enough, and no more
+CREATE ROLE q4pg_producer;
+CREATE ROLE q4pg_consumer;
+GRANT INSERT, SELECT (id) ON mq TO q4pg_producer;
+GRANT SELECT, UPDATE, DELETE ON mq TO q4pg_consumer;
+SET ROLE q4pg_producer;
+SELECT q4pg_enqueue('public.mq', 'p', '{"n": 1}') > 0 AS produced;
+SELECT count(*) AS produced_many FROM q4pg_enqueue_many('public.mq', 'p', ARRAY['1', '2']);
+\set VERBOSITY sqlstate
+SELECT q4pg_dequeue('public.mq', 'p');
+\set VERBOSITY terse
+RESET ROLE;
+SET ROLE q4pg_consumer;
+SELECT data FROM q4pg_dequeue('public.mq', 'p');
+SELECT q4pg_wait('public.mq', 'p') AS may_sleep, q4pg_unwait('public.mq', 'p') AS was_waiting;
+SELECT q4pg_cancel('public.mq', max(id)) AS cancelled FROM q4pg_list('public.mq', 'p');
+\set VERBOSITY sqlstate
+SELECT q4pg_enqueue('public.mq', 'p', '{"n": 1}');
+\set VERBOSITY terse
+RESET ROLE;
+DROP OWNED BY q4pg_producer, q4pg_consumer;
+DROP ROLE q4pg_producer, q4pg_consumer;
 DROP ROLE q4pg_nobody;
 SET client_min_messages = warning;
 DROP SCHEMA evil CASCADE;
