@@ -6,7 +6,7 @@ A thin layer over q4pg.QueueManager.  The one thing it asks the server
 directly is how to read --queue: parse_ident() splits the SQL name into
 (schema, table), and q4pg_queue_settings() tells the commands that print
 messages whether data is JSON.  Exit codes and messages are the contract of
-docs/python-api-spec.md ("Command line").
+README.md ("The command line").
 """
 
 import argparse
@@ -26,7 +26,7 @@ from psycopg2 import sql
 from .client import QueueManager
 from .errors import ConnectionLost, Q4pgError, wrap_error
 
-# Exit codes (docs/python-api-spec.md).
+# Exit codes (README.md, "The command line").
 EXIT_OK = 0
 EXIT_NOTHING = 1      # no message, no such id, listen timed out without a message
 EXIT_USAGE = 2

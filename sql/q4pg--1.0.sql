@@ -83,17 +83,19 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    SELECT format_type(a.atttypid, NULL),
-           (regexp_match(c.conname, '^q4pg_data_max_(\d+)_chars$'))[1]::integer
+    -- three index probes (a join here would scan pg_constraint)
+    SELECT (SELECT format_type(a.atttypid, NULL)
+              FROM pg_attribute AS a
+             WHERE a.attrelid = p_queue AND a.attname = 'data' AND NOT a.attisdropped),
+           (SELECT (regexp_match(c.conname, '^q4pg_data_max_(\d+)_chars$'))[1]::integer
+              FROM pg_constraint AS c
+             WHERE c.conrelid = p_queue AND c.contype = 'c'
+               AND c.conname LIKE 'q4pg\_data\_max\_%'
+             LIMIT 1)
       INTO data_type, data_length
-      FROM pg_trigger AS t
-      JOIN pg_attribute AS a
-        ON a.attrelid = t.tgrelid AND a.attname = 'data' AND NOT a.attisdropped
-      LEFT JOIN pg_constraint AS c
-        ON c.conrelid = t.tgrelid AND c.contype = 'c'
-       AND c.conname ~ '^q4pg_data_max_\d+_chars$'
-     WHERE t.tgrelid = p_queue
-       AND t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure;
+     WHERE EXISTS (SELECT FROM pg_trigger AS t
+                    WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify'
+                      AND t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'q4pg: table % is not a q4pg queue', p_queue
             USING ERRCODE = 'undefined_table',
