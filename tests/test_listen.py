@@ -302,6 +302,7 @@ def test_listen_connection_is_never_in_a_transaction(q, conn):
     consumer = Consumer(q, 'tag', body=body, timeout=WAIT)
     assert wait_until(lambda: len(listen_backends(conn)) == 1)
     for n in range(5):
+        assert wait_until(lambda: asleep(conn))
         samples.append(listen_backends(conn)[0])   # while it sleeps
         q.enqueue('tag', n)
         assert consumer.next() == n
