@@ -197,7 +197,9 @@ BEGIN
              data %s NOT NULL,
              created_at timestamptz NOT NULL DEFAULT now(),
              CONSTRAINT %I CHECK (char_length(data::text) <= %s)
-         )',
+         ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000,
+                 autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000,
+                 autovacuum_vacuum_cost_delay = 0)',
         v_schema, v_name, v_type::regtype,
         format('q4pg_data_max_%s_chars', p_data_length), p_data_length);
     v_queue := format('%I.%I', v_schema, v_name)::regclass;

@@ -6,6 +6,8 @@ CREATE EXTENSION q4pg;
 SELECT q4pg_create_queue('mq');
 SELECT q4pg_create_queue('mq', 'json', 1023);
 SELECT * FROM q4pg_queues();
+-- churn-ready storage: vacuumed after 5000 dead rows whatever the backlog, unthrottled
+SELECT unnest(reloptions) AS storage FROM pg_class WHERE oid = 'mq'::regclass;
 
 -- enqueue returns increasing ids
 SELECT q4pg_enqueue('mq', 'tag', '{"the_data": "must_be"}') AS id1 \gset
