@@ -46,6 +46,8 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_waiting TO PUBLIC;
 -- channel q4pg_channel() names, for each inserted tag that a listener waits for
 -- (q4pg_wait).  The shared advisory lock, held until the producer's
 -- transaction ends, is what q4pg_wait's barrier waits out: no wake-up is lost.
+-- Advisory lock keys (two-int4 form): (1899262055, queue oid) the barrier,
+-- (1899262056, queue oid) the presence of registered listeners.
 CREATE FUNCTION @extschema@.q4pg_notify()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -56,7 +58,12 @@ DECLARE
     v_tag    text;
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(1899262055, TG_RELID::integer);
-    IF NOT EXISTS (SELECT FROM @extschema@.q4pg_waiting AS w WHERE w.queue = TG_RELID) THEN
+    -- Registered listeners hold a shared session lock on the second key: when
+    -- this probe can take it, nobody waits (a registration left behind by a
+    -- session that is gone does not count: its lock went with it).  One
+    -- expression, so nothing can interrupt between taking and releasing.
+    IF pg_try_advisory_lock(1899262056, TG_RELID::integer)
+       AND pg_advisory_unlock(1899262056, TG_RELID::integer) THEN
         RETURN NULL;
     END IF;
     v_prefix := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
@@ -273,7 +280,15 @@ BEGIN
     VALUES (p_queue, p_tag, pg_backend_pid())
     ON CONFLICT DO NOTHING;
     IF FOUND THEN
-        -- a new registration: forget those of sessions that are gone
+        -- A new registration holds the presence lock until q4pg_unwait or the
+        -- end of the session.  Never wait for it: should a producer's probe
+        -- hold it this instant, undo and let the caller try again.
+        IF NOT pg_try_advisory_lock_shared(1899262056, p_queue::oid::integer) THEN
+            DELETE FROM @extschema@.q4pg_waiting AS w
+             WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid();
+            RETURN false;
+        END IF;
+        -- forget the registrations of sessions that are gone
         DELETE FROM @extschema@.q4pg_waiting AS w
          WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
     END IF;
@@ -291,7 +306,11 @@ AS $$
 BEGIN
     DELETE FROM @extschema@.q4pg_waiting AS w
      WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid();
-    RETURN FOUND;
+    IF FOUND THEN
+        PERFORM pg_advisory_unlock_shared(1899262056, p_queue::oid::integer);
+        RETURN true;
+    END IF;
+    RETURN false;
 END
 $$;
 

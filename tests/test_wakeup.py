@@ -128,3 +128,51 @@ def test_many_listeners_many_producers_every_message_once(queue, dsn):
     assert sorted(received) == sorted('%d-%d' % (p, n) for p in range(producers)
                                       for n in range(per_producer))
     assert finished - started < 120
+
+
+def _notifications(conn, seconds=0.5):
+    """The channels of the notifications `conn` receives within `seconds`."""
+    import select
+    deadline = time.monotonic() + seconds
+    got = []
+    while time.monotonic() < deadline:
+        select.select([conn], [], [], max(0.0, deadline - time.monotonic()))
+        conn.poll()
+        got += [n.channel for n in conn.notifies]
+        del conn.notifies[:]
+    return got
+
+
+def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
+    """A registration left by a session that is gone costs producers nothing;
+    a live one gets its NOTIFY; after q4pg_unwait, no more."""
+    def connect():
+        c = psycopg2.connect(dsn)
+        c.autocommit = True
+        return c
+
+    channel = queue.channel('t')
+    observer = connect()                       # hears every NOTIFY, registers nothing
+    observer.cursor().execute('LISTEN "%s"' % channel)
+    gone = connect()
+    gone.cursor().execute("SELECT q4pg_wait('wake', 't')")
+    gone.close()                               # its row stays in q4pg_waiting
+    queue.enqueue('t', 'nobody waits')
+    assert _notifications(observer) == []
+
+    live = connect()
+    cur = live.cursor()
+    cur.execute('LISTEN "%s"' % channel)
+    cur.execute("SELECT q4pg_wait('wake', 't')")
+    assert cur.fetchone() == (True,)
+    queue.enqueue('t', 'someone waits')
+    assert _notifications(observer) == [channel]
+    queue.enqueue('other-tag', 'not for them')
+    assert _notifications(observer) == []
+
+    cur.execute("SELECT q4pg_unwait('wake', 't')")
+    assert cur.fetchone() == (True,)
+    queue.enqueue('t', 'busy again')
+    assert _notifications(observer) == []
+    for c in (observer, live):
+        c.close()
