@@ -1,0 +1,2 @@
+-- peer: PGMQ's take-and-delete of :batch
+SELECT * FROM pgmq.pop('pm', :batch);

@@ -1,0 +1,2 @@
+-- peer: PGMQ's take-and-delete call
+SELECT * FROM pgmq.pop('pm');

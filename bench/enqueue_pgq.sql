@@ -1,0 +1,2 @@
+-- peer: PgQ's producer call
+SELECT pgq.insert_event('pq', 't', '{"n":1}');
