@@ -76,6 +76,15 @@ def _retryable(error):
         error.__cause__, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
+def _encodable(text):
+    """True when `text` can be sent to the server (UTF-8: no lone surrogates)."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _connect(dsn):
     """A new connection; ConnectionLost when the database cannot be reached."""
     try:
@@ -161,7 +170,8 @@ class QueueManager:
             raise InvalidArgument('q4pg: data type %r is not supported (use json, jsonb or text)'
                                   % data_type)
         for what, name in (('table name', table_name), ('schema', schema)):
-            if name is not None and (not isinstance(name, str) or not name or '\0' in name):
+            if name is not None and (not isinstance(name, str) or not name or '\0' in name
+                                     or not _encodable(name)):
                 raise InvalidArgument('q4pg: %s %r is not valid' % (what, name))
         if max_connections < 1:
             raise InvalidArgument('q4pg: max_connections must be at least 1')
@@ -254,7 +264,7 @@ class QueueManager:
             return data
         try:
             return json.dumps(data, separators=(',', ':'), ensure_ascii=False)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             raise InvalidMessage('q4pg: data is not JSON-serializable: %s' % e) from e
 
     def _decode(self, text):

@@ -316,7 +316,8 @@ $$;
 
 -- q4pg_enqueue: adds one message to a queue.
 -- Returns its id.  data must parse as the queue's data type and be at most its
--- data length in characters, or nothing is stored.
+-- data length in characters, the tag at most 2048 bytes (the (tag, id) index
+-- holds it), or nothing is stored.
 CREATE FUNCTION @extschema@.q4pg_enqueue(p_queue regclass, p_tag text, p_data text)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -330,6 +331,11 @@ BEGIN
     IF p_tag IS NULL OR p_data IS NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF octet_length(p_tag) > 2048 THEN
+        RAISE EXCEPTION 'q4pg: tag of % bytes is longer than the 2048 bytes a tag may have',
+                octet_length(p_tag)
+            USING ERRCODE = 'string_data_right_truncation';
     END IF;
     v_settings := @extschema@.q4pg_queue_settings(p_queue);
     -- a jsonb queue stores (and its CHECK measures) the normalized text
@@ -363,6 +369,11 @@ BEGIN
     IF p_tag IS NULL OR p_data IS NULL OR array_position(p_data, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF octet_length(p_tag) > 2048 THEN
+        RAISE EXCEPTION 'q4pg: tag of % bytes is longer than the 2048 bytes a tag may have',
+                octet_length(p_tag)
+            USING ERRCODE = 'string_data_right_truncation';
     END IF;
     v_settings := @extschema@.q4pg_queue_settings(p_queue);
     SELECT max(char_length(CASE WHEN v_settings.data_type = 'jsonb' THEN d::jsonb::text ELSE d END))

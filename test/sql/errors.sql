@@ -12,6 +12,8 @@ SELECT q4pg_enqueue('mq', 'tag', '');
 SELECT q4pg_enqueue('mq', 'tag', '"' || repeat('x', 19) || '"');
 SELECT q4pg_enqueue('mq', NULL, '1');
 SELECT q4pg_enqueue('mq', 'tag', NULL);
+SELECT q4pg_enqueue('mq', repeat('t', 2049), '1');
+SELECT q4pg_enqueue_many('mq', repeat('t', 2049), ARRAY['1']);
 SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1', 'nope']);
 SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1', NULL]);
 SELECT q4pg_dequeue_many('mq', 'tag', -1);
@@ -33,6 +35,7 @@ SELECT q4pg_create_queue(repeat('q', 64));
 SELECT q4pg_create_queue(NULL);
 \set VERBOSITY terse
 -- the messages are clear
+SELECT q4pg_enqueue('mq', repeat('é', 1025), '1');
 SELECT q4pg_enqueue('mq', 'tag', '"' || repeat('x', 19) || '"');
 SELECT q4pg_dequeue('plain', 'tag');
 SELECT q4pg_create_queue('mq', 'text', 20);
