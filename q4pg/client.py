@@ -471,7 +471,12 @@ class Listener:
                 self._listen()
                 item = self._take()
                 if item is not _STOP:
-                    self._unwait()
+                    try:
+                        self._unwait()
+                    except ConnectionLost:
+                        # The LISTEN connection died: deliver what we hold,
+                        # LISTEN again on the next call.
+                        self._hang_up()
                     self._delivered += 1
                     return item
                 delay = _BACKOFF_FIRST
@@ -493,6 +498,7 @@ class Listener:
                 if self._stopping:
                     return _STOP
             except ConnectionLost as e:
+                self._finish(ack=False)   # never leave a message held while we reconnect
                 if not self._listened:
                     raise
                 self._hang_up()

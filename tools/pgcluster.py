@@ -22,6 +22,7 @@ import os
 import pwd
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -103,9 +104,20 @@ class Cluster(testing.postgresql.Postgresql):
                         for k, v in self.dsn(**kwargs).items())
 
     def stop_immediately(self):
-        """Crash-stop the server (as pg_ctl stop -m immediate does)."""
-        import signal
-        self.terminate(signal.SIGQUIT)
+        """Crash-stops the server, as pg_ctl stop -m immediate does: SIGQUIT to the
+        postmaster.  (testing.postgresql's terminate() always sends SIGINT, a
+        clean shutdown, whatever signal it is given.)  start() brings it back
+        through crash recovery."""
+        proc = self.child_process
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.child_process = None
 
 
 def main(argv=None):

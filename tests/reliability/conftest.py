@@ -1,0 +1,224 @@
+"""Fixtures of the reliability and security suite (tests/reliability).
+
+Most tests use the session's cluster from tests/conftest.py.  Tests that crash
+the server get a cluster of their own (``crash_cluster``), started WITHOUT -F
+so that fsync is on, and never disturb the shared one.
+
+``figures`` collects what the suite did (messages, kills, crashes, connection
+cuts, hypothesis inputs, lost messages); at the end of the session it is
+written to tests/reliability/figures/last-run.json, and, when the run took the
+whole suite (not a -k or a single file), to fast.json or soak.json: the figures
+for the README's reliability section.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg2
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+sys.path.insert(0, HERE)
+
+from pgcluster import Cluster  # noqa: E402
+
+TEMPLATE = 'q4pg_template'  # made by tests/conftest.py's cluster fixture
+FIGURES_DIR = os.path.join(HERE, 'figures')
+
+# The figures every run reports, in the order the README lists them.
+FIGURE_KEYS = ('messages', 'kills', 'kills_while_holding', 'crashes', 'connection_cuts',
+               'hypothesis_inputs', 'hostile_inputs', 'redelivered', 'lost', 'duplicated')
+
+
+class Figures(dict):
+    """What the suite did in this session, summed over the tests that ran."""
+
+    def add(self, key, n=1):
+        self[key] = self.get(key, 0) + n
+
+
+_FIGURES = Figures((k, 0) for k in FIGURE_KEYS)
+_RAN = {'tests': 0, 'soak': 0, 'failed': 0}
+_STARTED = time.time()
+
+
+@pytest.fixture(scope='session')
+def figures():
+    """The session's Figures: tests add to them; written out when the session ends."""
+    return _FIGURES
+
+
+_ROOTDIR = [os.getcwd()]
+
+
+def pytest_configure(config):
+    _ROOTDIR[0] = str(config.rootpath)
+
+
+def _ours(report):
+    path = report.nodeid.split('::')[0]
+    return os.path.dirname(os.path.abspath(os.path.join(_ROOTDIR[0], path))) == HERE
+
+
+def pytest_runtest_logreport(report):
+    if report.when == 'call' and _ours(report):
+        _RAN['tests'] += 1
+        if 'soak' in report.keywords:
+            _RAN['soak'] += 1
+        if report.failed:
+            _RAN['failed'] += 1
+
+
+def _whole_suite(config):
+    """True when this run took every test of the suite (no -k, no single files): only
+    then are its figures those of the fast or the soak part."""
+    if config.option.keyword:
+        return False
+    args = [os.path.abspath(os.path.join(str(config.invocation_params.dir), a.split('::')[0]))
+            for a in config.args]
+    return all(os.path.isdir(a) and (HERE + os.sep).startswith(a.rstrip(os.sep) + os.sep)
+               for a in args)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _RAN['tests']:
+        return
+    os.makedirs(FIGURES_DIR, exist_ok=True)
+    mode = 'soak' if _RAN['soak'] else 'fast'
+    record = dict(_FIGURES)
+    record.update(mode=mode, tests=_RAN['tests'], tests_failed=_RAN['failed'],
+                  seconds=round(time.time() - _STARTED, 1),
+                  finished_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+    text = json.dumps(record, indent=2, sort_keys=True) + '\n'
+    names = ['last-run.json'] + ([mode + '.json'] if _whole_suite(session.config) else [])
+    for name in names:
+        with open(os.path.join(FIGURES_DIR, name), 'w') as f:
+            f.write(text)
+
+
+def _admin(cluster, database='postgres'):
+    conn = psycopg2.connect(**cluster.dsn(database=database))
+    conn.autocommit = True
+    return conn
+
+
+def create_database(cluster, template=TEMPLATE):
+    """A new database (a copy of template); returns its name."""
+    name = 'q4pg_rel_' + uuid.uuid4().hex[:12]
+    conn = _admin(cluster)
+    try:
+        with conn.cursor() as cur:
+            cur.execute('CREATE DATABASE %s TEMPLATE %s' % (name, template))
+    finally:
+        conn.close()
+    return name
+
+
+def drop_database(cluster, name):
+    conn = _admin(cluster)
+    try:
+        with conn.cursor() as cur:
+            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope='module')
+def module_dsn(cluster):
+    """A database with q4pg shared by one test module (hypothesis tests need one
+    that outlives a single example)."""
+    name = create_database(cluster)
+    yield cluster.dsn_string(database=name)
+    drop_database(cluster, name)
+
+
+@pytest.fixture
+def logdir(tmp_path):
+    """A directory for the logs of worker processes (tests/reliability/worker.py)."""
+    path = tmp_path / 'logs'
+    path.mkdir()
+    os.chmod(str(tmp_path), 0o755)
+    return str(path)
+
+
+@pytest.fixture
+def workers():
+    """Starts worker processes and kills whatever is left of them after the test."""
+    import reliability_helpers as rh
+    pool = rh.WorkerPool()
+    yield pool
+    pool.kill_all()
+
+
+class CrashableCluster:
+    """A cluster of its own, fsync on, that a test may crash and start again."""
+
+    def __init__(self):
+        # The shared harness passes -F (no fsync); durability after a crash
+        # is what these tests are about, so this cluster runs without it.
+        self.pg = Cluster(postgres_args='-h 127.0.0.1 -c logging_collector=off '
+                                        '-c max_connections=100 -c fsync=on '
+                                        '-c synchronous_commit=on')
+        self.crashes = 0
+        self.database = 'q4pg_crash'
+        conn = _admin(self.pg)
+        with conn.cursor() as cur:
+            cur.execute('CREATE DATABASE %s' % self.database)
+        conn.close()
+        conn = _admin(self.pg, self.database)
+        with conn.cursor() as cur:
+            cur.execute('CREATE EXTENSION q4pg')
+            cur.execute('SHOW fsync')
+            assert cur.fetchone()[0] == 'on'
+        conn.close()
+
+    def dsn(self):
+        return self.pg.dsn_string(database=self.database)
+
+    def crash(self):
+        """Crash-stops the server: SIGQUIT to the postmaster, as pg_ctl stop -m immediate.
+
+        (tools/pgcluster.Cluster.stop_immediately cannot be used: testing.postgresql's
+        Postgresql.terminate() ignores the signal it is given and sends SIGINT, a
+        clean fast shutdown.)
+        """
+        proc = self.pg.child_process
+        assert proc is not None and proc.poll() is None, 'the server is not running'
+        os.kill(proc.pid, signal.SIGQUIT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError('the postmaster did not exit within 60 s of SIGQUIT')
+        self.pg.child_process = None
+        self.crashes += 1
+
+    def start(self):
+        """Starts the server again and checks that it really recovered from a crash."""
+        self.pg.start()
+        log = self.pg.read_bootlog()
+        assert 'not properly shut down' in log or 'was interrupted' in log, (
+            'the server started without crash recovery; its log:\n' + log)
+
+
+@pytest.fixture(scope='module')
+def crash_cluster():
+    """A CrashableCluster for one test module."""
+    c = CrashableCluster()
+    try:
+        yield c
+    finally:
+        if c.pg.child_process is None:
+            try:
+                c.pg.start()
+            except Exception:
+                pass
+        c.pg.stop()

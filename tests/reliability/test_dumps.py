@@ -1,0 +1,151 @@
+"""Dumps: pg_dump and restore keep every waiting message, and ids keep increasing.
+
+For each format (custom archive through pg_restore, plain SQL through psql), a
+database with queues of every data type, one in a schema and under a name
+full of quotes, dots and semicolons, one emptied before the dump (its ids
+must still go on from where they were, not from the largest id left), and
+one message held by a consumer while the dump runs (the dump's snapshot
+still sees it: it is restored as waiting).
+"""
+
+import os
+import subprocess
+import threading
+import uuid
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+import q4pg
+from reliability_helpers import quiet, wait_until
+
+ODD_SCHEMA = 'app; "x".y'
+ODD_TABLE = 'q.u"e;ue --'
+
+
+@pytest.fixture
+def restored(cluster):
+    name = 'q4pg_rel_restored_' + uuid.uuid4().hex[:10]
+    admin = psycopg2.connect(cluster.dsn_string(database='postgres'))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute('CREATE DATABASE %s TEMPLATE template0' % name)
+    yield name
+    with admin.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+    admin.close()
+
+
+def run(cluster, *args):
+    proc = subprocess.run(args, env=dict(os.environ, **cluster.env()), capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, '%s failed:\n%s' % (args[0], proc.stderr)
+    return proc
+
+
+def contents(dsn):
+    """{queue: [(id, tag, data, created_at), ...]} for every queue in the database."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute('SELECT queue::text, data_type, data_length FROM q4pg_queues()')
+            queues = cur.fetchall()
+            result = {}
+            for name, data_type, data_length in queues:
+                cur.execute('SELECT id, tag, data, created_at FROM q4pg_list(%s::regclass)', (name,))
+                result[name, data_type, data_length] = cur.fetchall()
+        return result
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize('fmt', ['custom', 'plain'])
+def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, tmp_path, fmt,
+                                                figures):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute('CREATE SCHEMA %s' % psycopg2.extensions.quote_ident(ODD_SCHEMA, conn))
+    queues = {
+        'json': q4pg.QueueManager(dsn, 'mq'),
+        'jsonb': q4pg.QueueManager(dsn, 'mqb', 'jsonb', 50),
+        'text': q4pg.QueueManager(dsn, ODD_TABLE, 'text', 100, schema=ODD_SCHEMA),
+        'emptied': q4pg.QueueManager(dsn, 'emptied'),
+    }
+    for q in queues.values():
+        q.create_table()
+    last_id = {}
+    for name, q in queues.items():
+        if q.data_type == 'text':
+            items = ['plain %d \u2603 \'"; --' % n for n in range(50)]
+        else:
+            items = [{'n': n, 'nested': {'s': '\u65e5\u672c\'"; --'[: n % 7]}} for n in range(50)]
+        q.enqueue_many('t', items)
+        q.enqueue('other tag', items[0])
+        last_id[name] = q.enqueue('t', items[1])
+        with q.dequeue_many('t', 10):
+            pass                          # the oldest ten are gone
+    with queues['emptied'].dequeue_many('t', 100):
+        pass
+    with queues['emptied'].dequeue_many('other tag', 100):
+        pass
+    assert queues['emptied'].count() == 0
+    held = psycopg2.connect(dsn)        # a consumer holds a message during the dump
+    with held.cursor() as cur:
+        cur.execute("SELECT id FROM q4pg_dequeue('mq', 't')")
+        held_id = cur.fetchone()[0]
+
+    before = contents(dsn)
+    assert any(held_id == row[0] for row in before['mq', 'json', 1023])
+    dump = str(tmp_path / ('db.' + fmt))
+    if fmt == 'custom':
+        run(cluster, 'pg_dump', '-Fc', '-f', dump, '-d', dbname)
+        run(cluster, 'pg_restore', '--exit-on-error', '-d', restored, dump)
+    else:
+        run(cluster, 'pg_dump', '-Fp', '-f', dump, '-d', dbname)
+        run(cluster, 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', restored, '-f', dump)
+    held.commit()                       # afterwards: gone here, but the dump has it
+    held.close()
+
+    new_dsn = cluster.dsn_string(database=restored)
+    after = contents(new_dsn)
+    assert after == before
+    figures.add('messages', sum(len(rows) for rows in after.values()))
+    for name, q in queues.items():
+        q.close()
+        app = 'q4pg-dump-' + uuid.uuid4().hex[:8]
+        r = q4pg.QueueManager(new_dsn + ' application_name=' + app, q.table_name, q.data_type,
+                              q.data_length, schema=q.schema, poll_interval=60)
+        with r:
+            r.create_table()            # the same settings: the same queue
+            item = 'new' if q.data_type == 'text' else {'new': True}
+            new_id = r.enqueue('t', item)
+            assert new_id > last_id[name], (name, new_id, last_id[name])
+            # the NOTIFY trigger came along: a listener asleep (poll interval 60 s)
+            # wakes up within 20 s
+            def wake():
+                wait_until(lambda: quiet(new_dsn, app), 20, 'the listener to sleep')
+                r.enqueue('wake', item)
+            producer = threading.Thread(target=wake)
+            producer.start()
+            assert list(r.listen('wake', timeout=20, limit=1)) == [item]
+            producer.join()
+            # and every waiting message can be taken, in order
+            key = [k for k in after if k[0] == regclass_text(new_dsn, q)]
+            assert len(key) == 1
+            waiting = [row[0] for row in after[key[0]] if row[1] == 't']
+            with r.dequeue_many('t', 1000) as messages:
+                assert [m.id for m in messages] == waiting + [new_id]
+
+
+def regclass_text(dsn, q):
+    """How PostgreSQL writes the queue of QueueManager q (as q4pg_queues() does)."""
+    conn = psycopg2.connect(dsn)
+    try:
+        parts = (q.table_name,) if q.schema is None else (q.schema, q.table_name)
+        with conn.cursor() as cur:
+            cur.execute('SELECT %s::regclass::text', (sql.Identifier(*parts).as_string(conn),))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
