@@ -578,9 +578,9 @@ def build_parser():
                   '{"queue","tag","waiting","oldest_created_at","oldest_age_seconds"}.')
     sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
 
-    sub = command('consumers', cmd_consumers, 'open transactions holding messages, oldest first',
-                  'The transactions that hold messages right now (a dequeue not yet committed\n'
-                  'or rolled back), of every queue, oldest first.  A long one holds back VACUUM\n'
+    sub = command('consumers', cmd_consumers, 'open transactions that ran a dequeue, oldest first',
+                  'The open transactions that ran a dequeue on a queue (holding a message or\n'
+                  'not), of every queue, oldest first.  A long one holds back VACUUM\n'
                   'in the whole database.  --json prints one JSON object per row instead:\n'
                   '{"queue","pid","xact_start","xact_age_seconds","state","application_name"}.')
     sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')

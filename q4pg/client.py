@@ -363,7 +363,7 @@ class QueueManager:
 
     def consumers(self):
         """[(queue, pid, xact_start, xact_age, state, application_name), ...]: the open
-        transactions holding messages of any queue, oldest first (q4pg_consumers)."""
+        transactions that ran a dequeue on any queue, oldest first (q4pg_consumers)."""
         return [tuple(row) for row in self._run(_CONSUMERS, (), queue=False)]
 
     def listen(self, tag, *, timeout=None, limit=None, full=False):

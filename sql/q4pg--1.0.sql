@@ -544,9 +544,9 @@ BEGIN
 END
 $$;
 
--- q4pg_consumers: the open transactions holding messages of a queue (a
--- dequeue not yet committed or rolled back: they hold a row lock, taken FOR
--- UPDATE), oldest first.  A long one holds back VACUUM on every table of the
+-- q4pg_consumers: the open transactions that ran a dequeue on a queue (FOR
+-- UPDATE took a RowShareLock on it), whether or not they took a message,
+-- oldest first.  A long one holds back VACUUM on every table of the
 -- database: see xact_age.
 CREATE FUNCTION @extschema@.q4pg_consumers()
 RETURNS TABLE (queue regclass, pid integer, xact_start timestamptz, xact_age interval,
