@@ -156,7 +156,17 @@ def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
     observer.cursor().execute('LISTEN "%s"' % channel)
     gone = connect()
     gone.cursor().execute("SELECT q4pg_wait('wake', 't')")
+    gone_pid = gone.get_backend_pid()
     gone.close()                               # its row stays in q4pg_waiting
+    check = observer.cursor()
+    deadline = time.monotonic() + PROMPT       # the backend exits after close() returns
+    while time.monotonic() < deadline:
+        check.execute('SELECT count(*) FROM pg_stat_activity WHERE pid = %s', (gone_pid,))
+        if check.fetchone() == (0,):
+            break
+        time.sleep(0.01)
+    check.execute('SELECT count(*) FROM q4pg_waiting WHERE pid = %s', (gone_pid,))
+    assert check.fetchone() == (1,)
     queue.enqueue('t', 'nobody waits')
     assert _notifications(observer) == []
 
