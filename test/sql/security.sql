@@ -10,7 +10,7 @@ CREATE SCHEMA evil;
 CREATE TABLE evil.ran (what text);
 CREATE FUNCTION evil.md5(text) RETURNS text LANGUAGE sql
     AS $$ INSERT INTO evil.ran VALUES ('md5') RETURNING 'hijacked' $$;
-CREATE FUNCTION evil.format(text, VARIADIC "any") RETURNS text LANGUAGE sql
+CREATE FUNCTION evil.format(text, VARIADIC text[]) RETURNS text LANGUAGE sql
     AS $$ INSERT INTO evil.ran VALUES ('format') RETURNING 'SELECT 1' $$;
 CREATE FUNCTION evil.char_length(text) RETURNS integer LANGUAGE sql
     AS $$ INSERT INTO evil.ran VALUES ('char_length') RETURNING 0 $$;
@@ -25,7 +25,7 @@ SELECT q4pg_enqueue('mq', 'a', '{"n": 1}') > 0 AS enqueued;
 SELECT q4pg_enqueue('mq', 'b', '{"n": 2}') > 0 AS enqueued;
 SELECT tag, data FROM q4pg_dequeue('mq', 'b');
 SELECT q4pg_count('mq', 'a') AS count_a;
-SELECT q4pg_channel('mq', 'a') OPERATOR(pg_catalog.=) 'q4pg_' || pg_catalog.md5('public.mq:a') AS channel_ok;
+SELECT q4pg_channel('mq', 'a') OPERATOR(pg_catalog.=) ('q4pg_' OPERATOR(pg_catalog.||) pg_catalog.md5('public.mq:a')) AS channel_ok;
 SELECT tag FROM q4pg_list('mq');
 SELECT q4pg_create_queue('evil_made') IS NOT NULL AS created;
 RESET search_path;
@@ -56,7 +56,7 @@ SELECT q4pg_count('mq') AS unchanged;
 CREATE ROLE q4pg_producer;
 CREATE ROLE q4pg_consumer;
 GRANT INSERT, SELECT (id) ON mq TO q4pg_producer;
-GRANT SELECT, UPDATE, DELETE ON mq TO q4pg_consumer;
+GRANT SELECT, DELETE, UPDATE (created_at) ON mq TO q4pg_consumer;
 SET ROLE q4pg_producer;
 SELECT q4pg_enqueue('public.mq', 'p', '{"n": 1}') > 0 AS produced;
 SELECT count(*) AS produced_many FROM q4pg_enqueue_many('public.mq', 'p', ARRAY['1', '2']);
