@@ -28,6 +28,7 @@ CREATE UNLOGGED TABLE @extschema@.q4pg_waiting (
     tag   text NOT NULL,
     pid   integer NOT NULL,
     since timestamptz NOT NULL DEFAULT now(),
+    lock_key integer NOT NULL,      -- the queue's lock key (see q4pg_notify)
     PRIMARY KEY (queue, tag, pid)
 );
 ALTER TABLE @extschema@.q4pg_waiting ENABLE ROW LEVEL SECURITY;
@@ -42,31 +43,33 @@ REVOKE ALL ON @extschema@.q4pg_waiting FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_waiting TO PUBLIC;
 
 -- q4pg_notify: the trigger on every queue table.
--- After each INSERT statement, sends one NOTIFY, with an empty payload, on the
--- channel q4pg_channel() names, for each inserted tag that a listener waits for
--- (q4pg_wait).  The shared advisory lock, held until the producer's
--- transaction ends, is what q4pg_wait's barrier waits out: no wake-up is lost.
--- Advisory lock keys (two-int4 form): (1899262055, queue oid) the barrier,
--- (1899262056, queue oid) the presence of registered listeners.
+-- Sends one NOTIFY, with an empty payload, on the channel q4pg_channel() names,
+-- for each tag an INSERT statement added that a listener waits for (q4pg_wait).
+--
+-- The gate is the trigger's WHEN clause (see q4pg_create_queue), evaluated
+-- after each INSERT statement with built-in functions only, so that a producer
+-- with no idle listener runs no PL/pgSQL at all:
+--   1. pg_advisory_xact_lock_shared(1899262055, <key>), held until the
+--      producer's transaction ends: the barrier that q4pg_wait waits out, so no
+--      wake-up is lost;
+--   2. pg_try_advisory_lock(1899262056, <key>) AND pg_advisory_unlock(...):
+--      registered listeners hold the second key shared for as long as they are
+--      registered, so when the probe can take it exclusively nobody waits and
+--      the trigger does not fire (a registration left by a session that is gone
+--      does not count: its lock went with it).  One expression, so nothing can
+--      interrupt between taking and releasing.
+-- <key> is the queue's lock key: the table's oid when it was created, written
+-- as a constant into the WHEN clause and as the trigger's argument, so that it
+-- survives pg_dump and renames (q4pg_wait reads it from the argument).
 CREATE FUNCTION @extschema@.q4pg_notify()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix text;
+    v_prefix text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
     v_tag    text;
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(1899262055, TG_RELID::integer);
-    -- Registered listeners hold a shared session lock on the second key: when
-    -- this probe can take it, nobody waits (a registration left behind by a
-    -- session that is gone does not count: its lock went with it).  One
-    -- expression, so nothing can interrupt between taking and releasing.
-    IF pg_try_advisory_lock(1899262056, TG_RELID::integer)
-       AND pg_advisory_unlock(1899262056, TG_RELID::integer) THEN
-        RETURN NULL;
-    END IF;
-    v_prefix := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
     FOR v_tag IN
         SELECT DISTINCT r.tag FROM q4pg_new_rows AS r
          WHERE EXISTS (SELECT FROM @extschema@.q4pg_waiting AS w
@@ -108,6 +111,28 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'Create one with q4pg_create_queue().';
     END IF;
+END
+$$;
+
+-- q4pg_cache_settings: q4pg_queue_settings() for the per-message functions.
+-- Looks the settings up and remembers them for the rest of the session in the
+-- placeholder setting q4pg.queue_<table oid> (value '<data type> <data
+-- length>'), which the per-message functions read first: a catalog lookup per
+-- call cost more than the INSERT it guarded.  A stale entry cannot store bad
+-- data: the column's type and the CHECK constraint decide what is stored, the
+-- entry only picks the cast and words the error.  RESET ALL, DISCARD ALL and a
+-- rolled-back transaction forget it; a new table gets a new oid.
+CREATE FUNCTION @extschema@.q4pg_cache_settings(p_queue regclass)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_settings record;
+BEGIN
+    v_settings := @extschema@.q4pg_queue_settings(p_queue);
+    RETURN set_config('q4pg.queue_' || p_queue::oid,
+                      v_settings.data_type || ' ' || v_settings.data_length, false);
 END
 $$;
 
@@ -211,11 +236,16 @@ BEGIN
         format('q4pg_data_max_%s_chars', p_data_length), p_data_length);
     v_queue := format('%I.%I', v_schema, v_name)::regclass;
     EXECUTE format('CREATE INDEX ON %s (tag, id)', v_queue);
+    -- the gate (see q4pg_notify), with the queue's lock key as a constant
     EXECUTE format(
-        'CREATE TRIGGER q4pg_notify AFTER INSERT ON %s
+        'CREATE TRIGGER q4pg_notify AFTER INSERT ON %1$s
              REFERENCING NEW TABLE AS q4pg_new_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.q4pg_notify()',
-        v_queue);
+             FOR EACH STATEMENT
+             WHEN (pg_catalog.pg_advisory_xact_lock_shared(1899262055, %2$s) IS NOT NULL
+                   AND NOT (pg_catalog.pg_try_advisory_lock(1899262056, %2$s)
+                            AND pg_catalog.pg_advisory_unlock(1899262056, %2$s)))
+             EXECUTE FUNCTION @extschema@.q4pg_notify(%3$L)',
+        v_queue, v_queue::oid::integer, v_queue::oid::integer);
     EXECUTE format('COMMENT ON TABLE %s IS %L', v_queue,
                    format('q4pg queue: %s data of at most %s characters', v_type, p_data_length));
     RETURN v_queue;
@@ -266,6 +296,8 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_key integer;
 BEGIN
     IF p_tag IS NULL THEN
         RAISE EXCEPTION 'q4pg: tag must not be null'
@@ -276,14 +308,24 @@ BEGIN
         RAISE EXCEPTION 'q4pg: permission denied to wait on queue %', p_queue
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO @extschema@.q4pg_waiting (queue, tag, pid)
-    VALUES (p_queue, p_tag, pg_backend_pid())
+    -- the queue's lock key, the argument of its trigger (see q4pg_notify)
+    SELECT nullif(split_part(encode(t.tgargs, 'escape'), '\000', 1), '')::integer
+      INTO v_key
+      FROM pg_trigger AS t
+     WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify';
+    IF v_key IS NULL THEN
+        RAISE EXCEPTION 'q4pg: the q4pg_notify trigger of queue % has no lock key', p_queue
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'The trigger was changed by hand; only q4pg_create_queue() makes it.';
+    END IF;
+    INSERT INTO @extschema@.q4pg_waiting (queue, tag, pid, lock_key)
+    VALUES (p_queue, p_tag, pg_backend_pid(), v_key)
     ON CONFLICT DO NOTHING;
     IF FOUND THEN
         -- A new registration holds the presence lock until q4pg_unwait or the
         -- end of the session.  Never wait for it: should a producer's probe
         -- hold it this instant, undo and let the caller try again.
-        IF NOT pg_try_advisory_lock_shared(1899262056, p_queue::oid::integer) THEN
+        IF NOT pg_try_advisory_lock_shared(1899262056, v_key) THEN
             DELETE FROM @extschema@.q4pg_waiting AS w
              WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid();
             RETURN false;
@@ -292,7 +334,7 @@ BEGIN
         DELETE FROM @extschema@.q4pg_waiting AS w
          WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
     END IF;
-    RETURN pg_try_advisory_xact_lock(1899262055, p_queue::oid::integer);
+    RETURN pg_try_advisory_xact_lock(1899262055, v_key);
 END
 $$;
 
@@ -303,11 +345,14 @@ RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_key integer;
 BEGIN
     DELETE FROM @extschema@.q4pg_waiting AS w
-     WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid();
+     WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid()
+    RETURNING w.lock_key INTO v_key;
     IF FOUND THEN
-        PERFORM pg_advisory_unlock_shared(1899262056, p_queue::oid::integer);
+        PERFORM pg_advisory_unlock_shared(1899262056, v_key);
         RETURN true;
     END IF;
     RETURN false;
@@ -324,7 +369,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_settings record;
+    v_settings text;     -- '<data type> <data length>', see q4pg_cache_settings
+    v_type     text;
+    v_limit    integer;
     v_length   integer;
     v_id       bigint;
 BEGIN
@@ -337,17 +384,19 @@ BEGIN
                 octet_length(p_tag)
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    v_settings := @extschema@.q4pg_queue_settings(p_queue);
+    v_settings := coalesce(nullif(current_setting('q4pg.queue_' || p_queue::oid, true), ''),
+                          @extschema@.q4pg_cache_settings(p_queue));
+    v_type := split_part(v_settings, ' ', 1);
+    v_limit := split_part(v_settings, ' ', 2)::integer;
     -- a jsonb queue stores (and its CHECK measures) the normalized text
-    v_length := char_length(CASE WHEN v_settings.data_type = 'jsonb'
-                                 THEN p_data::jsonb::text ELSE p_data END);
-    IF v_length > v_settings.data_length THEN
+    v_length := char_length(CASE WHEN v_type = 'jsonb' THEN p_data::jsonb::text ELSE p_data END);
+    IF v_length > v_limit THEN
         RAISE EXCEPTION 'q4pg: message of % characters is longer than queue % accepts (% characters)',
-                v_length, p_queue, v_settings.data_length
+                v_length, p_queue, v_limit
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
     EXECUTE format('INSERT INTO %s (tag, data) VALUES ($1, $2::%s) RETURNING id',
-                   p_queue, v_settings.data_type::regtype)
+                   p_queue, v_type::regtype)
        INTO v_id
       USING p_tag, p_data;
     RETURN v_id;
@@ -363,7 +412,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_settings record;
+    v_settings text;     -- '<data type> <data length>', see q4pg_cache_settings
+    v_type     text;
+    v_limit    integer;
     v_longest  integer;
 BEGIN
     IF p_tag IS NULL OR p_data IS NULL OR array_position(p_data, NULL) IS NOT NULL THEN
@@ -375,20 +426,23 @@ BEGIN
                 octet_length(p_tag)
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    v_settings := @extschema@.q4pg_queue_settings(p_queue);
-    SELECT max(char_length(CASE WHEN v_settings.data_type = 'jsonb' THEN d::jsonb::text ELSE d END))
+    v_settings := coalesce(nullif(current_setting('q4pg.queue_' || p_queue::oid, true), ''),
+                          @extschema@.q4pg_cache_settings(p_queue));
+    v_type := split_part(v_settings, ' ', 1);
+    v_limit := split_part(v_settings, ' ', 2)::integer;
+    SELECT max(char_length(CASE WHEN v_type = 'jsonb' THEN d::jsonb::text ELSE d END))
       INTO v_longest
       FROM unnest(p_data) AS d;
-    IF v_longest > v_settings.data_length THEN
+    IF v_longest > v_limit THEN
         RAISE EXCEPTION 'q4pg: message of % characters is longer than queue % accepts (% characters)',
-                v_longest, p_queue, v_settings.data_length
+                v_longest, p_queue, v_limit
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
     RETURN QUERY EXECUTE format(
         'INSERT INTO %s (tag, data)
          SELECT $1, d::%s FROM unnest($2) WITH ORDINALITY AS u(d, n) ORDER BY n
          RETURNING id',
-        p_queue, v_settings.data_type::regtype)
+        p_queue, v_type::regtype)
       USING p_tag, p_data;
 END
 $$;
@@ -401,8 +455,12 @@ RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_settings text;
 BEGIN
-    PERFORM @extschema@.q4pg_queue_settings(p_queue);
+    -- raises unless p_queue is a queue (remembered: see q4pg_cache_settings)
+    v_settings := coalesce(nullif(current_setting('q4pg.queue_' || p_queue::oid, true), ''),
+                           @extschema@.q4pg_cache_settings(p_queue));
     RETURN QUERY EXECUTE format(
         'DELETE FROM %1$s
           WHERE id = (SELECT id FROM %1$s WHERE tag = $1
@@ -420,12 +478,16 @@ RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_settings text;
 BEGIN
     IF p_limit IS NULL OR p_limit < 0 THEN
         RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', coalesce(p_limit::text, 'null')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM @extschema@.q4pg_queue_settings(p_queue);
+    -- raises unless p_queue is a queue (remembered: see q4pg_cache_settings)
+    v_settings := coalesce(nullif(current_setting('q4pg.queue_' || p_queue::oid, true), ''),
+                           @extschema@.q4pg_cache_settings(p_queue));
     RETURN QUERY EXECUTE format(
         'WITH taken AS (
              DELETE FROM %1$s
@@ -447,9 +509,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_removed boolean;
+    v_settings text;
+    v_removed  boolean;
 BEGIN
-    PERFORM @extschema@.q4pg_queue_settings(p_queue);
+    -- raises unless p_queue is a queue (remembered: see q4pg_cache_settings)
+    v_settings := coalesce(nullif(current_setting('q4pg.queue_' || p_queue::oid, true), ''),
+                           @extschema@.q4pg_cache_settings(p_queue));
     EXECUTE format(
         'DELETE FROM %1$s
           WHERE id = (SELECT id FROM %1$s WHERE id = $1 FOR UPDATE SKIP LOCKED)

@@ -187,6 +187,7 @@ def test_hostile_search_path_changes_nothing(conn, hostile):
 PROBES = {
     'q4pg_notify': 'INSERT INTO {q} (tag, data) VALUES (%s, %s)',
     'q4pg_queue_settings': 'SELECT * FROM {f}(%s)',
+    'q4pg_cache_settings': 'SELECT {f}(%s)',
     'q4pg_create_queue': "SELECT {f}(%s, 'json', 100)::text",
     'q4pg_drop_queue': 'SELECT {f}(%s)',
     'q4pg_channel': "SELECT {f}(%s, 'a')",
