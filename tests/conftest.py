@@ -9,7 +9,6 @@ so tests are isolated without paying for CREATE EXTENSION each time.
 import os
 import subprocess
 import sys
-import uuid
 
 import psycopg2
 import pytest
@@ -22,41 +21,15 @@ from pgcluster import Cluster  # noqa: E402
 TEMPLATE = 'q4pg_template'
 
 
-def _admin(cluster, database='postgres'):
-    conn = psycopg2.connect(**cluster.dsn(database=database))
-    conn.autocommit = True
-    return conn
-
-
-def _create_database(cluster, template):
-    name = 'q4pg_test_' + uuid.uuid4().hex[:12]
-    conn = _admin(cluster)
-    try:
-        with conn.cursor() as cur:
-            cur.execute('CREATE DATABASE %s TEMPLATE %s' % (name, template))
-    finally:
-        conn.close()
-    return name
-
-
-def _drop_database(cluster, name):
-    conn = _admin(cluster)
-    try:
-        with conn.cursor() as cur:
-            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope='session')
 def cluster():
     """The session's PostgreSQL cluster (a tools/pgcluster.Cluster)."""
     with Cluster() as pg:
-        conn = _admin(pg)
+        conn = pg.admin()
         with conn.cursor() as cur:
             cur.execute('CREATE DATABASE %s' % TEMPLATE)
         conn.close()
-        conn = _admin(pg, TEMPLATE)
+        conn = pg.admin(TEMPLATE)
         with conn.cursor() as cur:
             cur.execute('CREATE EXTENSION q4pg')
         conn.close()
@@ -66,9 +39,9 @@ def cluster():
 @pytest.fixture
 def dbname(cluster):
     """A fresh database with the extension installed, dropped after the test."""
-    name = _create_database(cluster, TEMPLATE)
+    name = cluster.create_database(TEMPLATE, prefix='q4pg_test_')
     yield name
-    _drop_database(cluster, name)
+    cluster.drop_database(name)
 
 
 @pytest.fixture
@@ -80,9 +53,17 @@ def dsn(cluster, dbname):
 @pytest.fixture
 def bare_dsn(cluster):
     """libpq connection string of a fresh database WITHOUT the extension."""
-    name = _create_database(cluster, 'template1')
+    name = cluster.create_database('template1', prefix='q4pg_test_')
     yield cluster.dsn_string(database=name)
-    _drop_database(cluster, name)
+    cluster.drop_database(name)
+
+
+@pytest.fixture
+def restored(cluster):
+    """The name of an empty database (template0) to restore a dump into, dropped afterwards."""
+    name = cluster.create_database('template0', prefix='q4pg_restored_')
+    yield name
+    cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import datetime
 import re
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import psycopg2.extensions
 import pytest
 
 import q4pg
+from helpers import WAIT, wait_until
 
-WAIT = 10  # seconds: generous liveness timeout
 APP = 'q4pg_client_test'  # application_name of the QueueManager's connections
 
 
@@ -34,15 +33,6 @@ def caller(dsn):
     c.commit()
     yield c
     c.close()
-
-
-def wait_until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def orders(conn):

@@ -3,28 +3,12 @@
 import os
 import subprocess
 import threading
-import uuid
 
-import psycopg2
 import pytest
 
 import q4pg
 
 WAIT = 10  # seconds: generous liveness timeout
-
-
-@pytest.fixture
-def restored(cluster):
-    """The name of an empty database to restore into, dropped afterwards."""
-    name = 'q4pg_restored_' + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(cluster.dsn_string(database='postgres'))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute('CREATE DATABASE %s TEMPLATE template0' % name)
-    yield name
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-    admin.close()
 
 
 def run(cluster, *args):

@@ -12,8 +12,8 @@ import time
 import pytest
 
 import q4pg
+from helpers import WAIT, wait_until
 
-WAIT = 10  # seconds: generous liveness timeout
 APP = 'q4pg_listen_test'  # application_name of the listener's connections
 
 
@@ -27,15 +27,6 @@ def q(dsn):
     manager.create_table()
     yield manager
     manager.close()
-
-
-def wait_until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def backends(conn):

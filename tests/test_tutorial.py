@@ -13,26 +13,15 @@ Two places where the seed cannot be taken literally:
 
 import datetime
 import threading
-import time
 
 import pytest
 
 import q4pg
-
-WAIT = 10  # seconds: generous liveness timeout
+from helpers import WAIT, wait_until
 
 
 class GiveBack(Exception):
     """Leaves a with block by an exception, so what it holds goes back to the queue."""
-
-
-def wait_until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def listener_asleep(conn, tag):

@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 
 import testing.postgresql
 
@@ -102,6 +103,32 @@ class Cluster(testing.postgresql.Postgresql):
         """The cluster's DSN as a libpq connection string."""
         return ' '.join('%s=%s' % (k if k != 'database' else 'dbname', v)
                         for k, v in self.dsn(**kwargs).items())
+
+    def admin(self, database='postgres'):
+        """An autocommit psycopg2 connection to `database` (postgres), for set-up."""
+        import psycopg2  # the venv's; the `run` command needs none
+        conn = psycopg2.connect(**self.dsn(database=database))
+        conn.autocommit = True
+        return conn
+
+    def create_database(self, template='template0', prefix='q4pg_'):
+        """A new database, a copy of `template`, named `prefix` + a random suffix;
+        returns its name."""
+        name = prefix + uuid.uuid4().hex[:12]
+        self._admin_command('CREATE DATABASE %s TEMPLATE %s' % (name, template))
+        return name
+
+    def drop_database(self, name):
+        """Drops database `name`, if it exists, disconnecting its sessions."""
+        self._admin_command('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
+
+    def _admin_command(self, command):
+        conn = self.admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(command)
+        finally:
+            conn.close()
 
     def stop_immediately(self):
         """Crash-stops the server, as pg_ctl stop -m immediate does: SIGQUIT to the

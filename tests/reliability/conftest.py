@@ -17,9 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
-import psycopg2
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -103,40 +101,13 @@ def pytest_sessionfinish(session, exitstatus):
             f.write(text)
 
 
-def _admin(cluster, database='postgres'):
-    conn = psycopg2.connect(**cluster.dsn(database=database))
-    conn.autocommit = True
-    return conn
-
-
-def create_database(cluster, template=TEMPLATE):
-    """A new database (a copy of template); returns its name."""
-    name = 'q4pg_rel_' + uuid.uuid4().hex[:12]
-    conn = _admin(cluster)
-    try:
-        with conn.cursor() as cur:
-            cur.execute('CREATE DATABASE %s TEMPLATE %s' % (name, template))
-    finally:
-        conn.close()
-    return name
-
-
-def drop_database(cluster, name):
-    conn = _admin(cluster)
-    try:
-        with conn.cursor() as cur:
-            cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope='module')
 def module_dsn(cluster):
     """A database with q4pg shared by one test module (hypothesis tests need one
     that outlives a single example)."""
-    name = create_database(cluster)
+    name = cluster.create_database(TEMPLATE, prefix='q4pg_rel_')
     yield cluster.dsn_string(database=name)
-    drop_database(cluster, name)
+    cluster.drop_database(name)
 
 
 @pytest.fixture
@@ -168,11 +139,11 @@ class CrashableCluster:
                                         '-c synchronous_commit=on')
         self.crashes = 0
         self.database = 'q4pg_crash'
-        conn = _admin(self.pg)
+        conn = self.pg.admin()
         with conn.cursor() as cur:
             cur.execute('CREATE DATABASE %s' % self.database)
         conn.close()
-        conn = _admin(self.pg, self.database)
+        conn = self.pg.admin(self.database)
         with conn.cursor() as cur:
             cur.execute('CREATE EXTENSION q4pg')
             cur.execute('SHOW fsync')

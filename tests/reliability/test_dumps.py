@@ -24,19 +24,6 @@ ODD_SCHEMA = 'app; "x".y'
 ODD_TABLE = 'q.u"e;ue --'
 
 
-@pytest.fixture
-def restored(cluster):
-    name = 'q4pg_rel_restored_' + uuid.uuid4().hex[:10]
-    admin = psycopg2.connect(cluster.dsn_string(database='postgres'))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute('CREATE DATABASE %s TEMPLATE template0' % name)
-    yield name
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
-    admin.close()
-
-
 def run(cluster, *args):
     proc = subprocess.run(args, env=dict(os.environ, **cluster.env()), capture_output=True,
                           text=True)
