@@ -244,8 +244,8 @@ BEGIN
              WHEN (pg_catalog.pg_advisory_xact_lock_shared(1899262055, %2$s) IS NOT NULL
                    AND NOT (pg_catalog.pg_try_advisory_lock(1899262056, %2$s)
                             AND pg_catalog.pg_advisory_unlock(1899262056, %2$s)))
-             EXECUTE FUNCTION @extschema@.q4pg_notify(%3$L)',
-        v_queue, v_queue::oid::integer, v_queue::oid::integer);
+             EXECUTE FUNCTION @extschema@.q4pg_notify(%2$L)',
+        v_queue, v_queue::oid::integer);
     EXECUTE format('COMMENT ON TABLE %s IS %L', v_queue,
                    format('q4pg queue: %s data of at most %s characters', v_type, p_data_length));
     RETURN v_queue;
