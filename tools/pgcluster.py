@@ -134,7 +134,8 @@ class Cluster(testing.postgresql.Postgresql):
         """Crash-stops the server, as pg_ctl stop -m immediate does: SIGQUIT to the
         postmaster.  (testing.postgresql's terminate() always sends SIGINT, a
         clean shutdown, whatever signal it is given.)  start() brings it back
-        through crash recovery."""
+        through crash recovery.  Raises RuntimeError (after killing it) when
+        the postmaster outlives SIGQUIT by 60 s."""
         proc = self.child_process
         if proc is None:
             return
@@ -144,7 +145,9 @@ class Cluster(testing.postgresql.Postgresql):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        self.child_process = None
+            raise RuntimeError('the postmaster did not exit within 60 s of SIGQUIT')
+        finally:
+            self.child_process = None
 
 
 def main(argv=None):

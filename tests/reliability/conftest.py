@@ -13,8 +13,6 @@ for the README's reliability section.
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
@@ -154,22 +152,11 @@ class CrashableCluster:
         return self.pg.dsn_string(database=self.database)
 
     def crash(self):
-        """Crash-stops the server: SIGQUIT to the postmaster, as pg_ctl stop -m immediate.
-
-        (tools/pgcluster.Cluster.stop_immediately cannot be used: testing.postgresql's
-        Postgresql.terminate() ignores the signal it is given and sends SIGINT, a
-        clean fast shutdown.)
-        """
+        """Crash-stops the running server (tools/pgcluster.Cluster.stop_immediately:
+        SIGQUIT to the postmaster, as pg_ctl stop -m immediate)."""
         proc = self.pg.child_process
         assert proc is not None and proc.poll() is None, 'the server is not running'
-        os.kill(proc.pid, signal.SIGQUIT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError('the postmaster did not exit within 60 s of SIGQUIT')
-        self.pg.child_process = None
+        self.pg.stop_immediately()
         self.crashes += 1
 
     def start(self):
