@@ -508,7 +508,7 @@ class Bench:
                            percentile(samples, 99) * 1e3,
                            '  (%d lost)' % missing if missing else '', t))
             if getattr(self, 'stale_waiting', 0):
-                self.notes.append('%d listener(s) left a row in q4pg_waiting after exiting '
+                self.notes.append('%d listener(s) left a row in q4pg_idle_listeners after exiting '
                                   '(%d listener(s) per run): until some listener registers again, '
                                   'every producer keeps paying for NOTIFY. The bench deletes them.'
                                   % (self.stale_waiting, c))
@@ -577,17 +577,17 @@ class Bench:
         return latencies, missing
 
     def forget_listeners(self):
-        """Where q4pg keeps a registry of waiting listeners (q4pg_waiting), clears
+        """Where q4pg keeps a registry of waiting listeners (q4pg_idle_listeners), clears
         what the exited listeners left in it, so later measurements run with no
         listener registered; notes how many rows were left behind."""
-        if not self.query("SELECT to_regclass('q4pg_waiting') IS NOT NULL")[0][0]:
+        if not self.query("SELECT to_regclass('q4pg_idle_listeners') IS NOT NULL")[0][0]:
             return
         time.sleep(0.2)
-        left = self.query('SELECT count(*) FROM q4pg_waiting AS w WHERE NOT EXISTS '
+        left = self.query('SELECT count(*) FROM q4pg_idle_listeners AS w WHERE NOT EXISTS '
                           '(SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid)')[0][0]
         if left:
             self.stale_waiting = getattr(self, 'stale_waiting', 0) + left
-        self.execute('DELETE FROM q4pg_waiting')
+        self.execute('DELETE FROM q4pg_idle_listeners')
 
     def section_soak(self):
         """The churn soak on the q4pg queue and on raw: first with autovacuum_naptime
@@ -779,7 +779,7 @@ class Bench:
             python=platform.python_version(), psycopg2=psycopg2.__version__.split()[0],
             commit=commit + (' (sql/ or q4pg/ modified)' if dirty else ''),
             installed='q4pg--1.0.sql sha1 %s%s' % (installed, ', features: ' + ', '.join(
-                f for f in ('q4pg_wait',) if self.query(
+                f for f in ('q4pg_register_idle',) if self.query(
                     'SELECT to_regproc(%s) IS NOT NULL', (f,))[0][0]) if installed else ''),
             peers=getattr(self, 'peer_versions', {}),
             client=self.client_problem and 'q4pg client not importable: ' + self.client_problem

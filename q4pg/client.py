@@ -44,8 +44,8 @@ _LIST = ('SELECT id, tag, data, created_at '
 _COUNT = 'SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
 _CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
 _CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
-_WAIT = 'SELECT q4pg_wait(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
-_UNWAIT = 'SELECT q4pg_unwait(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+_WAIT = 'SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+_UNWAIT = 'SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
 _QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
 _STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
           'FROM q4pg_stats()')
@@ -54,7 +54,7 @@ _CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, 
 
 _BACKOFF_FIRST = 0.1  # seconds before the first reconnection attempt
 _BACKOFF_MAX = 5.0
-# While a producer that may have missed our registration runs, q4pg_wait says
+# While a producer that may have missed our registration runs, q4pg_register_idle says
 # "don't sleep yet": look again after this long, doubling up to the maximum.
 _BARRIER_FIRST = 0.002
 _BARRIER_MAX = 0.1
@@ -407,7 +407,7 @@ class Listener:
         self._worker = None    # the pooled connection holding the current item
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
-        self._registered = False  # q4pg_wait recorded us on the LISTEN connection
+        self._registered = False  # q4pg_register_idle recorded us on the LISTEN connection
         self._safe = False        # ... and said no producer can have missed it
         self._closed = False
         self._stopping = False
@@ -522,13 +522,13 @@ class Listener:
             raise wrap_error(e, conn) from e
 
     def _wait(self):
-        """Registers this listener as idle (q4pg_wait); True when it may sleep."""
+        """Registers this listener as idle (q4pg_register_idle); True when it may sleep."""
         self._registered = True
         self._safe = self._call(_WAIT)
         return self._safe
 
     def _unwait(self):
-        """Busy again: producers need not notify us (q4pg_unwait)."""
+        """Busy again: producers need not notify us (q4pg_unregister_idle)."""
         if self._registered and self._conn is not None:
             self._registered = self._safe = False
             self._call(_UNWAIT)
@@ -607,7 +607,7 @@ class Listener:
     def _hang_up(self):
         """Closes the LISTEN connection (a new one LISTENs again) and with it
         our registration; a registration left behind by a connection that
-        died is cleared by the next listener's q4pg_wait."""
+        died is cleared by the next listener's q4pg_register_idle."""
         with contextlib.suppress(Q4pgError):
             self._unwait()
         self._registered = self._safe = False

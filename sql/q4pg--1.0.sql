@@ -23,7 +23,7 @@
 -- state, meaningless after a restore: unlogged, and not dumped.
 -- Everyone may read it; a backend may add and remove only its own rows, and
 -- remove the rows of backends that are gone.
-CREATE UNLOGGED TABLE @extschema@.q4pg_waiting (
+CREATE UNLOGGED TABLE @extschema@.q4pg_idle_listeners (
     queue oid NOT NULL,
     tag   text NOT NULL,
     pid   integer NOT NULL,
@@ -31,26 +31,26 @@ CREATE UNLOGGED TABLE @extschema@.q4pg_waiting (
     lock_key integer NOT NULL,      -- the queue's lock key (see q4pg_notify)
     PRIMARY KEY (queue, tag, pid)
 );
-ALTER TABLE @extschema@.q4pg_waiting ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON @extschema@.q4pg_waiting FOR SELECT USING (true);
-CREATE POLICY add_own ON @extschema@.q4pg_waiting FOR INSERT
+ALTER TABLE @extschema@.q4pg_idle_listeners ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON @extschema@.q4pg_idle_listeners FOR SELECT USING (true);
+CREATE POLICY add_own ON @extschema@.q4pg_idle_listeners FOR INSERT
     WITH CHECK (pid = pg_catalog.pg_backend_pid());
-CREATE POLICY remove_own_or_gone ON @extschema@.q4pg_waiting FOR DELETE
+CREATE POLICY remove_own_or_gone ON @extschema@.q4pg_idle_listeners FOR DELETE
     USING (pid = pg_catalog.pg_backend_pid()
            OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity AS a
-                           WHERE a.pid OPERATOR(pg_catalog.=) q4pg_waiting.pid));
-REVOKE ALL ON @extschema@.q4pg_waiting FROM PUBLIC;
-GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_waiting TO PUBLIC;
+                           WHERE a.pid OPERATOR(pg_catalog.=) q4pg_idle_listeners.pid));
+REVOKE ALL ON @extschema@.q4pg_idle_listeners FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_idle_listeners TO PUBLIC;
 
 -- q4pg_notify: the trigger on every queue table.
 -- Sends one NOTIFY, with an empty payload, on the channel q4pg_channel() names,
--- for each tag an INSERT statement added that a listener waits for (q4pg_wait).
+-- for each tag an INSERT statement added that a listener waits for (q4pg_register_idle).
 --
 -- The gate is the trigger's WHEN clause (see q4pg_create_queue), evaluated
 -- after each INSERT statement with built-in functions only, so that a producer
 -- with no idle listener runs no PL/pgSQL at all:
 --   1. pg_advisory_xact_lock_shared(1899262055, <key>), held until the
---      producer's transaction ends: the barrier that q4pg_wait waits out, so no
+--      producer's transaction ends: the barrier that q4pg_register_idle waits out, so no
 --      wake-up is lost;
 --   2. pg_try_advisory_lock(1899262056, <key>) AND pg_advisory_unlock(...):
 --      registered listeners hold the second key shared for as long as they are
@@ -60,7 +60,7 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_waiting TO PUBLIC;
 --      interrupt between taking and releasing.
 -- <key> is the queue's lock key: the table's oid when it was created, written
 -- as a constant into the WHEN clause and as the trigger's argument, so that it
--- survives pg_dump and renames (q4pg_wait reads it from the argument).
+-- survives pg_dump and renames (q4pg_register_idle reads it from the argument).
 CREATE FUNCTION @extschema@.q4pg_notify()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -72,7 +72,7 @@ DECLARE
 BEGIN
     FOR v_tag IN
         SELECT DISTINCT r.tag FROM q4pg_new_rows AS r
-         WHERE EXISTS (SELECT FROM @extschema@.q4pg_waiting AS w
+         WHERE EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
                         WHERE w.queue = TG_RELID AND w.tag = r.tag)
     LOOP
         PERFORM pg_notify('q4pg_' || md5(v_prefix || v_tag), '');
@@ -285,13 +285,13 @@ BEGIN
 END
 $$;
 
--- q4pg_wait: registers the calling session as a listener about to sleep,
+-- q4pg_register_idle: registers the calling session as a listener about to sleep,
 -- waiting for a message of p_tag (LISTEN on q4pg_channel() first).
 -- Returns true when the session may sleep until a notification: every producer
 -- that could have missed the registration has finished, so a dequeue attempt
 -- made now sees its message.  Returns false when such a producer is still
 -- running: try to dequeue, then call again shortly.  Never waits.
-CREATE FUNCTION @extschema@.q4pg_wait(p_queue regclass, p_tag text)
+CREATE FUNCTION @extschema@.q4pg_register_idle(p_queue regclass, p_tag text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -318,29 +318,29 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'The trigger was changed by hand; only q4pg_create_queue() makes it.';
     END IF;
-    INSERT INTO @extschema@.q4pg_waiting (queue, tag, pid, lock_key)
+    INSERT INTO @extschema@.q4pg_idle_listeners (queue, tag, pid, lock_key)
     VALUES (p_queue, p_tag, pg_backend_pid(), v_key)
     ON CONFLICT DO NOTHING;
     IF FOUND THEN
-        -- A new registration holds the presence lock until q4pg_unwait or the
+        -- A new registration holds the presence lock until q4pg_unregister_idle or the
         -- end of the session.  Never wait for it: should a producer's probe
         -- hold it this instant, undo and let the caller try again.
         IF NOT pg_try_advisory_lock_shared(1899262056, v_key) THEN
-            DELETE FROM @extschema@.q4pg_waiting AS w
+            DELETE FROM @extschema@.q4pg_idle_listeners AS w
              WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid();
             RETURN false;
         END IF;
         -- forget the registrations of sessions that are gone
-        DELETE FROM @extschema@.q4pg_waiting AS w
+        DELETE FROM @extschema@.q4pg_idle_listeners AS w
          WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
     END IF;
     RETURN pg_try_advisory_xact_lock(1899262055, v_key);
 END
 $$;
 
--- q4pg_unwait: the calling session no longer waits for p_tag (it has woken
+-- q4pg_unregister_idle: the calling session no longer waits for p_tag (it has woken
 -- up).  Returns true when it was registered.
-CREATE FUNCTION @extschema@.q4pg_unwait(p_queue regclass, p_tag text)
+CREATE FUNCTION @extschema@.q4pg_unregister_idle(p_queue regclass, p_tag text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -348,7 +348,7 @@ AS $$
 DECLARE
     v_key integer;
 BEGIN
-    DELETE FROM @extschema@.q4pg_waiting AS w
+    DELETE FROM @extschema@.q4pg_idle_listeners AS w
      WHERE w.queue = p_queue AND w.tag = p_tag AND w.pid = pg_backend_pid()
     RETURNING w.lock_key INTO v_key;
     IF FOUND THEN

@@ -42,7 +42,7 @@ def refused(manager, error, call, *args, **kwargs):
 
 
 def tables(conn, schema='public'):
-    """The tables of `schema`, but the extension's own (q4pg_waiting)."""
+    """The tables of `schema`, but the extension's own (q4pg_idle_listeners)."""
     with conn.cursor() as cur:
         cur.execute("SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n "
                     "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' "

@@ -38,8 +38,8 @@ def backends(conn):
 
 
 def on_listen_connection(query):
-    """True for what a LISTEN connection runs: LISTEN, q4pg_wait, q4pg_unwait."""
-    return query.startswith('LISTEN ') or 'q4pg_wait(' in query or 'q4pg_unwait(' in query
+    """True for what a LISTEN connection runs: LISTEN, q4pg_register_idle, q4pg_unregister_idle."""
+    return query.startswith('LISTEN ') or 'q4pg_register_idle(' in query or 'q4pg_unregister_idle(' in query
 
 
 def listen_backends(conn):
@@ -51,9 +51,9 @@ def worker_backends(conn):
 
 
 def registered(conn, tag):
-    """The pids that told q4pg_wait they wait for `tag`."""
+    """The pids that told q4pg_register_idle they wait for `tag`."""
     with conn.cursor() as cur:
-        cur.execute('SELECT pid FROM q4pg_waiting WHERE tag = %s ORDER BY pid', (tag,))
+        cur.execute('SELECT pid FROM q4pg_idle_listeners WHERE tag = %s ORDER BY pid', (tag,))
         return [row[0] for row in cur.fetchall()]
 
 
@@ -117,10 +117,10 @@ class Consumer:
 
 
 def asleep(conn):
-    """True when the listener has registered (q4pg_wait) and its worker is not dequeueing now."""
+    """True when the listener has registered (q4pg_register_idle) and its worker is not dequeueing now."""
     listening = listen_backends(conn)
     return (len(listening) == 1 and listening[0][1] == 'idle'
-            and listening[0][4].startswith('SELECT q4pg_wait(')
+            and listening[0][4].startswith('SELECT q4pg_register_idle(')
             and all(b[1] == 'idle' and b[4] in ('COMMIT', 'ROLLBACK')
                     for b in worker_backends(conn)))
 

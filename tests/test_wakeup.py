@@ -1,6 +1,6 @@
 """No lost wake-up: producers race listeners that go idle, again and again.
 
-Producers notify only listeners registered with q4pg_wait; a listener that a
+Producers notify only listeners registered with q4pg_register_idle; a listener that a
 producer might have missed must not sleep.  If a wake-up were lost, the
 listener would sleep until its safety-net poll, which these tests set to a
 minute: every message must instead arrive within seconds.
@@ -145,7 +145,7 @@ def _notifications(conn, seconds=0.5):
 
 def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
     """A registration left by a session that is gone costs producers nothing;
-    a live one gets its NOTIFY; after q4pg_unwait, no more."""
+    a live one gets its NOTIFY; after q4pg_unregister_idle, no more."""
     def connect():
         c = psycopg2.connect(dsn)
         c.autocommit = True
@@ -155,9 +155,9 @@ def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
     observer = connect()                       # hears every NOTIFY, registers nothing
     observer.cursor().execute('LISTEN "%s"' % channel)
     gone = connect()
-    gone.cursor().execute("SELECT q4pg_wait('wake', 't')")
+    gone.cursor().execute("SELECT q4pg_register_idle('wake', 't')")
     gone_pid = gone.get_backend_pid()
-    gone.close()                               # its row stays in q4pg_waiting
+    gone.close()                               # its row stays in q4pg_idle_listeners
     check = observer.cursor()
     deadline = time.monotonic() + PROMPT       # the backend exits after close() returns
     while time.monotonic() < deadline:
@@ -165,7 +165,7 @@ def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
         if check.fetchone() == (0,):
             break
         time.sleep(0.01)
-    check.execute('SELECT count(*) FROM q4pg_waiting WHERE pid = %s', (gone_pid,))
+    check.execute('SELECT count(*) FROM q4pg_idle_listeners WHERE pid = %s', (gone_pid,))
     assert check.fetchone() == (1,)
     queue.enqueue('t', 'nobody waits')
     assert _notifications(observer) == []
@@ -173,14 +173,14 @@ def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
     live = connect()
     cur = live.cursor()
     cur.execute('LISTEN "%s"' % channel)
-    cur.execute("SELECT q4pg_wait('wake', 't')")
+    cur.execute("SELECT q4pg_register_idle('wake', 't')")
     assert cur.fetchone() == (True,)
     queue.enqueue('t', 'someone waits')
     assert _notifications(observer) == [channel]
     queue.enqueue('other-tag', 'not for them')
     assert _notifications(observer) == []
 
-    cur.execute("SELECT q4pg_unwait('wake', 't')")
+    cur.execute("SELECT q4pg_unregister_idle('wake', 't')")
     assert cur.fetchone() == (True,)
     queue.enqueue('t', 'busy again')
     assert _notifications(observer) == []

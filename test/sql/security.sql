@@ -66,7 +66,7 @@ SELECT q4pg_dequeue('public.mq', 'p');
 RESET ROLE;
 SET ROLE q4pg_consumer;
 SELECT data FROM q4pg_dequeue('public.mq', 'p');
-SELECT q4pg_wait('public.mq', 'p') AS may_sleep, q4pg_unwait('public.mq', 'p') AS was_waiting;
+SELECT q4pg_register_idle('public.mq', 'p') AS may_sleep, q4pg_unregister_idle('public.mq', 'p') AS was_waiting;
 SELECT q4pg_cancel('public.mq', max(id)) AS cancelled FROM q4pg_list('public.mq', 'p');
 \set VERBOSITY sqlstate
 SELECT q4pg_enqueue('public.mq', 'p', '{"n": 1}');

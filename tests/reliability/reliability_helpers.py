@@ -225,15 +225,15 @@ def assert_unchanged(before, after, what=''):
 
 
 # A listener's LISTEN connection runs LISTEN, and (since the client registers idle
-# listeners, so that producers notify only those) q4pg_wait / q4pg_unwait; its
+# listeners, so that producers notify only those) q4pg_register_idle / q4pg_unregister_idle; its
 # pooled connections run dequeues, COMMIT and ROLLBACK.
-LISTEN_CONNECTION = ("(query ILIKE 'LISTEN %%' OR query LIKE '%%q4pg\\_wait(%%' "
-                     "OR query LIKE '%%q4pg\\_unwait(%%')")
+LISTEN_CONNECTION = ("(query ILIKE 'LISTEN %%' OR query LIKE '%%q4pg\\_register\\_idle(%%' "
+                     "OR query LIKE '%%q4pg\\_unregister\\_idle(%%')")
 
 
 def is_listen_connection(query_text):
     q = query_text.strip()
-    return (q.upper().startswith('LISTEN ') or 'q4pg_wait(' in q or 'q4pg_unwait(' in q)
+    return (q.upper().startswith('LISTEN ') or 'q4pg_register_idle(' in q or 'q4pg_unregister_idle(' in q)
 
 
 def listen_pids(dsn, application_name=None):

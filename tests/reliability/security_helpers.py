@@ -249,10 +249,10 @@ def check_hostile_call(conn, function, arguments, values, before, exclude_schema
             cur.execute('SELECT tag, data::text FROM inj.q WHERE id = %s', (outcome[1][0][0],))
             assert cur.fetchone() == (values['p_tag'], values['p_data'])
         # run-time state a call may legitimately leave: this session registered as a
-        # waiting listener (q4pg_wait); gone with the session, forgotten here
-        cur.execute("SELECT to_regclass('q4pg_waiting') IS NOT NULL")
+        # waiting listener (q4pg_register_idle); gone with the session, forgotten here
+        cur.execute("SELECT to_regclass('q4pg_idle_listeners') IS NOT NULL")
         if cur.fetchone()[0]:
-            cur.execute('DELETE FROM q4pg_waiting WHERE pid = pg_backend_pid()')
+            cur.execute('DELETE FROM q4pg_idle_listeners WHERE pid = pg_backend_pid()')
             cur.execute('SELECT pg_advisory_unlock_all()')
         assert_unchanged(before, fingerprint(conn, exclude_schemas),
                          'by %s(%r): %r' % (function, values, outcome))

@@ -137,9 +137,9 @@ def scenario(cur, queue):
             text = text.replace(s, 'Q')
         results.append((name, text))
     # registering as a waiting listener works under this search_path too
-    results.append(('wait', json.dumps(sqlstate_or_rows(cur, "SELECT q4pg_wait(%s, 'a')",
+    results.append(('wait', json.dumps(sqlstate_or_rows(cur, "SELECT q4pg_register_idle(%s, 'a')",
                                                         (queue,)))))
-    results.append(('unwait', json.dumps(sqlstate_or_rows(cur, "SELECT q4pg_unwait(%s, 'a')",
+    results.append(('unwait', json.dumps(sqlstate_or_rows(cur, "SELECT q4pg_unregister_idle(%s, 'a')",
                                                           (queue,)))))
     # the trigger: an enqueue NOTIFYs the channel q4pg_channel names, to a listener (in
     # a session of its own, as the client's) that LISTENs and waits
@@ -148,7 +148,7 @@ def scenario(cur, queue):
     try:
         with listener.cursor() as lcur:
             lcur.execute('LISTEN %s' % expected)
-            lcur.execute("SELECT q4pg_wait(%s, 'a')", (queue,))
+            lcur.execute("SELECT q4pg_register_idle(%s, 'a')", (queue,))
         results.append(('notify', json.dumps(sqlstate_or_rows(
             cur, "SELECT q4pg_enqueue(%s, 'a', '5')", (queue,)))))
         deadline = time.monotonic() + 10
@@ -200,8 +200,8 @@ PROBES = {
     'q4pg_list': 'SELECT id, tag, data FROM {f}(%s)',
     'q4pg_queues': 'SELECT queue::text FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_stats': 'SELECT queue::text, tag, waiting FROM {f}() WHERE %s IS NOT NULL',
-    'q4pg_wait': "SELECT {f}(%s, 'a')",
-    'q4pg_unwait': "SELECT {f}(%s, 'a')",
+    'q4pg_register_idle': "SELECT {f}(%s, 'a')",
+    'q4pg_unregister_idle': "SELECT {f}(%s, 'a')",
     'q4pg_consumers': 'SELECT queue::text FROM {f}() WHERE %s IS NOT NULL',
 }
 
@@ -221,8 +221,8 @@ def test_shadows_hijack_every_unpinned_function(conn, hostile):
             with conn.cursor() as cur:
                 cur.execute("SELECT q4pg_create_queue(%s, 'json', 100)", (queue,))
                 cur.execute("SELECT q4pg_enqueue_many(%s, 'a', ARRAY['1', '2'])", (queue,))
-                if name == 'q4pg_unwait':
-                    cur.execute("SELECT q4pg_wait(%s, 'a')", (queue,))
+                if name == 'q4pg_unregister_idle':
+                    cur.execute("SELECT q4pg_register_idle(%s, 'a')", (queue,))
                 if name == 'q4pg_notify':
                     cur.execute(sql.SQL('DROP TRIGGER q4pg_notify ON {}; CREATE TRIGGER q4pg_notify '
                                         'AFTER INSERT ON {} REFERENCING NEW TABLE AS q4pg_new_rows '
