@@ -7,10 +7,10 @@
 EXTENSION    = q4pg
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
-REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
-REGRESS_OPTS = --inputdir=test
-ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test
+REGRESS      = $(patsubst tests/sql/%.sql,%,$(sort $(wildcard tests/sql/*.sql)))
+REGRESS_OPTS = --inputdir=tests
+ISOLATION    = $(patsubst tests/specs/%.spec,%,$(sort $(wildcard tests/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=tests
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
