@@ -4,35 +4,27 @@ The session's cluster (tools/pgcluster.py: testing.postgresql, run as user
 postgres when we are root) gets a template database with the extension
 installed; each test gets a fresh copy of it (CREATE DATABASE ... TEMPLATE),
 so tests are isolated without paying for CREATE EXTENSION each time.
+
+Plain helpers (WAIT, wait_until) are in tests/helpers.py; the reliability
+suite's own fixtures in tests/reliability/conftest.py.
 """
 
 import os
 import subprocess
-import sys
 
 import psycopg2
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-
-from pgcluster import Cluster  # noqa: E402
-
-TEMPLATE = 'q4pg_template'
+import q4pg
+from tests.helpers import TEMPLATE, create_database_with_q4pg
+from tools.pgcluster import Cluster
 
 
 @pytest.fixture(scope='session')
 def cluster():
-    """The session's PostgreSQL cluster (a tools/pgcluster.Cluster)."""
+    """The session's PostgreSQL cluster (a tools.pgcluster.Cluster)."""
     with Cluster() as pg:
-        conn = pg.admin()
-        with conn.cursor() as cur:
-            cur.execute('CREATE DATABASE %s' % TEMPLATE)
-        conn.close()
-        conn = pg.admin(TEMPLATE)
-        with conn.cursor() as cur:
-            cur.execute('CREATE EXTENSION q4pg')
-        conn.close()
+        create_database_with_q4pg(pg, TEMPLATE)
         yield pg
 
 
@@ -76,22 +68,62 @@ def conn(dsn):
 
 
 @pytest.fixture
-def psql(cluster, dbname):
-    """Runs psql against the test's database: psql(sql, *args) -> CompletedProcess.
-
-    Raises CalledProcessError (with psql's stderr) when psql fails.
-    """
-    env = dict(os.environ, **cluster.env())
-    env['PGDATABASE'] = dbname
-
-    def run(sql, *args, check=True):
-        return subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql, *args],
-                              env=env, capture_output=True, text=True, check=check)
-
-    return run
-
-
-@pytest.fixture
 def pg_env(cluster, dbname):
     """libpq environment variables (PGHOST, PGPORT, ...) pointing at the test's database."""
     return dict(cluster.env(), PGDATABASE=dbname)
+
+
+@pytest.fixture
+def run(cluster):
+    """Runs a program (pg_dump, pg_restore, psql, ...) with libpq's PG* variables
+    pointing at the session's cluster: run(*args, env=None, check=True) -> CompletedProcess.
+
+    env: more environment variables.  check: fails, with the program's stderr,
+    unless it exits with status 0.
+    """
+    def run_program(*args, env=None, check=True):
+        full_env = dict(os.environ, **cluster.env())
+        full_env.update(env or {})
+        proc = subprocess.run(args, env=full_env, capture_output=True, text=True)
+        if check:
+            assert proc.returncode == 0, '%s failed:\n%s' % (args[0], proc.stderr)
+        return proc
+
+    return run_program
+
+
+@pytest.fixture
+def psql(run, dbname):
+    """Runs psql against the test's database: psql(sql, *args, check=True) -> CompletedProcess
+    (fails, with psql's stderr, when psql does)."""
+    def run_psql(sql, *args, check=True):
+        return run('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql, *args,
+                   env={'PGDATABASE': dbname}, check=check)
+
+    return run_psql
+
+
+@pytest.fixture
+def make_queue(dsn):
+    """make_queue(table_name, *args, app=None, **kwargs): a q4pg.QueueManager on the
+    test's database (QueueManager's arguments; app: the application_name of its
+    connections), its table created; closed after the test."""
+    managers = []
+
+    def make(table_name, *args, app=None, **kwargs):
+        manager = q4pg.QueueManager(dsn + (' application_name=' + app if app else ''),
+                                    table_name, *args, **kwargs)
+        managers.append(manager)
+        manager.create_table()
+        return manager
+
+    yield make
+    for manager in managers:
+        manager.close()
+
+
+@pytest.fixture
+def q(request, make_queue):
+    """The test module's queue 'mq': a QueueManager made by make_queue with the
+    module's Q_OPTIONS (a dict of its keyword arguments; default: none)."""
+    return make_queue('mq', **getattr(request.module, 'Q_OPTIONS', {}))

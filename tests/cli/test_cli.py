@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON_M = [sys.executable, '-m', 'q4pg']
 SCRIPT = os.path.join(os.path.dirname(sys.executable), 'q4pg')  # the console script
 

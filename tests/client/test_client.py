@@ -11,17 +11,12 @@ import psycopg2.extensions
 import pytest
 
 import q4pg
-from helpers import WAIT, wait_until
+from tests.helpers import WAIT, wait_until
 
 APP = 'q4pg_client_test'  # application_name of the QueueManager's connections
 
 
-@pytest.fixture
-def q(dsn):
-    manager = q4pg.QueueManager(dsn + ' application_name=' + APP, 'mq', poll_interval=60)
-    manager.create_table()
-    yield manager
-    manager.close()
+Q_OPTIONS = dict(app=APP, poll_interval=60)   # the queue of the q fixture (tests/conftest.py)
 
 
 @pytest.fixture
@@ -49,7 +44,7 @@ def backends(conn, state=None):
 
 
 def test_version_is_the_extension_version():
-    control = (Path(__file__).parent.parent / 'q4pg.control').read_text()
+    control = (Path(__file__).parents[2] / 'q4pg.control').read_text()
     assert q4pg.__version__ == re.search(r"default_version\s*=\s*'([^']+)'", control).group(1)
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import q4pg
-from helpers import WAIT, wait_until
+from tests.helpers import WAIT, wait_until
 
 APP = 'q4pg_listen_test'  # application_name of the listener's connections
 
@@ -21,12 +21,7 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture
-def q(dsn):
-    manager = q4pg.QueueManager(dsn + ' application_name=' + APP, 'mq', poll_interval=60)
-    manager.create_table()
-    yield manager
-    manager.close()
+Q_OPTIONS = dict(app=APP, poll_interval=60)   # the queue of the q fixture (tests/conftest.py)
 
 
 def backends(conn):

@@ -17,7 +17,7 @@ import threading
 import pytest
 
 import q4pg
-from helpers import WAIT, wait_until
+from tests.helpers import WAIT, wait_until
 
 
 class GiveBack(Exception):

@@ -7,26 +7,22 @@ import psycopg2
 import pytest
 
 import q4pg
+from tests.helpers import WAIT
 
-WAIT = 10  # seconds: generous liveness timeout
-
-
-@pytest.fixture
-def q(dsn):
-    manager = q4pg.QueueManager(dsn, 'mq', data_length=10)
-    manager.create_table()
-    manager.enqueue('tag', 'before')       # something that must stay as it is
-    yield manager
-    manager.close()
+Q_OPTIONS = dict(data_length=10)     # the queue of the q fixture (tests/conftest.py)
 
 
 @pytest.fixture
-def tq(dsn):
-    manager = q4pg.QueueManager(dsn, 'tq', 'text', 5)
-    manager.create_table()
+def q(q):
+    q.enqueue('tag', 'before')       # something that must stay as it is
+    return q
+
+
+@pytest.fixture
+def tq(make_queue):
+    manager = make_queue('tq', 'text', 5)
     manager.enqueue('tag', 'abc')
-    yield manager
-    manager.close()
+    return manager
 
 
 def refused(manager, error, call, *args, **kwargs):

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 import q4pg
+from tests.helpers import WAIT
 
-WAIT = 10  # seconds: generous liveness timeout
 N = 2000
 CONSUMERS = 4
 APP = 'q4pg_concurrency_test'
@@ -39,14 +39,6 @@ else:
         print(message.id, flush=True)
         time.sleep(600)
 '''
-
-
-@pytest.fixture
-def q(dsn):
-    manager = q4pg.QueueManager(dsn, 'mq')
-    manager.create_table()
-    yield manager
-    manager.close()
 
 
 def python(script, *args):

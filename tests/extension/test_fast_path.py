@@ -5,7 +5,7 @@
   gets them, and a forged or stale entry cannot store what the table refuses.
 * The trigger's gate runs no PL/pgSQL while nobody waits; its lock key is a
   constant of the trigger, so a renamed queue still wakes its listeners (a
-  restored one: tests/test_dump.py).
+  restored one: tests/reliability/test_dumps.py).
 """
 
 import threading

@@ -21,11 +21,8 @@ ROUNDS = 300
 
 
 @pytest.fixture
-def queue(dsn):
-    q = q4pg.QueueManager(dsn, table_name='wake', data_type='text', poll_interval=POLL)
-    q.create_table()
-    yield q
-    q.close()
+def queue(make_queue):
+    return make_queue('wake', data_type='text', poll_interval=POLL)
 
 
 def _listen(queue, tag, count, received, errors):

@@ -13,19 +13,15 @@ for the README's reliability section.
 
 import json
 import os
-import sys
 import time
 
 import pytest
 
+from tests.helpers import TEMPLATE, create_database_with_q4pg
+from tests.reliability.helpers import WorkerPool
+from tools.pgcluster import Cluster
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-sys.path.insert(0, HERE)
-
-from pgcluster import Cluster  # noqa: E402
-
-TEMPLATE = 'q4pg_template'  # made by tests/conftest.py's cluster fixture
 FIGURES_DIR = os.path.join(HERE, 'figures')
 
 # The figures every run reports, in the order the README lists them.
@@ -120,8 +116,7 @@ def logdir(tmp_path):
 @pytest.fixture
 def workers():
     """Starts worker processes and kills whatever is left of them after the test."""
-    import reliability_helpers as rh
-    pool = rh.WorkerPool()
+    pool = WorkerPool()
     yield pool
     pool.kill_all()
 
@@ -137,13 +132,9 @@ class CrashableCluster:
                                         '-c synchronous_commit=on')
         self.crashes = 0
         self.database = 'q4pg_crash'
-        conn = self.pg.admin()
-        with conn.cursor() as cur:
-            cur.execute('CREATE DATABASE %s' % self.database)
-        conn.close()
+        create_database_with_q4pg(self.pg, self.database)
         conn = self.pg.admin(self.database)
         with conn.cursor() as cur:
-            cur.execute('CREATE EXTENSION q4pg')
             cur.execute('SHOW fsync')
             assert cur.fetchone()[0] == 'on'
         conn.close()

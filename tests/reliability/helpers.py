@@ -19,21 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKER = os.path.join(HERE, 'worker.py')
 
 
-def wait_until(predicate, timeout, what, interval=0.05):
-    """Calls predicate until it returns something true; fails after timeout seconds.
-
-    Only a liveness bound: timeouts are generous, nothing asserts speed.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError('gave up after %s s waiting for %s' % (timeout, what))
-        time.sleep(interval)
-
-
 def query(dsn, sql, args=None):
     """Runs one statement on a fresh autocommit connection; returns all rows (or None)."""
     conn = psycopg2.connect(dsn)

@@ -22,7 +22,7 @@ import re
 
 import psycopg2
 
-from reliability_helpers import assert_unchanged, fingerprint
+from tests.reliability.helpers import assert_unchanged, fingerprint
 
 EVIL = 'EV1L0'
 

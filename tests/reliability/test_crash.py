@@ -24,7 +24,8 @@ import uuid
 import psycopg2
 import pytest
 
-from reliability_helpers import listen_pids, query, wait_until
+from tests.helpers import wait_until
+from tests.reliability.helpers import listen_pids, query
 
 
 def enqueue_sentinel(dsn, queue, tag, n):
@@ -194,7 +195,7 @@ def test_harness_stop_immediately_really_crashes():
     """tools/pgcluster.Cluster.stop_immediately() must crash-stop (SIGQUIT), not shut down
     cleanly: other tests rely on it to simulate a crash.  (testing.postgresql's
     Postgresql.terminate() ignores the signal it is given and sends SIGINT.)"""
-    from pgcluster import Cluster
+    from tools.pgcluster import Cluster
     pg = Cluster()
     try:
         pg.stop_immediately()

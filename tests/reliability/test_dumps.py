@@ -18,7 +18,8 @@ import pytest
 from psycopg2 import sql
 
 import q4pg
-from reliability_helpers import quiet, wait_until
+from tests.helpers import wait_until
+from tests.reliability.helpers import quiet
 
 ODD_SCHEMA = 'app; "x".y'
 ODD_TABLE = 'q.u"e;ue --'

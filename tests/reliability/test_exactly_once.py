@@ -14,7 +14,7 @@ import os
 import psycopg2
 import pytest
 
-from reliability_helpers import query
+from tests.reliability.helpers import query
 
 CONSUMERS = [
     ('sql-consume', {}),

@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import q4pg
-from reliability_helpers import assert_unchanged, fingerprint
-from security_helpers import HOSTILE_TYPES, VALID, check_hostile_call, function_arguments
+from tests.reliability.helpers import assert_unchanged, fingerprint
+from tests.reliability.security_helpers import (HOSTILE_TYPES, VALID, check_hostile_call,
+                                                function_arguments)
 
 EXAMPLES = 150
 SOAK_EXAMPLES = 4000
@@ -297,6 +298,8 @@ def make(examples, soak):
 _fast = make(EXAMPLES, soak=False)
 _soak = make(SOAK_EXAMPLES, soak=True)
 
+# One name a test, fast and soak alike: repeated on purpose, so that pytest (and
+# a reader, and -k) sees each test under its own name.
 test_client_tags_and_text_data = _fast['text']
 test_client_json_values_json_queue = _fast['json']
 test_client_json_values_jsonb_queue = _fast['jsonb']

@@ -18,7 +18,7 @@ import time
 import psycopg2
 import pytest
 
-from reliability_helpers import query
+from tests.reliability.helpers import query
 
 MODES = [
     ('sql-consume', {}),

@@ -11,7 +11,8 @@ import json
 import uuid
 
 import q4pg
-from reliability_helpers import is_listen_connection, query, wait_until
+from tests.helpers import wait_until
+from tests.reliability.helpers import is_listen_connection, query
 
 
 def backends(dsn, app):

@@ -28,10 +28,10 @@ import pytest
 from psycopg2 import sql
 
 import q4pg
-import security_helpers as sf
-from reliability_helpers import assert_unchanged, fingerprint
-from security_helpers import (HOSTILE_TYPES, VALID, check_hostile_call, function_arguments,
-                              sqlstate_or_rows)
+from tests.reliability import security_helpers as sf
+from tests.reliability.helpers import assert_unchanged, fingerprint
+from tests.reliability.security_helpers import (HOSTILE_TYPES, VALID, check_hostile_call,
+                                                function_arguments, sqlstate_or_rows)
 
 HOSTILE_PATH = 'evil, pg_catalog, public'
 
