@@ -27,7 +27,7 @@ PYTHON  ?= python3
 VENV     = .venv
 SUDO     = $(if $(filter 0,$(shell id -u)),,sudo)
 # Runs a command against a throwaway cluster (as user postgres when we are root).
-CLUSTER  = $(VENV)/bin/python tools/pgcluster.py run --
+CLUSTER  = $(VENV)/bin/python -m tools.pgcluster run --
 
 .PHONY: deps venv demo test pytest
 deps:

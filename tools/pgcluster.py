@@ -12,9 +12,9 @@ As a library::
     with Cluster() as pg:
         psycopg2.connect(**pg.dsn())
 
-As a command, ``python tools/pgcluster.py run -- CMD ...`` starts a cluster,
-runs CMD with libpq's PGHOST, PGPORT, PGUSER and PGDATABASE pointing at it,
-stops the cluster and exits with CMD's status.
+As a command, ``python -m tools.pgcluster run -- CMD ...`` (from the repository
+root) starts a cluster, runs CMD with libpq's PGHOST, PGPORT, PGUSER and
+PGDATABASE pointing at it, stops the cluster and exits with CMD's status.
 """
 
 import argparse
