@@ -1,15 +1,16 @@
-"""Dumps: pg_dump and restore keep every waiting message, and ids keep increasing.
+"""Dumps: pg_dump and restore keep every waiting message, and the restored queues work.
 
 For each format (custom archive through pg_restore, plain SQL through psql), a
 database with queues of every data type, one in a schema and under a name
-full of quotes, dots and semicolons, one emptied before the dump (its ids
-must still go on from where they were, not from the largest id left), and
-one message held by a consumer while the dump runs (the dump's snapshot
-still sees it: it is restored as waiting).
+full of quotes, dots and semicolons, one whose name needs quoting ("Text
+Queue"), one emptied before the dump (its ids must still go on from where they
+were, not from the largest id left), and one message held by a consumer while
+the dump runs (the dump's snapshot still sees it: it is restored as waiting).
+After the restore every queue keeps its settings (its length limit too), new
+ids go on above the old ones, NOTIFY wakes a listener, and every waiting
+message can be taken, in order.
 """
 
-import os
-import subprocess
 import threading
 import uuid
 
@@ -23,13 +24,8 @@ from tests.reliability.helpers import quiet
 
 ODD_SCHEMA = 'app; "x".y'
 ODD_TABLE = 'q.u"e;ue --'
-
-
-def run(cluster, *args):
-    proc = subprocess.run(args, env=dict(os.environ, **cluster.env()), capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, '%s failed:\n%s' % (args[0], proc.stderr)
-    return proc
+# Each queue's message under 'other tag': non-ASCII, and what its type accepts.
+OTHER = {'json': {'\u00fc': '\u65e5\u672c'}, 'text': '\u00fc \u65e5\u672c'}
 
 
 def contents(dsn):
@@ -50,7 +46,7 @@ def contents(dsn):
 
 @pytest.mark.parametrize('fmt', ['custom', 'plain'])
 def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, tmp_path, fmt,
-                                                figures):
+                                                run, figures):
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -60,6 +56,7 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
         'jsonb': q4pg.QueueManager(dsn, 'mqb', 'jsonb', 50),
         'text': q4pg.QueueManager(dsn, ODD_TABLE, 'text', 100, schema=ODD_SCHEMA),
         'emptied': q4pg.QueueManager(dsn, 'emptied'),
+        'quoted': q4pg.QueueManager(dsn, 'Text Queue', 'text', 20),
     }
     for q in queues.values():
         q.create_table()
@@ -70,10 +67,12 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
         else:
             items = [{'n': n, 'nested': {'s': '\u65e5\u672c\'"; --'[: n % 7]}} for n in range(50)]
         q.enqueue_many('t', items)
-        q.enqueue('other tag', items[0])
+        q.enqueue('other tag', OTHER['text' if q.data_type == 'text' else 'json'])
         last_id[name] = q.enqueue('t', items[1])
-        with q.dequeue_many('t', 10):
-            pass                          # the oldest ten are gone
+        with q.dequeue('t') as data:      # the oldest ten are gone, the oldest first
+            assert data == items[0]
+        with q.dequeue_many('t', 9):
+            pass
     with queues['emptied'].dequeue_many('t', 100):
         pass
     with queues['emptied'].dequeue_many('other tag', 100):
@@ -88,11 +87,12 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
     assert any(held_id == row[0] for row in before['mq', 'json', 1023])
     dump = str(tmp_path / ('db.' + fmt))
     if fmt == 'custom':
-        run(cluster, 'pg_dump', '-Fc', '-f', dump, '-d', dbname)
-        run(cluster, 'pg_restore', '--exit-on-error', '-d', restored, dump)
+        run('pg_dump', '-Fc', '-f', dump, '-d', dbname)
+        assert 'EXTENSION - q4pg' in run('pg_restore', '-l', dump).stdout
+        run('pg_restore', '--exit-on-error', '-d', restored, dump)
     else:
-        run(cluster, 'pg_dump', '-Fp', '-f', dump, '-d', dbname)
-        run(cluster, 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', restored, '-f', dump)
+        run('pg_dump', '-Fp', '-f', dump, '-d', dbname)
+        run('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', restored, '-f', dump)
     held.commit()                       # afterwards: gone here, but the dump has it
     held.close()
 
@@ -106,6 +106,10 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
         r = q4pg.QueueManager(new_dsn + ' application_name=' + app, q.table_name, q.data_type,
                               q.data_length, schema=q.schema, poll_interval=60)
         with r:
+            # every queue, in the order of their schema-qualified names
+            assert r.queues() == [('"app; ""x"".y"."q.u""e;ue --"', 'text', 100),
+                                  ('"Text Queue"', 'text', 20), ('emptied', 'json', 1023),
+                                  ('mq', 'json', 1023), ('mqb', 'jsonb', 50)]
             r.create_table()            # the same settings: the same queue
             item = 'new' if q.data_type == 'text' else {'new': True}
             new_id = r.enqueue('t', item)
@@ -125,6 +129,11 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
             waiting = [row[0] for row in after[key[0]] if row[1] == 't']
             with r.dequeue_many('t', 1000) as messages:
                 assert [m.id for m in messages] == waiting + [new_id]
+            other = OTHER['text' if q.data_type == 'text' else 'json']
+            assert r.dequeue_immediate('other tag') == (None if name == 'emptied' else other)
+            with pytest.raises(q4pg.InvalidMessage):    # the length limit came along
+                r.enqueue('t', 'x' * (q.data_length + 1) if q.data_type == 'text'
+                          else {'s': 'x' * q.data_length})
 
 
 def regclass_text(dsn, q):
