@@ -3,6 +3,7 @@
 #   make demo     the tutorial end to end on a throwaway cluster
 #   make test     make installcheck (pg_regress + isolation) and pytest
 #   make install  install the extension into the server (root, or sudo)
+#   make wheel    the Python package as a wheel in dist/, built offline
 
 EXTENSION    = q4pg
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
@@ -28,18 +29,28 @@ VENV     = .venv
 SUDO     = $(if $(filter 0,$(shell id -u)),,sudo)
 # Runs a command against a throwaway cluster (as user postgres when we are root).
 CLUSTER  = $(VENV)/bin/python -m tools.pgcluster run --
+# Python builds use the venv's setuptools (make venv installs it), so they need
+# no download; pip checks it meets pyproject.toml's [build-system] requires.
+PIP_BUILD = --no-build-isolation --check-build-dependencies
+EXTRA_CLEAN = build dist
 
-.PHONY: deps venv demo test pytest
+.PHONY: deps venv demo test pytest wheel
 deps:
 	@tools/deps
 
-$(VENV)/.installed: setup.py pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet --upgrade pip setuptools
+	$(VENV)/bin/pip install --quiet $(PIP_BUILD) -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+# build/ goes first: setuptools would put files left there by an older tree
+# (a module since deleted) into the wheel.
+wheel: venv
+	rm -rf build
+	$(VENV)/bin/pip wheel --quiet --no-deps $(PIP_BUILD) -w dist .
 
 demo: deps venv
 	$(SUDO) $(MAKE) install
@@ -57,7 +68,7 @@ pytest: venv
 # Benchmarks: q4pg against plain SQL and its peers, on a cluster of their own.
 bench: deps venv
 	$(SUDO) $(MAKE) install
-	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/pip install --quiet $(PIP_BUILD) -e '.[bench]'
 	$(VENV)/bin/python bench/run.py
 
 # The long reliability runs (pytest -m soak).

@@ -14,6 +14,7 @@ from .client import Listener, Message, QueueManager
 from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, InvalidMessage,
                      PermissionDenied, Q4pgError, QueueExists, QueueNotFound)
 
+# The version of this code, also in pyproject.toml and q4pg.control (tests/test_packaging.py).
 __version__ = '1.0'
 
 __all__ = ['QueueManager', 'Message', 'Listener', 'Q4pgError', 'ExtensionNotInstalled',

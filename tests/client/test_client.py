@@ -4,7 +4,6 @@ import datetime
 import re
 import threading
 import uuid
-from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
@@ -41,11 +40,6 @@ def backends(conn, state=None):
         cur.execute('SELECT pid FROM pg_stat_activity WHERE application_name = %s '
                     'AND (%s IS NULL OR state = %s)', (APP, state, state))
         return [row[0] for row in cur.fetchall()]
-
-
-def test_version_is_the_extension_version():
-    control = (Path(__file__).parents[2] / 'q4pg.control').read_text()
-    assert q4pg.__version__ == re.search(r"default_version\s*=\s*'([^']+)'", control).group(1)
 
 
 # -- the caller's transaction ---------------------------------------------------------
