@@ -1,4 +1,4 @@
--- Scratch objects for `run.py --only anatomy`: q4pg_enqueue and q4pg_dequeue
+-- Scratch objects for `python -m bench.run --only anatomy`: q4pg_enqueue and q4pg_dequeue
 -- taken apart, one piece added at a time, so each piece's cost shows as the
 -- step between two rows.  Nothing here is part of q4pg.
 --
