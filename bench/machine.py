@@ -30,9 +30,7 @@ def fingerprint(bench):
         settings=['%s=%s%s' % (n, s, u or '') for n, s, u in settings],
         python=platform.python_version(), psycopg2=psycopg2.__version__.split()[0],
         commit=_commit(),
-        installed='q4pg--1.0.sql sha1 %s%s' % (_installed_script_sha1(bench), ', features: ' + ', '.join(
-            f for f in ('q4pg_register_idle',) if bench.query(
-                'SELECT to_regproc(%s) IS NOT NULL', (f,))[0][0])),
+        installed='q4pg--1.0.sql sha1 %s' % _installed_script_sha1(bench),
         peers=bench.peer_versions,
         client=bench.client_problem and 'q4pg client not importable: ' + bench.client_problem
         or 'q4pg client importable')

@@ -15,7 +15,6 @@ from bench.workers import listeners
 
 def run(bench):
     cfg = bench.cfg
-    bench.stale_waiting = 0
     impls = [('psycopg2 LISTEN + q4pg_dequeue', listeners.listen_psycopg2)]
     if bench.client_problem:
         bench.notes.append('Wake-up latency not measured for the q4pg client: q4pg.QueueManager '
@@ -38,12 +37,6 @@ def run(bench):
                     % (c, r + 1, cfg.rounds, label, percentile(samples, 50) * 1e3,
                        percentile(samples, 99) * 1e3,
                        '  (%d lost)' % missing if missing else '', t))
-        if bench.stale_waiting:
-            bench.notes.append('%d listener(s) left a row in q4pg_idle_listeners after exiting '
-                               '(%d listener(s) per run): until some listener registers again, '
-                               'every producer keeps paying for NOTIFY. The bench deletes them.'
-                               % (bench.stale_waiting, c))
-            bench.stale_waiting = 0
         for label, _ in impls:
             v = got[label]
             row = dict(subject=label, listeners=c, samples=len(v), lost=lost[label],
@@ -106,21 +99,7 @@ def _latencies(bench, target, listeners, samples):
             if p.is_alive():                # asleep until its safety-net poll: no need to wait
                 p.terminate()
                 p.join()
-    _forget_listeners(bench)
     return latencies, missing
-
-
-def _forget_listeners(bench):
-    """Where q4pg keeps a registry of waiting listeners (q4pg_idle_listeners), clears
-    what the exited listeners left in it, so later measurements run with no
-    listener registered; counts how many rows were left behind."""
-    if not bench.query("SELECT to_regclass('q4pg_idle_listeners') IS NOT NULL")[0][0]:
-        return
-    time.sleep(0.2)
-    left = bench.query('SELECT count(*) FROM q4pg_idle_listeners AS w WHERE NOT EXISTS '
-                       '(SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid)')[0][0]
-    bench.stale_waiting += left
-    bench.execute('DELETE FROM q4pg_idle_listeners')
 
 
 def percentile(values, p):

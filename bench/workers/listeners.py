@@ -28,17 +28,16 @@ def listen_q4pg(dsn, out, idle_timeout):
 
 
 def listen_psycopg2(dsn, out, idle_timeout):
-    """The baseline listener: plain psycopg2 LISTEN on the queue's channel, a
-    second connection calling q4pg_dequeue after every wake-up.  Where the
-    installed q4pg has q4pg_register_idle (producers NOTIFY only registered listeners),
-    it registers before each sleep, as any hand-written listener must."""
+    """The baseline listener, written by hand in plain psycopg2: LISTEN on the
+    queue's channel, a second connection calling q4pg_dequeue after every
+    wake-up, and q4pg_register_idle before each sleep (producers NOTIFY only
+    registered listeners), as any hand-written listener must."""
     waker = psycopg2.connect(dsn)
     waker.autocommit = True
     worker = psycopg2.connect(dsn)
     wake = waker.cursor()
-    wake.execute('SELECT q4pg_channel(%s::regclass, %s::text), '
-                 "to_regprocedure('q4pg_register_idle(regclass, text)') IS NOT NULL", (QUEUE, TAG))
-    channel, gated = wake.fetchone()
+    wake.execute('SELECT q4pg_channel(%s::regclass, %s::text)', (QUEUE, TAG))
+    channel = wake.fetchone()[0]
     wake.execute('LISTEN "%s"' % channel)   # q4pg_channel() is 'q4pg_' + md5 hex
     out.put(('ready', os.getpid(), None))
     cur = worker.cursor()
@@ -61,17 +60,15 @@ def listen_psycopg2(dsn, out, idle_timeout):
             left = idle_timeout - (time.monotonic() - last)
             if left <= 0:
                 break
-            if gated:
-                wake.execute('SELECT q4pg_register_idle(%s::regclass, %s::text)', (QUEUE, TAG))
-                if not wake.fetchone()[0]:      # a producer may have missed us: look again
-                    time.sleep(0.002)
-                    continue
+            wake.execute('SELECT q4pg_register_idle(%s::regclass, %s::text)', (QUEUE, TAG))
+            if not wake.fetchone()[0]:      # a producer may have missed us: look again
+                time.sleep(0.002)
+                continue
             if not waker.notifies:
                 select.select([waker], [], [], min(5.0, left))
             waker.poll()
             del waker.notifies[:]
     finally:
-        if gated:
-            wake.execute('SELECT q4pg_unregister_idle(%s::regclass, %s::text)', (QUEUE, TAG))
+        wake.execute('SELECT q4pg_unregister_idle(%s::regclass, %s::text)', (QUEUE, TAG))
         worker.close()
         waker.close()
