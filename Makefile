@@ -69,7 +69,7 @@ pytest: venv
 bench: deps venv
 	$(SUDO) $(MAKE) install
 	$(VENV)/bin/pip install --quiet $(PIP_BUILD) -e '.[bench]'
-	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python -m bench.run
 
 # The long reliability runs (pytest -m soak).
 soak: deps venv

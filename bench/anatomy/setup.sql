@@ -1,59 +1,19 @@
--- Scratch objects for `run.py --only anatomy`: q4pg_enqueue and q4pg_dequeue
--- taken apart, one piece added at a time, so each piece's cost shows as the
--- step between two rows.  Nothing here is part of q4pg.
+-- Scratch objects for `python -m bench.run --only anatomy`: q4pg_enqueue and
+-- q4pg_dequeue taken apart, one piece added at a time, so each piece's cost
+-- shows as the step between two rows.  Nothing here is part of q4pg.  The
+-- variants repeat one another on purpose: each differs from its neighbour by
+-- the one piece it measures.
 --
--- anatomy.q_silent:  a real q4pg queue whose NOTIFY trigger is disabled: the
---                    settings lookup still finds it (the trigger row exists),
---                    inserts fire nothing.  CHECK constraint, no trigger.
--- anatomy.q_trigger: the same shape with q4pg 1.0's first statement trigger
---                    (transition table, a loop over the distinct tags), minus
---                    the pg_notify call; anatomy.q_notify: with it.
--- anatomy.q_trigger_bare / q_trigger_rows: an empty statement trigger,
---                    without / with a transition table.
--- anatomy.q_gated:   the same with a NOTIFY that a listener would have to ask
---                    for (advisory-lock checks): one candidate design, run
---                    with no listener waiting.
+-- anatomy.q_silent:  a real q4pg queue whose q4pg_notify trigger is disabled:
+--                    the settings lookup still finds it (the trigger row
+--                    exists), inserts fire nothing.  CHECK constraint, no trigger.
+-- anatomy.q_trigger_bare / q_trigger_rows: the same shape with an empty
+--                    statement trigger, without / with a transition table (the
+--                    installed q4pg_notify has one, behind its gate: the queue q).
 
 CREATE SCHEMA anatomy;
 SELECT q4pg_create_queue('anatomy.q_silent');
 ALTER TABLE anatomy.q_silent DISABLE TRIGGER q4pg_notify;
-
--- q4pg_notify's body without the pg_notify: the trigger and transition table alone.
-CREATE FUNCTION anatomy.trigger_silent() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_prefix  text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
-    v_tag     text;
-    v_channel text;
-BEGIN
-    FOR v_tag IN SELECT DISTINCT r.tag FROM q4pg_new_rows AS r LOOP
-        v_channel := 'q4pg_' || md5(v_prefix || v_tag);
-    END LOOP;
-    RETURN NULL;
-END
-$$;
-CREATE TABLE anatomy.q_trigger (LIKE anatomy.q_silent INCLUDING ALL);
-CREATE TRIGGER q_trigger AFTER INSERT ON anatomy.q_trigger
-    REFERENCING NEW TABLE AS q4pg_new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION anatomy.trigger_silent();
-
--- q4pg_notify as 1.0 first had it: one NOTIFY per inserted tag, always.
-CREATE FUNCTION anatomy.trigger_notify() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_prefix text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
-    v_tag    text;
-BEGIN
-    FOR v_tag IN SELECT DISTINCT r.tag FROM q4pg_new_rows AS r LOOP
-        PERFORM pg_notify('q4pg_' || md5(v_prefix || v_tag), '');
-    END LOOP;
-    RETURN NULL;
-END
-$$;
-CREATE TABLE anatomy.q_notify (LIKE anatomy.q_silent INCLUDING ALL);
-CREATE TRIGGER q_notify AFTER INSERT ON anatomy.q_notify
-    REFERENCING NEW TABLE AS q4pg_new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION anatomy.trigger_notify();
 
 -- The trigger's fixed costs: a PL/pgSQL statement trigger that does nothing,
 -- without and with a transition table.
@@ -71,39 +31,8 @@ CREATE TRIGGER q_trigger_rows AFTER INSERT ON anatomy.q_trigger_rows
     REFERENCING NEW TABLE AS q4pg_new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION anatomy.trigger_empty();
 
--- Candidate: NOTIFY only when a listener is waiting, run here with none.
--- Producers hold a shared advisory lock (key B) until they commit; a listener
--- about to sleep would hold key B xor 1 (its "I am waiting" flag, shared) and
--- then take B exclusively for an instant (waiting for the producers that may
--- have missed the flag), try to dequeue, sleep.  A producer that cannot take
--- the flag key exclusively for an instant knows someone waits, and NOTIFYs.
-CREATE FUNCTION anatomy.trigger_gated() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_prefix  text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME) || ':';
-    v_tag     text;
-    v_channel text;
-    v_key     bigint;
-BEGIN
-    FOR v_tag IN SELECT DISTINCT r.tag FROM q4pg_new_rows AS r LOOP
-        v_channel := 'q4pg_' || md5(v_prefix || v_tag);
-        v_key := hashtextextended(v_channel, 0);
-        PERFORM pg_advisory_xact_lock_shared(v_key);
-        IF pg_try_advisory_lock(v_key # 1) THEN
-            PERFORM pg_advisory_unlock(v_key # 1);      -- nobody waiting: no NOTIFY
-        ELSE
-            PERFORM pg_notify(v_channel, '');
-        END IF;
-    END LOOP;
-    RETURN NULL;
-END
-$$;
-CREATE TABLE anatomy.q_gated (LIKE anatomy.q_silent INCLUDING ALL);
-CREATE TRIGGER q_gated AFTER INSERT ON anatomy.q_gated
-    REFERENCING NEW TABLE AS q4pg_new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION anatomy.trigger_gated();
-
--- A PL/pgSQL wrapper around a static INSERT, with and without a pinned search_path.
+-- A PL/pgSQL wrapper around a static INSERT, with and without a pinned
+-- search_path (only the SET clause differs).
 CREATE FUNCTION anatomy.insert_static(p_tag text, p_data text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -1,0 +1,1 @@
+"""q4pg's benchmark (python -m bench.run); see bench/README.md."""

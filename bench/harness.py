@@ -1,0 +1,197 @@
+"""The measuring machinery: the bench cluster's settings, SQL and pgbench on it,
+the tables messages sit in, and compare(), which runs a baseline and its
+contenders round after round and keeps the median of the per-round ratios."""
+
+import concurrent.futures
+import multiprocessing
+import os
+import re
+import statistics
+import subprocess
+
+import psycopg2
+
+from bench.workers import loops
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+PG_BINDIR = '/usr/lib/postgresql/15/bin'
+MESSAGE = '{"n":1}'
+
+# fsync and synchronous_commit stay at their durable defaults: no -F here.
+# Large max_wal_size / checkpoint_timeout: no checkpoint starts in the middle
+# of a measurement (each run begins with an explicit CHECKPOINT instead).
+POSTGRES_ARGS = ('-h 127.0.0.1 -c logging_collector=off -c max_connections=200 '
+                 '-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=30min')
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+class Store:
+    """One table messages sit in: emptied before each run, prefilled for takers."""
+
+    def __init__(self, bench, name, truncate, prefill=None, count=None, vacuum=None):
+        self.bench, self.name = bench, name
+        self.truncate_sql, self.prefill_sql, self.count_sql = truncate, prefill, count
+        self.vacuum = vacuum
+
+    def reset(self, n=0):
+        self.bench.execute(self.truncate_sql)
+        if n:
+            self.bench.execute(self.prefill_sql, (n,))
+        if self.vacuum:
+            self.bench.execute('VACUUM (ANALYZE) %s' % self.vacuum)
+        self.bench.execute('CHECKPOINT')
+
+    def count(self):
+        return self.bench.query(self.count_sql)[0][0]
+
+
+def table_store(bench, table):
+    """The Store of a table of the queue's shape (a q4pg queue, raw, ...)."""
+    return Store(bench, table,
+                 truncate='TRUNCATE %s RESTART IDENTITY' % table,
+                 prefill="INSERT INTO %s (tag, data) SELECT 't', '%s' FROM generate_series(1, %%s)"
+                         % (table, MESSAGE),
+                 count='SELECT count(*) FROM %s' % table,
+                 vacuum=table)
+
+
+class Subject:
+    """One contender of a measurement: run(clients) -> messages per second."""
+
+    def __init__(self, label, run, kind='q4pg', clients=None):
+        self.label, self.run, self.kind, self.clients = label, run, kind, clients
+
+
+class PgbenchResult:
+    def __init__(self, tps, processed, failed):
+        self.tps, self.processed, self.failed = tps, processed, failed
+
+
+class Bench:
+    """The bench cluster as the sections see it, and what they measure into."""
+
+    def __init__(self, pg, cfg):
+        self.pg, self.cfg = pg, cfg
+        self.env = dict(os.environ, **pg.env())
+        self.dsn = pg.dsn_string()
+        self.admin = psycopg2.connect(self.dsn)
+        self.admin.autocommit = True
+        self.rows, self.latency, self.soak, self.cpu = [], [], [], []
+        self.notes = []
+        self.prefill = {}           # label -> messages a taker needs so as not to run dry
+        self.pool = None
+        self.peer_versions = {}
+        self.client_problem = loops.client_available()
+        self.stores = {}
+
+    def setup(self):
+        """The tables every section shares (bench/setup.sql)."""
+        self.psql_file(os.path.join(BENCH, 'setup.sql'))
+        self.stores = {name: table_store(self, name) for name in ('raw', 'q')}
+        self.stores['raw_notify'] = Store(self, 'raw_notify', 'TRUNCATE raw_notify RESTART IDENTITY')
+
+    # --- SQL on the admin connection, psql, pgbench -----------------------------
+
+    def execute(self, sql, args=None):
+        with self.admin.cursor() as cur:
+            cur.execute(sql, args)
+
+    def query(self, sql, args=None):
+        with self.admin.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def psql_file(self, path, single_transaction=False):
+        """Runs a SQL file with psql; raises RuntimeError with psql's errors when it fails."""
+        proc = subprocess.run([os.path.join(PG_BINDIR, 'psql'), '-qX', '-v', 'ON_ERROR_STOP=1']
+                              + (['-1'] if single_transaction else []) + ['-f', path],
+                              env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        if proc.returncode != 0:
+            raise RuntimeError('psql -f %s failed: %s' % (path, proc.stderr.strip()))
+
+    def pgbench(self, script, clients, seconds=None, transactions=None, defines=None,
+                pgoptions=None):
+        """Runs a pgbench script (a path below bench/) for `seconds` or `transactions`."""
+        cmd = [os.path.join(PG_BINDIR, 'pgbench'), '-n', '-M', 'prepared',
+               '-f', os.path.join(BENCH, script),
+               '-c', str(clients), '-j', str(min(clients, os.cpu_count() or 1))]
+        cmd += ['-T', str(seconds)] if seconds else ['-t', str(transactions)]
+        for name, value in (defines or {}).items():
+            cmd += ['-D', '%s=%s' % (name, value)]
+        env = dict(self.env, PGOPTIONS=pgoptions) if pgoptions else self.env
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        out = proc.stdout + proc.stderr
+        tps = re.search(r'^tps = ([\d.]+) \(without initial connection time\)', out, re.M)
+        processed = re.search(r'^number of transactions actually processed: (\d+)', out, re.M)
+        failed = re.search(r'^number of failed transactions: (\d+)', out, re.M)
+        if proc.returncode != 0 or not tps or (failed and int(failed.group(1))):
+            raise RuntimeError('pgbench %s -c %d failed:\n%s' % (script, clients, out[-2000:]))
+        return PgbenchResult(float(tps.group(1)), int(processed.group(1)),
+                             int(failed.group(1)) if failed else 0)
+
+    # --- one measurement: a baseline and its contenders, alternated -------------
+
+    def compare(self, section, measurement, baseline, subjects, clients=None, unit='msg/s',
+                target=None, rounds=None, table=None):
+        """Runs baseline and subjects for each client count, `rounds` times, a
+        different one first each round; appends a row per subject and client
+        count to `table` (self.rows): median rates and the median of the
+        per-round ratios subject / baseline, checked against `target`
+        (('ratio', x) or ('rate', x)) for q4pg's own subjects."""
+        clients = clients or self.cfg.clients
+        rounds = rounds or self.cfg.rounds
+        table = self.rows if table is None else table
+        for c in clients:
+            here = [s for s in subjects if s.clients is None or c in s.clients]
+            if not here:
+                continue
+            everyone = [baseline] + here
+            rates = {s.label: [] for s in everyone}
+            for r in range(rounds):
+                k = r % len(everyone)
+                for s in everyone[k:] + everyone[:k]:      # a different one goes first each round
+                    rate = s.run(c)
+                    rates[s.label].append(rate)
+                    log('  %-22s c=%-2d round %d/%d  %-34s %12.1f %s'
+                        % (measurement, c, r + 1, rounds, s.label, rate, unit))
+            for s in here:
+                ratios = [a / b for a, b in zip(rates[s.label], rates[baseline.label])]
+                row = dict(section=section, measurement=measurement, subject=s.label,
+                           baseline=baseline.label, clients=c, unit=unit, kind=s.kind,
+                           rate=median(rates[s.label]), baseline_rate=median(rates[baseline.label]),
+                           ratio=median(ratios), rates=rates[s.label],
+                           baseline_rates=rates[baseline.label], ratios=ratios, target=None)
+                if s.kind == 'q4pg' and target:
+                    row['target'] = target
+                    if target[0] == 'ratio':
+                        row['pass'] = row['ratio'] >= target[1]
+                    else:
+                        row['pass'] = row['rate'] >= target[1]
+                table.append(row)
+                log('  => %s c=%d: %s %.1f vs %s %.1f: ratio %.3f'
+                    % (measurement, c, s.label, row['rate'], baseline.label, row['baseline_rate'],
+                       row['ratio']))
+
+    # --- Python worker processes --------------------------------------------------
+
+    def start_pool(self):
+        """One worker process per client of the largest count (started and warm)."""
+        if self.pool is None:
+            n = max(max(self.cfg.clients), max(self.cfg.batch_clients))
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=n, mp_context=multiprocessing.get_context('spawn'))
+            list(self.pool.map(loops.warm_up, range(n)))
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.admin.close()
