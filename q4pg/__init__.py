@@ -6,19 +6,25 @@
     q.enqueue('tag', {'any': 'json'})
     with q.dequeue('tag') as data:
         ...
+
+Layers, each using the one below through its public interface only:
+cli.py (the q4pg command) -> client.py (QueueManager, Message) ->
+listener.py (Listener) -> db.py (pool, transactions, SQL text); errors.py
+holds the exceptions of all of them.
 """
 
 import logging
 
-from .client import Listener, Message, QueueManager
-from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, InvalidMessage,
-                     PermissionDenied, Q4pgError, QueueExists, QueueNotFound)
+from .client import Message, QueueManager
+from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, InvalidDsn,
+                     InvalidMessage, PermissionDenied, Q4pgError, QueueExists, QueueNotFound)
+from .listener import Listener
 
 # The version of this code, also in pyproject.toml and q4pg.control (tests/test_packaging.py).
 __version__ = '1.0'
 
 __all__ = ['QueueManager', 'Message', 'Listener', 'Q4pgError', 'ExtensionNotInstalled',
            'QueueNotFound', 'QueueExists', 'InvalidMessage', 'InvalidArgument',
-           'PermissionDenied', 'ConnectionLost', '__version__']
+           'PermissionDenied', 'ConnectionLost', 'InvalidDsn', '__version__']
 
 logging.getLogger('q4pg').addHandler(logging.NullHandler())

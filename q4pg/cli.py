@@ -2,11 +2,8 @@
 
     q4pg [--dsn DSN] [--queue NAME] COMMAND ...
 
-A thin layer over q4pg.QueueManager.  The one thing it asks the server
-directly is how to read --queue: parse_ident() splits the SQL name into
-(schema, table), and q4pg_queue_settings() tells the commands that print
-messages whether data is JSON.  Exit codes and messages are the contract of
-README.md ("The command line").
+A thin layer over q4pg.QueueManager, through its public API only.  Exit
+codes and messages are the contract of README.md ("The command line").
 """
 
 import argparse
@@ -19,12 +16,8 @@ import select
 import signal
 import sys
 
-import psycopg2
-import psycopg2.extensions
-from psycopg2 import sql
-
 from .client import QueueManager
-from .errors import ConnectionLost, Q4pgError, wrap_error
+from .errors import ConnectionLost, InvalidArgument, InvalidDsn, Q4pgError, one_line
 
 # Exit codes (README.md, "The command line").
 EXIT_OK = 0
@@ -79,14 +72,9 @@ class _OutputClosed(Exception):
 
 # ---------------------------------------------------------------- helpers
 
-def _one_line(text):
-    """text on one line: lines stripped and joined by spaces."""
-    return ' '.join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
 def _clean(message):
     """A server or client message made fit for 'q4pg: error: <message>'."""
-    message = _one_line(message)
+    message = one_line(message)
     if message.startswith('q4pg: '):
         message = message[len('q4pg: '):]
     return message or 'unknown error'
@@ -112,11 +100,6 @@ def _write_lines(lines):
     out.flush()
 
 
-def _decode(data_type, text):
-    """Stored text as printed: the JSON value on json/jsonb queues, else the text."""
-    return text if data_type == 'text' else json.loads(text)
-
-
 def _message_line(msg_id, tag, data, created_at):
     return json.dumps({'id': msg_id, 'tag': tag, 'data': data,
                        'created_at': created_at.isoformat() if created_at is not None else None},
@@ -125,86 +108,44 @@ def _message_line(msg_id, tag, data, created_at):
 
 # ------------------------------------------------------ connection, queue
 
-class _Target:
-    """What --dsn and --queue name: the DSN, (schema, table), the data type."""
-
-    def __init__(self, dsn, schema, table, data_type):
-        self.dsn = dsn
-        self.schema = schema
-        self.table = table
-        self.data_type = data_type
-
-    def manager(self, **kwargs):
-        return QueueManager(dsn=self.dsn, table_name=self.table, schema=self.schema, **kwargs)
-
-
 def _dsn(args):
-    dsn = args.dsn if args.dsn is not None else os.environ.get('Q4PG_DSN', '')
+    return args.dsn if args.dsn is not None else os.environ.get('Q4PG_DSN', '')
+
+
+def _client(dsn, **kwargs):
+    """A QueueManager; a connection string that does not parse is a usage error."""
     try:
-        psycopg2.extensions.parse_dsn(dsn)
-    except psycopg2.ProgrammingError as e:
-        raise _Exit(EXIT_USAGE, 'bad connection string: %s' % _clean(e))
-    return dsn
+        return QueueManager(dsn=dsn, **kwargs)
+    except InvalidDsn as e:
+        raise _Exit(EXIT_USAGE, _clean(e))
 
 
-def _queue_name(args):
-    name = args.queue if args.queue is not None else os.environ.get('Q4PG_QUEUE', '')
-    return _check_utf8(name or 'mq', '--queue')
+def _manager(args, settings=True, **kwargs):
+    """The QueueManager of --dsn and --queue.
 
-
-def _target(args, settings=True):
-    """Resolves --dsn and --queue on the server.
-
-    parse_ident() splits the name as PostgreSQL reads it ('app.jobs',
-    '"My Queue"'); with settings=True, q4pg_queue_settings() checks the
-    extension is there and the table is a queue, and reads its data type.
-    Errors come out as the client's.
+    The server splits --queue as PostgreSQL reads it ('app.jobs', '"My
+    Queue"'); with settings=True, the queue's settings are read from its
+    table, which checks the extension is there and the table is a queue, and
+    the manager gets the queue's data type.
     """
     dsn = _dsn(args)
-    name = _queue_name(args)
-    try:
-        conn = psycopg2.connect(dsn)
-    except psycopg2.Error as e:
-        raise wrap_error(e)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            try:
-                cur.execute('SELECT pg_catalog.parse_ident(%s)', (name,))
-                parts = cur.fetchone()[0]
-            except psycopg2.Error as e:
-                error = wrap_error(e, conn)
-                if isinstance(error, ConnectionLost):
-                    raise error
-                raise _Exit(EXIT_REFUSED, 'bad --queue: %s' % _clean(error))
-            if len(parts) > 2:
-                raise _Exit(EXIT_REFUSED, 'bad --queue: "%s" is not a valid queue name; give '
-                            'name or schema.name, double-quote names with special characters'
-                            % name)
-            schema, table = (None, parts[0]) if len(parts) == 1 else parts
-            data_type = None
-            if settings:
-                # The name goes through text so that it becomes a regclass when
-                # the query runs: a literal cast straight to regclass is resolved
-                # while the query is parsed, before the function is looked up, and
-                # a database without q4pg would answer 'relation "mq" does not
-                # exist' instead of 'function q4pg_queue_settings does not exist'.
-                regclass = sql.Identifier(*parts).as_string(conn)
-                cur.execute('SELECT data_type FROM q4pg_queue_settings('
-                            '%s::pg_catalog.text::pg_catalog.regclass)', (regclass,))
-                data_type = cur.fetchone()[0]
-    except psycopg2.Error as e:
-        raise wrap_error(e, conn)
-    finally:
-        conn.close()
-    return _Target(dsn, schema, table, data_type)
+    name = args.queue if args.queue is not None else os.environ.get('Q4PG_QUEUE', '')
+    name = _check_utf8(name or 'mq', '--queue')
+    with _client(dsn) as probe:
+        try:
+            schema, table = probe.parse_name(name)
+        except InvalidArgument as e:
+            raise _Exit(EXIT_REFUSED, 'bad --queue: %s' % _clean(e))
+    if settings:
+        return QueueManager.existing(dsn, table, schema=schema, **kwargs)
+    return QueueManager(dsn, table, schema=schema, **kwargs)
 
 
 # ---------------------------------------------------------------- commands
 
 def cmd_create_queue(args):
-    target = _target(args, settings=False)
-    with target.manager(data_type=args.data_type, data_length=args.data_length) as q:
+    with _manager(args, settings=False, data_type=args.data_type,
+                  data_length=args.data_length) as q:
         q.create_table()
     return EXIT_OK
 
@@ -262,8 +203,7 @@ def _stdin_batches(size):
 
 def cmd_enqueue(args):
     tag = _check_utf8(args.tag, 'TAG')
-    target = _target(args)
-    with target.manager() as q:
+    with _manager(args) as q:
         if args.data is not None:
             msg_id = q.enqueue(tag, _check_utf8(args.data, 'DATA'), raw=True)
             _write_lines([str(msg_id)])
@@ -276,10 +216,9 @@ def cmd_enqueue(args):
 
 def cmd_dequeue(args):
     tag = _check_utf8(args.tag, 'TAG')
-    target = _target(args)
     msg = None
     try:
-        with target.manager(data_type=target.data_type) as q:
+        with _manager(args) as q:
             # The message is deleted when the with block commits, after its
             # line is written; a failed write rolls back and leaves it queued.
             with q.dequeue_message(tag) as msg:
@@ -311,11 +250,10 @@ def _stop_on_signal(listener):
 
 def cmd_listen(args):
     tag = _check_utf8(args.tag, 'TAG')
-    target = _target(args)
     printed = 0
     msg = None
     try:
-        with target.manager(data_type=target.data_type) as q:
+        with _manager(args) as q:
             # Asking for the next message acknowledges the one printed before;
             # leaving the with block normally (the loop ends) does too.
             with q.listener(tag, timeout=args.timeout, limit=args.limit, full=True) as items:
@@ -332,25 +270,22 @@ def cmd_listen(args):
 
 def cmd_list(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
-    target = _target(args)
-    with target.manager(data_type=target.data_type) as q:
+    with _manager(args) as q:
         rows = q.list(tag, args.limit)
-    _write_lines([_message_line(msg_id, msg_tag, _decode(target.data_type, data), created_at)
-                  for msg_id, msg_tag, data, created_at in rows])
+        _write_lines([_message_line(msg_id, msg_tag, q.decode(data), created_at)
+                      for msg_id, msg_tag, data, created_at in rows])
     return EXIT_OK
 
 
 def cmd_count(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
-    target = _target(args)
-    with target.manager() as q:
+    with _manager(args) as q:
         _write_lines([str(q.count(tag))])
     return EXIT_OK
 
 
 def cmd_cancel(args):
-    target = _target(args)
-    with target.manager() as q:
+    with _manager(args) as q:
         removed = q.cancel(args.id)
     _write_lines(['true' if removed else 'false'])
     return EXIT_OK if removed else EXIT_NOTHING
@@ -378,8 +313,7 @@ def _printable(text):
 
 
 def cmd_stats(args):
-    dsn = _dsn(args)
-    with QueueManager(dsn=dsn) as q:
+    with _client(_dsn(args)) as q:
         queues = q.queues()
         stats = q.stats()
     # q4pg_stats() has rows for messages only: show empty queues too.
@@ -402,8 +336,7 @@ def cmd_stats(args):
 
 
 def cmd_consumers(args):
-    dsn = _dsn(args)
-    with QueueManager(dsn=dsn) as q:
+    with _client(_dsn(args)) as q:
         rows = q.consumers()
     if args.json:
         _write_lines([json.dumps({'queue': queue, 'pid': pid,
@@ -435,7 +368,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as one line: 'q4pg: error: ...', exit 2."""
 
     def error(self, message):
-        raise _Exit(EXIT_USAGE, '%s (see: %s --help)' % (_one_line(message), self.prog))
+        raise _Exit(EXIT_USAGE, '%s (see: %s --help)' % (one_line(message), self.prog))
 
 
 def _positive_int(text):
@@ -611,7 +544,7 @@ def _setup_logging():
 
 def _error(message):
     try:
-        sys.stderr.write('q4pg: error: %s\n' % _one_line(message))
+        sys.stderr.write('q4pg: error: %s\n' % one_line(message))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -643,11 +576,6 @@ def main(argv=None):
     except Q4pgError as e:
         _error(_clean(e))
         return EXIT_REFUSED
-    except psycopg2.Error as e:
-        # The client should have wrapped it (a bug there): report it all the same.
-        error = wrap_error(e)
-        _error(_clean(error))
-        return EXIT_UNREACHABLE if isinstance(error, ConnectionLost) else EXIT_REFUSED
     except _OutputClosed as e:
         _silence_stdout()
         if e.msg is not None:
@@ -665,7 +593,7 @@ def main(argv=None):
         if os.environ.get('Q4PG_DEBUG'):
             raise
         _error('internal error (set Q4PG_DEBUG=1 for a traceback): %s: %s'
-               % (type(e).__name__, _one_line(e)))
+               % (type(e).__name__, one_line(e)))
         return EXIT_REFUSED
 
 

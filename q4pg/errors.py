@@ -5,17 +5,20 @@ keeps its SQLSTATE in ``.pgcode`` and its message in ``.pgerror``; ``str(e)``
 is that message, plus the server's HINT when it gave one.
 """
 
+from typing import Any, Optional
+
 import psycopg2
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
-           'wrap_error']
+           'InvalidDsn', 'wrap_error', 'one_line']
 
 
 class Q4pgError(Exception):
     """Base class of every q4pg error."""
 
-    def __init__(self, message, pgcode=None, pgerror=None):
+    def __init__(self, message: str, pgcode: Optional[str] = None,
+                 pgerror: Optional[str] = None) -> None:
         super().__init__(message)
         self.pgcode = pgcode
         self.pgerror = pgerror
@@ -49,6 +52,10 @@ class ConnectionLost(Q4pgError):
     """The database cannot be reached, or the connection broke."""
 
 
+class InvalidDsn(ConnectionLost):
+    """The connection string does not parse (raised by QueueManager() itself)."""
+
+
 # SQLSTATE -> exception class.  Beyond the spec's list: 22P05 (a \u0000 in
 # jsonb) and 23514 (the length CHECK constraint) are message problems too,
 # 22003 (a number out of range: an id, a limit) and 2201W (a negative LIMIT)
@@ -77,11 +84,12 @@ _BY_SQLSTATE = {
 _SESSION_GONE = ('57P01', '57P02', '57P03')
 
 
-def _one_line(text):
-    return ' '.join(text.split())
+def one_line(text: Any) -> str:
+    """str(text) on one line: its lines stripped and joined by spaces."""
+    return ' '.join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
-def wrap_error(exc, conn=None):
+def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     """The Q4pgError for a psycopg2 error (or psycopg2's ValueError for a NUL character).
 
     `conn` is the connection the error happened on, if any: when it is closed
@@ -91,21 +99,21 @@ def wrap_error(exc, conn=None):
         return exc
     if isinstance(exc, ValueError) and not isinstance(exc, psycopg2.Error):
         # psycopg2 refuses strings with NUL characters before sending anything.
-        return InvalidMessage('q4pg: %s' % _one_line(str(exc)))
+        return InvalidMessage('q4pg: %s' % one_line(str(exc)))
     pgcode = getattr(exc, 'pgcode', None)
     diag = getattr(exc, 'diag', None)
     primary = diag.message_primary if diag is not None else None
     hint = diag.message_hint if diag is not None else None
-    message = _one_line(primary or str(exc)) or type(exc).__name__
+    message = one_line(primary or str(exc)) or type(exc).__name__
     if hint:
-        message = '%s (HINT: %s)' % (message, _one_line(hint))
+        message = '%s (HINT: %s)' % (message, one_line(hint))
 
     cls = _BY_SQLSTATE.get(pgcode)
     if pgcode == '42883' and primary and 'q4pg_' in primary:
         cls = ExtensionNotInstalled
         message = ('%s: the q4pg extension is not installed in this database '
                    '(run CREATE EXTENSION q4pg), or its schema is not in search_path'
-                   % _one_line(primary))
+                   % one_line(primary))
     elif cls is None:
         broken = conn is not None and conn.closed
         session_gone = pgcode is None or pgcode.startswith('08') or pgcode in _SESSION_GONE

@@ -1,0 +1,294 @@
+"""The client's database layer: connections, a pool, transactions, and the SQL text
+of the calls the client makes.
+
+The layers above (listener.py, client.py) use only what this module offers:
+
+    Database          connections to one database, pooled: run(), begin(), run_in(),
+                      listen(), close()
+    Transaction       a transaction left open by begin(): its rows, commit(), rollback()
+    ListenConnection  the dedicated autocommit connection a listener LISTENs on
+    the SQL constants the queries; the queue is always their first parameter
+
+Every error comes out as a q4pg error (errors.wrap_error).  Type names in casts
+are qualified with pg_catalog, so that a caller's search_path cannot swap them.
+"""
+
+import contextlib
+import logging
+import select
+import threading
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from .errors import ConnectionLost, InvalidDsn, Q4pgError, one_line, wrap_error
+
+__all__ = ['Database', 'Transaction', 'ListenConnection', 'Row', 'check_dsn', 'retryable']
+
+log = logging.getLogger('q4pg')
+
+Row = Tuple[Any, ...]
+
+# The queue goes as text and becomes a regclass when the query runs: a literal
+# cast straight to regclass would be resolved while the query is parsed, before
+# the function is looked up, and a database without q4pg would answer 'relation
+# "mq" does not exist' instead of 'function q4pg_... does not exist'.
+CREATE_QUEUE = ('SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, '
+                '%s::integer)')
+ENQUEUE = ('SELECT q4pg_enqueue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
+           '%s::pg_catalog.text)')
+ENQUEUE_MANY = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.text::pg_catalog.regclass, '
+                '%s::pg_catalog.text, %s::pg_catalog.text[])')
+DEQUEUE = ('SELECT id, tag, data, created_at '
+           'FROM q4pg_dequeue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)')
+DEQUEUE_MANY = ('SELECT id, tag, data, created_at '
+                'FROM q4pg_dequeue_many(%s::pg_catalog.text::pg_catalog.regclass, '
+                '%s::pg_catalog.text, %s::integer)')
+LIST = ('SELECT id, tag, data, created_at '
+        'FROM q4pg_list(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
+        '%s::integer)')
+COUNT = 'SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
+CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+REGISTER_IDLE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
+                 '%s::pg_catalog.text)')
+UNREGISTER_IDLE = ('SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, '
+                   '%s::pg_catalog.text)')
+QUEUE_SETTINGS = ('SELECT data_type, data_length '
+                  'FROM q4pg_queue_settings(%s::pg_catalog.text::pg_catalog.regclass)')
+QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
+STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
+         'FROM q4pg_stats()')
+CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
+             'FROM q4pg_consumers()')
+PARSE_IDENT = 'SELECT pg_catalog.parse_ident(%s::pg_catalog.text)'
+
+
+def check_dsn(dsn: str) -> None:
+    """Raises InvalidDsn unless libpq can parse `dsn` (nothing is sent anywhere)."""
+    try:
+        psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as e:
+        raise InvalidDsn('q4pg: bad connection string: %s' % one_line(e)) from e
+
+
+def retryable(error: Q4pgError) -> bool:
+    """True for a lost connection, or another psycopg2 OperationalError (deadlock,
+    cancel...): an error after which the same call may well work."""
+    return isinstance(error, ConnectionLost) or isinstance(
+        error.__cause__, (psycopg2.OperationalError, psycopg2.InterfaceError))
+
+
+def _connect(dsn: str) -> Any:
+    """A new connection; ConnectionLost when the database cannot be reached."""
+    try:
+        return psycopg2.connect(dsn)
+    except psycopg2.Error as e:
+        raise wrap_error(e) from e
+
+
+def _idle(conn: Any) -> bool:
+    return (not conn.closed and conn.info.transaction_status
+            == psycopg2.extensions.TRANSACTION_STATUS_IDLE)
+
+
+class _Pool:
+    """At most `size` connections to `dsn`, reused; get() blocks while all are busy."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._cond = threading.Condition()
+        self._idle: List[Any] = []
+        self._open = 0  # connections out there: idle ones and those in use
+        self._closed = False
+
+    def get(self) -> Tuple[Any, bool]:
+        """A connection, and whether it is new (a reused one may have died idle)."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise Q4pgError('q4pg: the QueueManager is closed')
+                if self._idle:
+                    return self._idle.pop(), False
+                if self._open < self._size:
+                    self._open += 1
+                    break
+                self._cond.wait()
+        try:
+            return _connect(self._dsn), True
+        except BaseException:
+            with self._cond:
+                self._open -= 1
+                self._cond.notify()
+            raise
+
+    def put(self, conn: Any) -> None:
+        """Takes a connection back: rolls back what it left open; closes a broken one."""
+        if not conn.closed and not _idle(conn):
+            with contextlib.suppress(psycopg2.Error):
+                conn.rollback()
+        reuse = _idle(conn)
+        with self._cond:
+            if reuse and not self._closed:
+                self._idle.append(conn)
+                conn = None
+            else:
+                self._open -= 1
+            self._cond.notify()
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Closes the idle connections now, and the others when they come back."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close()
+
+
+def _execute(conn: Any, query: str, args: Sequence[Any]) -> List[Row]:
+    with conn.cursor() as cur:
+        cur.execute(query, tuple(args))
+        return cur.fetchall() if cur.description is not None else []
+
+
+class Transaction:
+    """A transaction open on a pooled connection (Database.begin): the rows of
+    its statement; commit() or rollback() ends it and gives the connection back.
+    Ending it again does nothing."""
+
+    def __init__(self, conn: Any, rows: List[Row], give_back: Callable[[Any], None]) -> None:
+        self._conn = conn
+        self.rows = rows
+        self._give_back = give_back
+
+    def commit(self) -> None:
+        """Commits; ConnectionLost (outcome unknown) when the connection breaks meanwhile."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.commit()
+        except psycopg2.Error as e:
+            err = wrap_error(e, conn)
+            if isinstance(err, ConnectionLost):
+                err = ConnectionLost('q4pg: connection lost during COMMIT, the outcome is '
+                                     'unknown: %s' % err, pgcode=err.pgcode, pgerror=err.pgerror)
+            raise err from e
+        finally:
+            self._give_back(conn)
+
+    def rollback(self) -> None:
+        """Rolls back (never raises: a connection that cannot is closed)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._give_back(conn)
+
+
+class Database:
+    """Connections to one database: a pool of at most `max_connections`, shared
+    by threads, and dedicated LISTEN connections."""
+
+    def __init__(self, dsn: str, max_connections: int) -> None:
+        check_dsn(dsn)
+        self.dsn = dsn
+        self._pool = _Pool(dsn, max_connections)
+
+    def begin(self, query: str, args: Sequence[Any]) -> Transaction:
+        """Runs `query` on a pooled connection and leaves its transaction open.
+
+        A pooled connection that died while idle is dropped and the statement
+        tried again: nothing was committed.
+        """
+        while True:
+            conn, new = self._pool.get()
+            try:
+                return Transaction(conn, _execute(conn, query, args), self._pool.put)
+            except (psycopg2.Error, ValueError) as e:
+                self._pool.put(conn)
+                if not new and conn.closed:
+                    log.info('q4pg: dropped a pooled connection that died idle: %s',
+                             one_line(e))
+                    continue
+                raise wrap_error(e, conn) from e
+            except BaseException:          # KeyboardInterrupt...: don't lose the pool's slot
+                self._pool.put(conn)
+                raise
+
+    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        """Runs `query` in a transaction of its own; its rows."""
+        transaction = self.begin(query, args)
+        transaction.commit()
+        return transaction.rows
+
+    @staticmethod
+    def run_in(conn: Any, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        """Runs `query` on the caller's psycopg2 connection, in its current
+        transaction, and does not commit; its rows."""
+        try:
+            return _execute(conn, query, args)
+        except (psycopg2.Error, ValueError) as e:
+            raise wrap_error(e, conn) from e
+
+    def listen(self, channel: str) -> 'ListenConnection':
+        """A new autocommit connection that LISTENs on `channel`."""
+        return ListenConnection(self.dsn, channel)
+
+    def close(self) -> None:
+        """Closes the pooled connections (those in use when they are given back)."""
+        self._pool.close()
+
+
+class ListenConnection:
+    """A connection of its own, in autocommit mode (it never holds a transaction),
+    LISTENing on one channel."""
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self.channel = channel
+        conn = _connect(dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL('LISTEN {}').format(sql.Identifier(channel)))
+        except psycopg2.Error as e:
+            conn.close()
+            raise wrap_error(e, conn) from e
+        self._conn = conn
+
+    def call(self, query: str, args: Sequence[Any]) -> Any:
+        """Runs a one-value query (q4pg_register_idle...) on this connection; its value."""
+        try:
+            return _execute(self._conn, query, args)[0][0]
+        except psycopg2.Error as e:
+            raise wrap_error(e, self._conn) from e
+
+    def wait(self, seconds: float, wake_fd: int) -> int:
+        """Sleeps until a notification arrives, `wake_fd` is readable or `seconds`
+        pass; returns the number of notifications, which it forgets.
+
+        A notification read earlier is still in conn.notifies, so it is counted
+        before select().  A notification is only a hint: the caller queries again.
+        """
+        conn = self._conn
+        try:
+            conn.poll()
+            if not conn.notifies:
+                select.select([conn, wake_fd], [], [], seconds)
+                conn.poll()
+        except psycopg2.Error as e:
+            raise wrap_error(e, conn) from e
+        if conn.closed:
+            raise ConnectionLost('q4pg: the LISTEN connection is closed')
+        count = len(conn.notifies)
+        del conn.notifies[:]
+        return count
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg2.Error):
+            self._conn.close()
