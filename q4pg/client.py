@@ -111,12 +111,14 @@ class QueueManager:
 
     # -- running the SQL functions ------------------------------------------------
 
-    def _run(self, query: str, args: Tuple[Any, ...], conn: Any = None) -> List[db.Row]:
-        """Runs a query about this queue in a transaction of its own, or in the caller's `conn`."""
+    def _run(self, query: str, args: Tuple[Any, ...], conn: Any = None,
+             idempotent: bool = True) -> List[db.Row]:
+        """Runs a query about this queue on its own (one round trip), or in the
+        caller's `conn`; `idempotent=False` for one that must not run twice."""
         args = (self._queue,) + args
         if conn is not None:
             return db.Database.run_in(conn, query, args)
-        return self._db.run(query, args)
+        return self._db.run(query, args, idempotent=idempotent)
 
     def _encode(self, data: Any, raw: bool) -> str:
         """The text to store for `data`."""
@@ -169,13 +171,13 @@ class QueueManager:
         current transaction and does not commit.  With `raw=True`, `data` is
         the text to store, sent verbatim.
         """
-        return self._run(db.ENQUEUE, (tag, self._encode(data, raw)), conn)[0][0]
+        return self._run(db.ENQUEUE, (tag, self._encode(data, raw)), conn, False)[0][0]
 
     def enqueue_many(self, tag: str, iterable: Iterable[Any], *, conn: Any = None,
                      raw: bool = False) -> List[int]:
         """Adds one message per item in one statement, all or nothing; returns their ids."""
         texts = [self._encode(data, raw) for data in iterable]
-        return [row[0] for row in self._run(db.ENQUEUE_MANY, (tag, texts), conn)]
+        return [row[0] for row in self._run(db.ENQUEUE_MANY, (tag, texts), conn, False)]
 
     @contextlib.contextmanager
     def dequeue_message(self, tag: str) -> Iterator[Optional[Message]]:
@@ -215,7 +217,7 @@ class QueueManager:
 
     def cancel(self, id: int) -> bool:
         """Removes a waiting message; False when there is none or a consumer holds it."""
-        return self._run(db.CANCEL, (id,))[0][0]
+        return self._run(db.CANCEL, (id,), idempotent=False)[0][0]
 
     def channel(self, tag: str) -> str:
         """The NOTIFY channel of `tag` on this queue."""

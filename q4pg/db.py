@@ -1,6 +1,12 @@
 """The client's database layer: connections, a pool, transactions, and the SQL text
 of the calls the client makes.
 
+Round trips: pooled connections are in autocommit mode.  A statement that
+needs no transaction of its own (enqueue, count...) is one round trip; a
+dequeue sends BEGIN with its statement ("BEGIN; SELECT ...") and then COMMIT or
+ROLLBACK: two.  The pool knows each connection's transaction state (libpq's)
+and never lends one that is in a transaction or broken.
+
 The layers above (listener.py, client.py) use only what this module offers:
 
     Database          connections to one database, pooled: run(), begin(), run_in(),
@@ -82,16 +88,39 @@ def retryable(error: Q4pgError) -> bool:
 
 
 def _connect(dsn: str) -> Any:
-    """A new connection; ConnectionLost when the database cannot be reached."""
+    """A new autocommit connection; ConnectionLost when the database cannot be reached."""
     try:
-        return psycopg2.connect(dsn)
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        return conn
     except psycopg2.Error as e:
         raise wrap_error(e) from e
 
 
 def _idle(conn: Any) -> bool:
+    """True when `conn` is open and outside any transaction (as libpq last heard)."""
     return (not conn.closed and conn.info.transaction_status
             == psycopg2.extensions.TRANSACTION_STATUS_IDLE)
+
+
+def _alive(conn: Any) -> bool:
+    """False when an idle pooled connection is broken or about to be.
+
+    Nothing arrives on an idle connection that does not LISTEN but the end of
+    the session: the error that ends it (a terminated backend, a shutdown) or
+    the end of the stream.  So a connection with anything to read is dropped,
+    without a round trip.
+    """
+    try:
+        return _idle(conn) and not select.select([conn], [], [], 0)[0]
+    except (OSError, ValueError):
+        return False
+
+
+def _execute(conn: Any, query: str, args: Sequence[Any]) -> List[Row]:
+    with conn.cursor() as cur:
+        cur.execute(query, tuple(args))
+        return cur.fetchall() if cur.description is not None else []
 
 
 class _Pool:
@@ -106,37 +135,52 @@ class _Pool:
         self._closed = False
 
     def get(self) -> Tuple[Any, bool]:
-        """A connection, and whether it is new (a reused one may have died idle)."""
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise Q4pgError('q4pg: the QueueManager is closed')
-                if self._idle:
-                    return self._idle.pop(), False
-                if self._open < self._size:
-                    self._open += 1
-                    break
-                self._cond.wait()
-        try:
-            return _connect(self._dsn), True
-        except BaseException:
+        """A connection outside any transaction, and whether it is new (a reused
+        one was alive a moment ago, but may still have died since)."""
+        while True:
             with self._cond:
-                self._open -= 1
-                self._cond.notify()
-            raise
+                while True:
+                    if self._closed:
+                        raise Q4pgError('q4pg: the QueueManager is closed')
+                    if self._idle:
+                        conn = self._idle.pop()
+                        break
+                    if self._open < self._size:
+                        self._open += 1
+                        conn = None
+                        break
+                    self._cond.wait()
+            if conn is None:
+                try:
+                    return _connect(self._dsn), True
+                except BaseException:
+                    self._forget(None)
+                    raise
+            if _alive(conn):
+                return conn, False
+            log.info('q4pg: dropped a pooled connection that died idle')
+            self._forget(conn)
 
     def put(self, conn: Any) -> None:
-        """Takes a connection back: rolls back what it left open; closes a broken one."""
-        if not conn.closed and not _idle(conn):
+        """Takes a connection back: rolls back a transaction it left open (in
+        progress or failed); closes one that is broken or busy."""
+        if not conn.closed and conn.info.transaction_status in (
+                psycopg2.extensions.TRANSACTION_STATUS_INTRANS,
+                psycopg2.extensions.TRANSACTION_STATUS_INERROR):
             with contextlib.suppress(psycopg2.Error):
-                conn.rollback()
-        reuse = _idle(conn)
+                _execute(conn, 'ROLLBACK', ())
+        if _idle(conn):
+            with self._cond:
+                if not self._closed:
+                    self._idle.append(conn)
+                    self._cond.notify()
+                    return
+        self._forget(conn)
+
+    def _forget(self, conn: Any) -> None:
+        """Closes `conn` (if any) and frees its place in the pool."""
         with self._cond:
-            if reuse and not self._closed:
-                self._idle.append(conn)
-                conn = None
-            else:
-                self._open -= 1
+            self._open -= 1
             self._cond.notify()
         if conn is not None:
             conn.close()
@@ -150,12 +194,6 @@ class _Pool:
             self._cond.notify_all()
         for conn in idle:
             conn.close()
-
-
-def _execute(conn: Any, query: str, args: Sequence[Any]) -> List[Row]:
-    with conn.cursor() as cur:
-        cur.execute(query, tuple(args))
-        return cur.fetchall() if cur.description is not None else []
 
 
 class Transaction:
@@ -174,7 +212,7 @@ class Transaction:
         if conn is None:
             return
         try:
-            conn.commit()
+            _execute(conn, 'COMMIT', ())
         except psycopg2.Error as e:
             err = wrap_error(e, conn)
             if isinstance(err, ConnectionLost):
@@ -185,7 +223,7 @@ class Transaction:
             self._give_back(conn)
 
     def rollback(self) -> None:
-        """Rolls back (never raises: a connection that cannot is closed)."""
+        """Rolls back (the pool does; never raises: a connection that cannot is closed)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             self._give_back(conn)
@@ -201,31 +239,51 @@ class Database:
         self._pool = _Pool(dsn, max_connections)
 
     def begin(self, query: str, args: Sequence[Any]) -> Transaction:
-        """Runs `query` on a pooled connection and leaves its transaction open.
+        """Runs `query` in a new transaction on a pooled connection and leaves
+        the transaction open; BEGIN travels with the statement."""
+        conn, rows = self._execute('BEGIN; ' + query, args, idempotent=True)
+        return Transaction(conn, rows, self._pool.put)
 
-        A pooled connection that died while idle is dropped and the statement
-        tried again: nothing was committed.
+    def run(self, query: str, args: Sequence[Any] = (), *, idempotent: bool = True) -> List[Row]:
+        """Runs `query` on its own (autocommit: one round trip); its rows.
+
+        `idempotent=False` for a statement that must not run twice (enqueue,
+        cancel): it is tried again only when it surely did not run.
+        """
+        conn, rows = self._execute(query, args, idempotent)
+        self._pool.put(conn)
+        return rows
+
+    def _execute(self, query: str, args: Sequence[Any],
+                 idempotent: bool) -> Tuple[Any, List[Row]]:
+        """Runs `query` on a pooled connection: (the connection, still lent, its rows).
+
+        A reused connection may have died since get() looked at it: then the
+        statement goes again on another one, if it is idempotent or the
+        server said it terminated the session (57P01, admin_shutdown: raised
+        before a statement commits, never after).  Otherwise a lost
+        connection leaves the outcome unknown, and the error says so.
         """
         while True:
             conn, new = self._pool.get()
             try:
-                return Transaction(conn, _execute(conn, query, args), self._pool.put)
+                return conn, _execute(conn, query, args)
             except (psycopg2.Error, ValueError) as e:
                 self._pool.put(conn)
-                if not new and conn.closed:
-                    log.info('q4pg: dropped a pooled connection that died idle: %s',
-                             one_line(e))
+                error = wrap_error(e, conn)
+                if not isinstance(error, ConnectionLost):
+                    raise error from e
+                if not new and (idempotent or error.pgcode == '57P01'):
+                    log.info('q4pg: dropped a pooled connection that died idle: %s', error)
                     continue
-                raise wrap_error(e, conn) from e
+                if not idempotent and error.pgcode != '57P01':
+                    error = ConnectionLost('q4pg: connection lost during the call, the outcome '
+                                           'is unknown: %s' % error, pgcode=error.pgcode,
+                                           pgerror=error.pgerror)
+                raise error from e
             except BaseException:          # KeyboardInterrupt...: don't lose the pool's slot
                 self._pool.put(conn)
                 raise
-
-    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
-        """Runs `query` in a transaction of its own; its rows."""
-        transaction = self.begin(query, args)
-        transaction.commit()
-        return transaction.rows
 
     @staticmethod
     def run_in(conn: Any, query: str, args: Sequence[Any] = ()) -> List[Row]:
