@@ -10,97 +10,17 @@ import datetime
 import json
 import os
 import re
-import select
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PYTHON_M = [sys.executable, '-m', 'q4pg']
-SCRIPT = os.path.join(os.path.dirname(sys.executable), 'q4pg')  # the console script
+from tests.cli.helpers import (PYTHON_M, ROOT, SCRIPT, assert_error, clean_env, enqueue_sql,
+                               json_lines, ok, readline, run_command, scalar)
 
 HOSTILE = 'x"; DROP TABLE mq; --'           # a table name
 HOSTILE_SQL = '"x""; DROP TABLE mq; --"'    # the same, in SQL syntax for --queue
-
-
-def _clean_env(extra):
-    """os.environ without PG*/Q4PG_* variables, plus extra.
-
-    PYTHONUNBUFFERED goes too: the command line must flush what it prints
-    itself (listen's lines as they come), as it does for anyone.
-    """
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(('PG', 'Q4PG_')) and k != 'PYTHONUNBUFFERED'}
-    env.update(extra)
-    return env
-
-
-def _run(cmd, env, args, input=None, timeout=60):
-    return subprocess.run(cmd + list(args), env=env, input=input, capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
-
-
-@pytest.fixture
-def env(pg_env):
-    """Environment whose PG* variables point at the test's database."""
-    return _clean_env(pg_env)
-
-
-@pytest.fixture
-def q4pg(env):
-    """q4pg(*args, input=None) -> CompletedProcess of `python -m q4pg ARGS`."""
-    def run(*args, input=None, env_extra=None, timeout=60):
-        e = dict(env, **(env_extra or {}))
-        return _run(PYTHON_M, e, args, input=input, timeout=timeout)
-    return run
-
-
-@pytest.fixture
-def mq(psql):
-    """The default queue mq (json, 1023 characters), made with plain SQL."""
-    psql("SELECT q4pg_create_queue('mq')")
-    return 'mq'
-
-
-def assert_error(proc, code, *fragments):
-    """proc failed with exit status code and exactly one stderr line 'q4pg: error: ...'."""
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    assert 'Traceback' not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert re.match(r'q4pg: error: \S', lines[0]), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-def ok(proc):
-    """proc's stdout, after checking it exited 0 with nothing on stderr."""
-    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
-    assert proc.stderr == ''
-    return proc.stdout
-
-
-def json_lines(text):
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def scalar(conn, query, *params):
-    with conn.cursor() as cur:
-        cur.execute(query, params or None)
-        return cur.fetchone()[0]
-
-
-def enqueue_sql(psql, tag, data, queue='mq'):
-    return int(psql('SELECT q4pg_enqueue(%s, %s, %s)' % (
-        _literal(queue), _literal(tag), _literal(data))).stdout)
-
-
-def _literal(text):
-    return "'" + text.replace("'", "''") + "'"
 
 
 # ------------------------------------------------------------------ basics
@@ -112,23 +32,23 @@ def control_version():
 
 @pytest.mark.parametrize('cmd', [PYTHON_M, [SCRIPT]], ids=['python-m', 'console-script'])
 def test_version(cmd):
-    proc = _run(cmd, _clean_env({}), ['--version'])
+    proc = run_command(cmd, clean_env({}), ['--version'])
     assert ok(proc).strip() == 'q4pg ' + control_version()
 
 
 def test_help_lists_every_command_and_the_exit_codes():
-    out = ok(_run(PYTHON_M, _clean_env({}), ['--help']))
+    out = ok(run_command(PYTHON_M, clean_env({}), ['--help']))
     for command in ('create-queue', 'enqueue', 'dequeue', 'listen', 'list', 'count', 'cancel',
                     'stats'):
         assert command in out
-        sub = ok(_run(PYTHON_M, _clean_env({}), [command, '--help']))
+        sub = ok(run_command(PYTHON_M, clean_env({}), [command, '--help']))
         assert sub.startswith('usage: q4pg ' + command)
     assert 'Q4PG_DSN' in out and 'Q4PG_QUEUE' in out and 'exit status' in out
 
 
 def test_console_script_round_trip(env, mq, conn):
-    msg_id = int(ok(_run([SCRIPT], env, ['enqueue', 'jobs', '{"n": 1}'])))
-    line = json_lines(ok(_run([SCRIPT], env, ['dequeue', 'jobs'])))
+    msg_id = int(ok(run_command([SCRIPT], env, ['enqueue', 'jobs', '{"n": 1}'])))
+    line = json_lines(ok(run_command([SCRIPT], env, ['dequeue', 'jobs'])))
     assert line == [{'id': msg_id, 'tag': 'jobs', 'data': {'n': 1},
                      'created_at': line[0]['created_at']}]
     assert scalar(conn, 'SELECT count(*) FROM mq') == 0
@@ -253,7 +173,7 @@ def test_enqueue_from_stdin_sends_lines_as_they_come(env, mq, conn):
     try:
         proc.stdin.write(b'{"first": true}\n')
         proc.stdin.flush()
-        line = _readline(proc.stdout, 20)
+        line = readline(proc.stdout, 20)
         assert int(line) == scalar(conn, 'SELECT id FROM mq')
         proc.stdin.write(b'2\n')
         proc.stdin.close()
@@ -426,13 +346,6 @@ def test_consumers_shows_open_dequeue_transactions(q4pg, mq, psql, dsn):
 
 # ----------------------------------------------------------------- listen
 
-def _readline(stream, timeout):
-    """One line from a subprocess's binary stdout, or fail after timeout seconds."""
-    ready, _, _ = select.select([stream], [], [], timeout)
-    assert ready, 'no output within %s s' % timeout
-    return stream.readline()
-
-
 def _probe(proc, psql):
     """Waits until the listen process `proc` is running its loop.
 
@@ -440,29 +353,8 @@ def _probe(proc, psql):
     the listener has acknowledged it or is about to, and waits for the next.
     """
     probe = enqueue_sql(psql, 'jobs', '"probe"')
-    assert json.loads(_readline(proc.stdout, 30))['id'] == probe
+    assert json.loads(readline(proc.stdout, 30))['id'] == probe
     return probe
-
-
-@pytest.fixture
-def spawn(env):
-    """spawn(*args) -> Popen of `python -m q4pg ARGS` (binary pipes); killed at the end."""
-    procs = []
-
-    def start(*args, stdout=subprocess.PIPE):
-        proc = subprocess.Popen(PYTHON_M + list(args), env=env, stdout=stdout,
-                                stderr=subprocess.PIPE, cwd=ROOT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
 
 
 def test_listen_is_woken_by_a_psql_producer(spawn, mq, psql, conn):
@@ -471,13 +363,13 @@ def test_listen_is_woken_by_a_psql_producer(spawn, mq, psql, conn):
     time.sleep(1)  # let it settle into its wait
     first = enqueue_sql(psql, 'jobs', '{"n": 1}')
     committed = time.monotonic()
-    line = json.loads(_readline(proc.stdout, 20))
+    line = json.loads(readline(proc.stdout, 20))
     # Well under the client's 5 s poll interval: the NOTIFY woke it.
     assert time.monotonic() - committed < 3
     assert (line['id'], line['tag'], line['data']) == (first, 'jobs', {'n': 1})
     enqueue_sql(psql, 'other', '0')  # another tag: not for this listener
     second = enqueue_sql(psql, 'jobs', '"two"')
-    assert json.loads(_readline(proc.stdout, 20))['id'] == second
+    assert json.loads(readline(proc.stdout, 20))['id'] == second
     assert proc.wait(20) == 0
     assert proc.stdout.read() == b'' and proc.stderr.read() == b''
     assert scalar(conn, 'SELECT array_agg(tag) FROM mq') == ['other']
@@ -517,7 +409,7 @@ def test_listen_acknowledges_what_it_printed_before_a_signal(spawn, mq, psql, co
     proc = spawn('listen', 'jobs')
     _probe(proc, psql)
     msg_id = enqueue_sql(psql, 'jobs', '"done"')
-    assert json.loads(_readline(proc.stdout, 20))['id'] == msg_id
+    assert json.loads(readline(proc.stdout, 20))['id'] == msg_id
     proc.send_signal(signal.SIGINT)
     assert proc.wait(20) == 0
     assert proc.stderr.read() == b''
@@ -528,7 +420,7 @@ def test_listen_finishes_the_message_at_hand_on_a_signal(spawn, mq, psql, conn):
     """A signal while a message is being written: printed, acknowledged, exit 0."""
     psql("SELECT q4pg_enqueue_many('mq', 'jobs', array_fill('\"m\"'::text, array[500]))")
     proc = spawn('listen', 'jobs')
-    first = json.loads(_readline(proc.stdout, 30))
+    first = json.loads(readline(proc.stdout, 30))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
     assert proc.stderr.read() == b''
@@ -558,11 +450,11 @@ def test_listen_leaves_the_message_when_its_line_cannot_be_written(spawn, mq, ps
 
 def test_dsn_option_wins_over_the_pg_variables(dsn, mq, psql):
     enqueue_sql(psql, 't', '1')
-    broken = _clean_env({'PGHOST': '127.0.0.1', 'PGPORT': '1'})
-    assert ok(_run(PYTHON_M, broken, ['--dsn', dsn, 'count'])) == '1\n'
-    assert ok(_run(PYTHON_M, broken, ['count', '--dsn', dsn])) == '1\n'  # after the command too
-    assert ok(_run(PYTHON_M, dict(broken, Q4PG_DSN=dsn), ['count'])) == '1\n'
-    proc = _run(PYTHON_M, dict(broken, Q4PG_DSN='host=127.0.0.1 port=1'), ['--dsn', dsn, 'count'])
+    broken = clean_env({'PGHOST': '127.0.0.1', 'PGPORT': '1'})
+    assert ok(run_command(PYTHON_M, broken, ['--dsn', dsn, 'count'])) == '1\n'
+    assert ok(run_command(PYTHON_M, broken, ['count', '--dsn', dsn])) == '1\n'  # after the command too
+    assert ok(run_command(PYTHON_M, dict(broken, Q4PG_DSN=dsn), ['count'])) == '1\n'
+    proc = run_command(PYTHON_M, dict(broken, Q4PG_DSN='host=127.0.0.1 port=1'), ['--dsn', dsn, 'count'])
     assert ok(proc) == '1\n'
 
 
@@ -610,18 +502,18 @@ def test_a_table_that_is_no_queue_exits_3(q4pg, psql):
 
 
 def test_no_extension_exits_3_and_says_create_extension(bare_dsn):
-    env = _clean_env({})
+    env = clean_env({})
     for args in (['create-queue'], ['enqueue', 't', '1'], ['dequeue', 't'], ['list'],
                  ['count'], ['cancel', '1'], ['stats'], ['listen', 't', '--timeout', '0']):
-        proc = _run(PYTHON_M, env, ['--dsn', bare_dsn] + args)
+        proc = run_command(PYTHON_M, env, ['--dsn', bare_dsn] + args)
         assert_error(proc, 3, 'CREATE EXTENSION q4pg')
 
 
 def test_unreachable_server_exits_4(mq):
-    env = _clean_env({'PGHOST': '127.0.0.1', 'PGPORT': '1', 'PGCONNECT_TIMEOUT': '5'})
+    env = clean_env({'PGHOST': '127.0.0.1', 'PGPORT': '1', 'PGCONNECT_TIMEOUT': '5'})
     for args in (['count'], ['stats'], ['dequeue', 't'], ['enqueue', 't', '1'], ['create-queue']):
-        assert_error(_run(PYTHON_M, env, args), 4, 'port 1')
-    assert_error(_run(PYTHON_M, _clean_env({}), ['--dsn', 'host=127.0.0.1 port=1', 'count']), 4)
+        assert_error(run_command(PYTHON_M, env, args), 4, 'port 1')
+    assert_error(run_command(PYTHON_M, clean_env({}), ['--dsn', 'host=127.0.0.1 port=1', 'count']), 4)
 
 
 @pytest.mark.parametrize('args', [
@@ -653,11 +545,11 @@ def test_no_permission_exits_3(cluster, dbname, mq, psql):
     role = 'q4pg_cli_' + dbname[-12:]
     psql('CREATE ROLE %s LOGIN' % role)
     try:
-        env = _clean_env(dict(cluster.env(), PGDATABASE=dbname, PGUSER=role))
+        env = clean_env(dict(cluster.env(), PGDATABASE=dbname, PGUSER=role))
         for args in (['count'], ['enqueue', 't', '1'], ['dequeue', 't']):
-            assert_error(_run(PYTHON_M, env, args), 3, 'permission denied')
+            assert_error(run_command(PYTHON_M, env, args), 3, 'permission denied')
         psql('GRANT SELECT ON mq TO %s' % role)
-        assert ok(_run(PYTHON_M, env, ['count'])) == '0\n'
+        assert ok(run_command(PYTHON_M, env, ['count'])) == '0\n'
     finally:
         psql('DROP OWNED BY %s' % role)
         psql('DROP ROLE %s' % role)
