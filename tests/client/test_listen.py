@@ -53,9 +53,12 @@ def registered(conn, tag):
 
 
 def terminate(conn, pids):
+    """Terminates the backends and waits until they have exited (a connection
+    that dies at the very moment a one-statement enqueue is sent on it is
+    another case: its outcome is unknown, ConnectionLost says so)."""
     with conn.cursor() as cur:
         for pid in pids:
-            cur.execute('SELECT pg_terminate_backend(%s)', (pid,))
+            cur.execute('SELECT pg_terminate_backend(%s, %s)', (pid, WAIT * 1000))
             assert cur.fetchone() == (True,)
 
 
@@ -112,11 +115,16 @@ class Consumer:
 
 
 def asleep(conn):
-    """True when the listener has registered (q4pg_register_idle) and its worker is not dequeueing now."""
+    """True when the listener has registered (q4pg_register_idle) and its worker is not dequeueing now.
+
+    A pooled connection's last statement is a dequeue's COMMIT or ROLLBACK, or
+    an enqueue of the test's (one autocommit statement).
+    """
     listening = listen_backends(conn)
     return (len(listening) == 1 and listening[0][1] == 'idle'
             and listening[0][4].startswith('SELECT q4pg_register_idle(')
-            and all(b[1] == 'idle' and b[4] in ('COMMIT', 'ROLLBACK')
+            and all(b[1] == 'idle' and (b[4] in ('COMMIT', 'ROLLBACK')
+                                        or b[4].startswith('SELECT q4pg_enqueue('))
                     for b in worker_backends(conn)))
 
 
