@@ -17,7 +17,8 @@ import logging
 
 from .client import Message, QueueManager
 from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, InvalidDsn,
-                     InvalidMessage, PermissionDenied, Q4pgError, QueueExists, QueueNotFound)
+                     InvalidMessage, PermissionDenied, Q4pgError, QueueExists, QueueNotFound,
+                     UndecodableMessage)
 from .listener import Listener
 
 # The version of this code, also in pyproject.toml and q4pg.control (tests/test_packaging.py).
@@ -25,6 +26,7 @@ __version__ = '1.0'
 
 __all__ = ['QueueManager', 'Message', 'Listener', 'Q4pgError', 'ExtensionNotInstalled',
            'QueueNotFound', 'QueueExists', 'InvalidMessage', 'InvalidArgument',
-           'PermissionDenied', 'ConnectionLost', 'InvalidDsn', '__version__']
+           'PermissionDenied', 'ConnectionLost', 'InvalidDsn', 'UndecodableMessage',
+           '__version__']
 
 logging.getLogger('q4pg').addHandler(logging.NullHandler())

@@ -15,9 +15,11 @@ import os
 import select
 import signal
 import sys
+from typing import List, Optional
 
 from .client import QueueManager
-from .errors import ConnectionLost, InvalidArgument, InvalidDsn, Q4pgError, one_line
+from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, InvalidMessage, Q4pgError,
+                     one_line)
 
 # Exit codes (README.md, "The command line").
 EXIT_OK = 0
@@ -38,7 +40,8 @@ queue:       --queue, else $Q4PG_QUEUE, else mq.  SQL syntax: mq, app.jobs,
              '"My Queue"' (unquoted names fold to lower case).
 output:      messages print as JSON lines
              {"id":1,"tag":"t","data":...,"created_at":"2024-05-01T12:00:00+00:00"}
-             data is the JSON value on json/jsonb queues, a string on text queues.
+             data is the JSON text stored on json/jsonb queues (exactly, line
+             breaks made spaces), a string on text queues.
 exit status: 0 done; 1 nothing to do (no message, no such id, listen timed out);
              2 usage error; 3 refused (bad input, no queue, no extension, no
              permission); 4 cannot reach the database.  Errors are one line on
@@ -100,51 +103,49 @@ def _write_lines(lines):
     out.flush()
 
 
-def _message_line(msg_id, tag, data, created_at):
-    return json.dumps({'id': msg_id, 'tag': tag, 'data': data,
-                       'created_at': created_at.isoformat() if created_at is not None else None},
-                      ensure_ascii=False, separators=(',', ':'))
+def _message_line(q, msg_id, tag, stored, created_at):
+    """A message of q's queue as printed: one JSON line.
+
+    On json/jsonb queues `data` is the JSON text as the server stored it, its
+    line breaks made spaces (JSON has them only between tokens): printed
+    exactly, however deep or precise, and never undecodable.  On text queues
+    it is a JSON string.
+    """
+    if q.data_type == 'text':
+        data = json.dumps(stored, ensure_ascii=False)
+    else:
+        data = stored.replace('\r', ' ').replace('\n', ' ')
+    return '{"id":%d,"tag":%s,"data":%s,"created_at":%s}' % (
+        msg_id, json.dumps(tag, ensure_ascii=False), data,
+        json.dumps(created_at.isoformat() if created_at is not None else None))
 
 
 # ------------------------------------------------------ connection, queue
 
-def _dsn(args):
-    return args.dsn if args.dsn is not None else os.environ.get('Q4PG_DSN', '')
+def _manager(args, find=True, queue=True, **kwargs):
+    """The QueueManager of --dsn and --queue (an SQL name, which the server reads).
 
-
-def _client(dsn, **kwargs):
-    """A QueueManager; a connection string that does not parse is a usage error."""
+    find: QueueManager.existing(), which reads the queue's data type from its
+    table (and so checks the extension is there and the table is a queue).
+    queue=False: a command about no queue in particular.
+    """
+    dsn = args.dsn if args.dsn is not None else os.environ.get('Q4PG_DSN', '')
+    name = 'mq'
+    if queue:
+        name = args.queue if args.queue is not None else os.environ.get('Q4PG_QUEUE', '')
+        name = _check_utf8(name or 'mq', '--queue')
     try:
-        return QueueManager(dsn=dsn, **kwargs)
+        return (QueueManager.existing if find else QueueManager)(dsn, name, **kwargs)
     except InvalidDsn as e:
         raise _Exit(EXIT_USAGE, _clean(e))
-
-
-def _manager(args, settings=True, **kwargs):
-    """The QueueManager of --dsn and --queue.
-
-    The server splits --queue as PostgreSQL reads it ('app.jobs', '"My
-    Queue"'); with settings=True, the queue's settings are read from its
-    table, which checks the extension is there and the table is a queue, and
-    the manager gets the queue's data type.
-    """
-    dsn = _dsn(args)
-    name = args.queue if args.queue is not None else os.environ.get('Q4PG_QUEUE', '')
-    name = _check_utf8(name or 'mq', '--queue')
-    with _client(dsn) as probe:
-        try:
-            schema, table = probe.parse_name(name)
-        except InvalidArgument as e:
-            raise _Exit(EXIT_REFUSED, 'bad --queue: %s' % _clean(e))
-    if settings:
-        return QueueManager.existing(dsn, table, schema=schema, **kwargs)
-    return QueueManager(dsn, table, schema=schema, **kwargs)
+    except InvalidArgument as e:
+        raise _Exit(EXIT_REFUSED, 'bad --queue: %s' % _clean(e))
 
 
 # ---------------------------------------------------------------- commands
 
 def cmd_create_queue(args):
-    with _manager(args, settings=False, data_type=args.data_type,
+    with _manager(args, find=False, data_type=args.data_type,
                   data_length=args.data_length) as q:
         q.create_table()
     return EXIT_OK
@@ -158,12 +159,22 @@ def _readable(fd):
         return True
 
 
-def _stdin_batches(size):
-    """The lines of stdin in batches of at most size, as they come.
+class _BadLine(Exception):
+    """A line of stdin that is no valid UTF-8."""
+
+    def __init__(self, lineno):
+        super().__init__(lineno)
+        self.lineno = lineno
+
+
+def _stdin_batches(size, skip_blank):
+    """The lines of stdin in batches of at most size, as they come: lists of
+    (line number, text).
 
     A line is what lies between two \\n (the last one may lack it); nothing else
-    is removed.  A batch is handed over when it is full, at end of input, or
-    when no more input is waiting, so a slow producer (tail -f) is not held
+    is removed.  skip_blank: lines of white space only are left out (they
+    cannot be JSON).  A batch is handed over when it is full, at end of input,
+    or when no more input is waiting, so a slow producer (tail -f) is not held
     back until a batch fills.
     """
     if sys.stdin is None:
@@ -185,10 +196,12 @@ def _stdin_batches(size):
             partial = [rest[-1]]
         for raw in lines:
             lineno += 1
+            if skip_blank and not raw.strip():
+                continue
             try:
-                batch.append(raw.decode('utf-8'))
+                batch.append((lineno, raw.decode('utf-8')))
             except UnicodeDecodeError:
-                raise _Exit(EXIT_REFUSED, 'line %d of stdin is not valid UTF-8' % lineno)
+                raise _BadLine(lineno) from None
             if len(batch) >= size:
                 yield batch
                 batch = []
@@ -208,10 +221,40 @@ def cmd_enqueue(args):
             msg_id = q.enqueue(tag, _check_utf8(args.data, 'DATA'), raw=True)
             _write_lines([str(msg_id)])
             return EXIT_OK
-        for batch in _stdin_batches(STDIN_BATCH):
-            ids = q.enqueue_many(tag, batch, raw=True)
-            _write_lines([str(i) for i in ids])
+        _enqueue_stdin(q, tag)
     return EXIT_OK
+
+
+def _enqueue_stdin(q, tag):
+    """One message per line of stdin, in batches each stored all or nothing; a
+    refused line ends it, naming the line and what was stored."""
+    stored = 0
+    first_unstored = 1    # the line the batch not yet stored starts at, or after
+    try:
+        for batch in _stdin_batches(STDIN_BATCH, skip_blank=q.data_type != 'text'):
+            first_unstored = batch[0][0]
+            try:
+                ids = q.enqueue_many(tag, [text for _, text in batch], raw=True)
+            except InvalidMessage as e:
+                if e.index is None:
+                    where = 'lines %d-%d of stdin' % (batch[0][0], batch[-1][0])
+                    why = _clean(e)
+                else:
+                    where = 'line %d of stdin' % batch[e.index][0]
+                    why = _clean(e)[len('item %d: ' % e.index):]
+                raise _Exit(EXIT_REFUSED, '%s: %s; %s' % (where, why,
+                                                          _stored(stored, first_unstored)))
+            _write_lines([str(i) for i in ids])
+            stored += len(ids)
+            first_unstored = batch[-1][0] + 1
+    except _BadLine as e:
+        raise _Exit(EXIT_REFUSED, 'line %d of stdin is not valid UTF-8; %s'
+                    % (e.lineno, _stored(stored, first_unstored)))
+
+
+def _stored(count, first_unstored):
+    return ('%d message(s) stored, their ids printed; none from line %d on'
+            % (count, first_unstored))
 
 
 def cmd_dequeue(args):
@@ -221,10 +264,10 @@ def cmd_dequeue(args):
         with _manager(args) as q:
             # The message is deleted when the with block commits, after its
             # line is written; a failed write rolls back and leaves it queued.
-            with q.dequeue_message(tag) as msg:
+            with q.dequeue_message(tag, raw=True) as msg:
                 if msg is None:
                     return EXIT_NOTHING
-                _write_lines([_message_line(msg.id, msg.tag, msg.data, msg.created_at)])
+                _write_lines([_message_line(q, msg.id, msg.tag, msg.raw, msg.created_at)])
     except BrokenPipeError:
         raise _OutputClosed(msg)
     return EXIT_OK
@@ -256,10 +299,12 @@ def cmd_listen(args):
         with _manager(args) as q:
             # Asking for the next message acknowledges the one printed before;
             # leaving the with block normally (the loop ends) does too.
-            with q.listener(tag, timeout=args.timeout, limit=args.limit, full=True) as items:
+            with q.listener(tag, timeout=args.timeout, limit=args.limit, full=True,
+                            raw=True) as items:
                 with _stop_on_signal(items) as signals:
                     for msg in items:
-                        _write_lines([_message_line(msg.id, msg.tag, msg.data, msg.created_at)])
+                        _write_lines([_message_line(q, msg.id, msg.tag, msg.raw,
+                                                    msg.created_at)])
                         printed += 1
     except BrokenPipeError:
         raise _OutputClosed(msg)
@@ -272,7 +317,7 @@ def cmd_list(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
     with _manager(args) as q:
         rows = q.list(tag, args.limit)
-        _write_lines([_message_line(msg_id, msg_tag, q.decode(data), created_at)
+        _write_lines([_message_line(q, msg_id, msg_tag, data, created_at)
                       for msg_id, msg_tag, data, created_at in rows])
     return EXIT_OK
 
@@ -313,7 +358,7 @@ def _printable(text):
 
 
 def cmd_stats(args):
-    with _client(_dsn(args)) as q:
+    with _manager(args, find=False, queue=False) as q:
         queues = q.queues()
         stats = q.stats()
     # q4pg_stats() has rows for messages only: show empty queues too.
@@ -330,13 +375,20 @@ def cmd_stats(args):
                       for queue, tag, waiting, created, age in rows])
         return EXIT_OK
     _write_table(('queue', 'tag', 'waiting', 'oldest age'), 'llrr',
-                 [(_printable(str(queue)), '' if tag is None else _printable(tag), str(waiting),
+                 [(_printable(str(queue)), _tag_cell(tag), str(waiting),
                    _age(age)) for queue, tag, waiting, created, age in rows])
     return EXIT_OK
 
 
+def _tag_cell(tag):
+    """A tag in the stats table: blank for none (an empty queue), '' for the empty tag."""
+    if tag is None:
+        return ''
+    return _printable(tag) if tag else "''"
+
+
 def cmd_consumers(args):
-    with _client(_dsn(args)) as q:
+    with _manager(args, find=False, queue=False) as q:
         rows = q.consumers()
     if args.json:
         _write_lines([json.dumps({'queue': queue, 'pid': pid,
@@ -459,10 +511,11 @@ def build_parser():
                   'DATA is stored as given: JSON text on json/jsonb queues (\'{"a":1}\',\n'
                   '\'"a string"\', 42), any text on text queues.\n\n'
                   'Without DATA, each line of stdin is one message: only the line break (\\n)\n'
-                  'is removed, and an empty line is an empty message (which json queues\n'
-                  'refuse).  Lines go in batches of up to 1000, each stored all or nothing;\n'
-                  'one id per line is printed as each batch is stored.  On an error, the\n'
-                  'messages whose ids were printed are stored, none of the others.\n\n'
+                  'is removed; blank lines are skipped on json/jsonb queues, and are empty\n'
+                  'messages on text queues.  Lines go in batches of up to 1000, each stored\n'
+                  'all or nothing; one id per line is printed as each batch is stored.  A\n'
+                  'refused line ends it: the error names the line and says how many\n'
+                  'messages were stored (those whose ids were printed).  null is refused.\n\n'
                   'example:\n'
                   '  psql -XAtc "SELECT json_build_object(\'id\', id) FROM users" |\n'
                   '      q4pg --queue app.jobs enqueue welcome-mail')
@@ -507,7 +560,8 @@ def build_parser():
     sub = command('stats', cmd_stats, 'messages waiting per queue and tag, age of the oldest',
                   'For every queue you may read (--queue does not apply): per tag, the\n'
                   'messages waiting and the age of the oldest; an empty queue shows one row\n'
-                  'with no tag.  --json prints one JSON object per row instead:\n'
+                  "with no tag, the empty tag shows as ''.  --json prints one JSON object per\n"
+                  'row instead:\n'
                   '{"queue","tag","waiting","oldest_created_at","oldest_age_seconds"}.')
     sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
 
@@ -560,7 +614,7 @@ def _silence_stdout():
         pass
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)

@@ -11,7 +11,7 @@ import psycopg2
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
-           'InvalidDsn', 'wrap_error', 'one_line']
+           'InvalidDsn', 'UndecodableMessage', 'wrap_error', 'one_line']
 
 
 class Q4pgError(Exception):
@@ -37,7 +37,27 @@ class QueueExists(Q4pgError):
 
 
 class InvalidMessage(Q4pgError, ValueError):
-    """The message was refused: bad JSON, too long, null, bad encoding, NUL character."""
+    """The message was refused: bad JSON, too long, null, bad encoding, NUL character.
+
+    `index`: in enqueue_many, the position of the first item refused (None
+    when not known: in the caller's transaction, which the error aborted).
+    """
+
+    index: Optional[int] = None
+
+
+class UndecodableMessage(InvalidMessage):
+    """A stored message the client cannot decode (JSON nested deeper than Python
+    reads, or a data_type that is not the queue's).  `id`, `tag` and `raw`
+    (the stored text) say which; it was given back, so take it with raw=True
+    or cancel(id)."""
+
+    def __init__(self, message: str, id: Optional[int] = None, tag: Optional[str] = None,
+                 raw: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.id = id
+        self.tag = tag
+        self.raw = raw
 
 
 class InvalidArgument(Q4pgError, ValueError):
@@ -108,7 +128,7 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     if hint:
         message = '%s (HINT: %s)' % (message, one_line(hint))
 
-    cls = _BY_SQLSTATE.get(pgcode)
+    cls = _BY_SQLSTATE.get(pgcode or '')
     if pgcode == '42883' and primary and 'q4pg_' in primary:
         cls = ExtensionNotInstalled
         message = ('%s: the q4pg extension is not installed in this database '

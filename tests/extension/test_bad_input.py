@@ -311,11 +311,16 @@ HOSTILE_TABLES = [
 ]
 
 
+def quoted(name):
+    """name as a quoted SQL identifier: table_name and schema are SQL names."""
+    return '"%s"' % name.replace('"', '""')
+
+
 def test_hostile_table_names(dsn, conn):
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE y (v text); INSERT INTO y VALUES ('still here')")
     for name in HOSTILE_TABLES:
-        q = q4pg.QueueManager(dsn, name)
+        q = q4pg.QueueManager(dsn, quoted(name))
         q.create_table()
         q.create_table()
         first = q.enqueue('tag', {'table': name})
@@ -341,7 +346,7 @@ def test_hostile_schema_and_table(dsn, conn):
     schema = 'we"ird.schema'
     with conn.cursor() as cur:
         cur.execute('CREATE SCHEMA %s' % psycopg2.sql.Identifier(schema).as_string(conn))
-    q = q4pg.QueueManager(dsn, 'a.b', schema=schema)
+    q = q4pg.QueueManager(dsn, quoted('a.b'), schema=quoted(schema))
     q.create_table()
     q.enqueue('tag', 1)
     assert tables(conn, schema) == ['a.b']

@@ -16,7 +16,6 @@ import uuid
 
 import psycopg2
 import pytest
-from psycopg2 import sql
 
 import q4pg
 from tests.helpers import wait_until
@@ -54,9 +53,10 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
     queues = {
         'json': q4pg.QueueManager(dsn, 'mq'),
         'jsonb': q4pg.QueueManager(dsn, 'mqb', 'jsonb', 50),
-        'text': q4pg.QueueManager(dsn, ODD_TABLE, 'text', 100, schema=ODD_SCHEMA),
+        'text': q4pg.QueueManager(dsn, quoted(ODD_TABLE), 'text', 100,
+                                  schema=quoted(ODD_SCHEMA)),
         'emptied': q4pg.QueueManager(dsn, 'emptied'),
-        'quoted': q4pg.QueueManager(dsn, 'Text Queue', 'text', 20),
+        'quoted': q4pg.QueueManager(dsn, '"Text Queue"', 'text', 20),
     }
     for q in queues.values():
         q.create_table()
@@ -136,13 +136,17 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
                           else {'s': 'x' * q.data_length})
 
 
+def quoted(name):
+    """name as a quoted SQL identifier (QueueManager takes SQL names)."""
+    return '"%s"' % name.replace('"', '""')
+
+
 def regclass_text(dsn, q):
     """How PostgreSQL writes the queue of QueueManager q (as q4pg_queues() does)."""
     conn = psycopg2.connect(dsn)
     try:
-        parts = (q.table_name,) if q.schema is None else (q.schema, q.table_name)
         with conn.cursor() as cur:
-            cur.execute('SELECT %s::regclass::text', (sql.Identifier(*parts).as_string(conn),))
+            cur.execute('SELECT %s::regclass::text', (q.name,))
             return cur.fetchone()[0]
     finally:
         conn.close()

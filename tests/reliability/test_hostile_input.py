@@ -151,6 +151,7 @@ def json_round_trip(env, tag, value, data_type):
     q = env.queues[data_type]
     strings = list(strings_in(value)) + [tag]
     bad = any(has_surrogate(s) for s in strings) or '\x00' in tag
+    bad = bad or value is None      # null: a consumer could not tell it from an empty queue
     if data_type == 'jsonb':
         bad = bad or any('\x00' in s for s in strings)   # jsonb has no \u0000
     sent = json.dumps(value, separators=(',', ':'), ensure_ascii=False)
@@ -231,7 +232,8 @@ def table_name(env, name):
     fp = env.fingerprint()
     bad = name == '' or '\x00' in name or has_surrogate(name) or len(name.encode()) > 63
     try:
-        q = q4pg.QueueManager(env.dsn, name, 'text', schema='hn')
+        # table_name is an SQL name: quoted, it is the name exactly
+        q = q4pg.QueueManager(env.dsn, '"%s"' % name.replace('"', '""'), 'text', schema='hn')
         q.create_table()
     except q4pg.InvalidArgument as e:
         tell('refused: %s' % e)
