@@ -23,7 +23,7 @@ import contextlib
 import logging
 import select
 import threading
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import psycopg2
 import psycopg2.extensions
@@ -69,7 +69,6 @@ STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest
          'FROM q4pg_stats()')
 CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
              'FROM q4pg_consumers()')
-PARSE_IDENT = 'SELECT pg_catalog.parse_ident(%s::pg_catalog.text)'
 
 
 def check_dsn(dsn: str) -> None:
@@ -88,9 +87,15 @@ def retryable(error: Q4pgError) -> bool:
 
 
 def _connect(dsn: str) -> Any:
-    """A new autocommit connection; ConnectionLost when the database cannot be reached."""
+    """A new autocommit connection; ConnectionLost when the database cannot be reached.
+
+    Its application_name is q4pg unless the DSN (or PGAPPNAME) gives one.
+    """
     try:
-        conn = psycopg2.connect(dsn)
+        if 'fallback_application_name' in psycopg2.extensions.parse_dsn(dsn):
+            conn = psycopg2.connect(dsn)
+        else:
+            conn = psycopg2.connect(dsn, fallback_application_name='q4pg')
         conn.autocommit = True
         return conn
     except psycopg2.Error as e:
@@ -131,7 +136,8 @@ class _Pool:
         self._size = size
         self._cond = threading.Condition()
         self._idle: List[Any] = []
-        self._open = 0  # connections out there: idle ones and those in use
+        self._open = 0  # connections out there: idle ones, those in use, those connecting
+        self._lent: Dict[int, int] = {}  # id() of a connection in use -> its thread's ident
         self._closed = False
 
     def get(self) -> Tuple[Any, bool]:
@@ -149,17 +155,35 @@ class _Pool:
                         self._open += 1
                         conn = None
                         break
+                    self._refuse_to_wait_for_myself()
                     self._cond.wait()
             if conn is None:
                 try:
-                    return _connect(self._dsn), True
+                    return self._lend(_connect(self._dsn)), True
                 except BaseException:
                     self._forget(None)
                     raise
             if _alive(conn):
-                return conn, False
+                return self._lend(conn), False
             log.info('q4pg: dropped a pooled connection that died idle')
             self._forget(conn)
+
+    def _refuse_to_wait_for_myself(self) -> None:
+        """Raises when every connection is lent to the calling thread: waiting
+        for one would wait forever (a call inside a listen() loop or an open
+        dequeue, with max_connections=1).  Called holding the lock."""
+        me = threading.get_ident()
+        if len(self._lent) == self._size and all(t == me for t in self._lent.values()):
+            raise Q4pgError(
+                'q4pg: this thread holds all %d connection(s) of the QueueManager (a message '
+                'of an open dequeue or of a listen() loop), so this call would wait forever: '
+                'finish that first, raise max_connections, or use another QueueManager'
+                % self._size)
+
+    def _lend(self, conn: Any) -> Any:
+        with self._cond:
+            self._lent[id(conn)] = threading.get_ident()
+        return conn
 
     def put(self, conn: Any) -> None:
         """Takes a connection back: rolls back a transaction it left open (in
@@ -169,6 +193,8 @@ class _Pool:
                 psycopg2.extensions.TRANSACTION_STATUS_INERROR):
             with contextlib.suppress(psycopg2.Error):
                 _execute(conn, 'ROLLBACK', ())
+        with self._cond:
+            self._lent.pop(id(conn), None)
         if _idle(conn):
             with self._cond:
                 if not self._closed:

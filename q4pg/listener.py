@@ -22,10 +22,13 @@ log = logging.getLogger('q4pg')
 
 _BACKOFF_FIRST = 0.1  # seconds before the first reconnection attempt
 _BACKOFF_MAX = 5.0
-# While a producer that may have missed our registration runs, q4pg_register_idle
-# says "don't sleep yet": look again after this long, doubling up to the maximum.
-_BARRIER_FIRST = 0.002
-_BARRIER_MAX = 0.1
+# q4pg_register_idle says false while a producer that started before the
+# registration still runs.  We are registered all the same, so producers that
+# start later notify us; only that old producer's commit can come unannounced.
+# So sleep on the LISTEN connection (a notification wakes us) for a back-off,
+# then look again: 5 ms, doubling up to 1 s (or poll_interval when shorter).
+_BARRIER_FIRST = 0.005
+_BARRIER_MAX = 1.0
 _STOP = object()  # "no more items"
 
 
@@ -44,10 +47,8 @@ class Listener:
 
     def __init__(self, database: db.Database, queue: str, tag: str, *,
                  decode: Callable[[db.Row], Any], poll_interval: float,
-                 timeout: Optional[float] = None, limit: Optional[int] = None,
-                 name: Optional[str] = None) -> None:
+                 timeout: Optional[float] = None, limit: Optional[int] = None) -> None:
         self._db, self._queue, self._tag = database, queue, tag
-        self._name = name or queue  # the queue, for log messages
         self._decode = decode
         self._poll_interval, self._timeout, self._limit = poll_interval, timeout, limit
         self._conn: Optional[db.ListenConnection] = None
@@ -55,6 +56,7 @@ class Listener:
         self._held: Optional[db.Transaction] = None  # the current item's transaction
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
+        self._lost_at: Optional[float] = None  # when a connection was lost, until LISTENing again
         self._registered = False  # q4pg_register_idle recorded us on the LISTEN connection
         self._safe = False        # ... and said no producer can have missed it
         self._closed = False
@@ -121,9 +123,10 @@ class Listener:
                 if item is not _STOP:
                     try:
                         self._unregister()
-                    except ConnectionLost:
+                    except ConnectionLost as e:
                         # The LISTEN connection died: deliver what we hold,
                         # LISTEN again on the next call.
+                        self._lost(e, 'LISTENing again on the next call')
                         self._hang_up()
                     self._delivered += 1
                     return item
@@ -134,7 +137,8 @@ class Listener:
                     # still commit; look once more before sleeping.
                     if self._register():
                         continue
-                    wait, barrier = barrier, min(barrier * 2, _BARRIER_MAX)
+                    wait = barrier
+                    barrier = min(barrier * 2, _BARRIER_MAX, self._poll_interval)
                 else:
                     barrier = _BARRIER_FIRST
                     wait = self._poll_interval
@@ -152,12 +156,18 @@ class Listener:
                 self._hang_up()
                 if deadline is not None:
                     delay = min(delay, max(0.0, deadline - time.monotonic()))
-                log.warning('q4pg: listener on queue %s, tag %r: %s; reconnecting in %.1f s',
-                            self._name, self._tag, e, delay)
+                self._lost(e, 'reconnecting in %.1f s' % delay)
                 select.select([self._wake_r], [], [], delay)
                 if self._stopping or (deadline is not None and time.monotonic() >= deadline):
                     return _STOP
                 delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _lost(self, error: Q4pgError, what_now: str) -> None:
+        """Logs a lost connection (WARNING, logger q4pg) and remembers when."""
+        if self._lost_at is None:
+            self._lost_at = time.monotonic()
+        log.warning('q4pg: listener on queue %s, tag %r: %s; %s',
+                    self._queue, self._tag, error, what_now)
 
     def _call(self, query: str) -> Any:
         """Runs one q4pg_* call about our queue and tag on the LISTEN connection."""
@@ -184,6 +194,10 @@ class Listener:
             self._channel = self._db.run(db.CHANNEL, (self._queue, self._tag))[0][0]
         self._conn = self._db.listen(self._channel)
         self._listened = True
+        if self._lost_at is not None:
+            log.warning('q4pg: listener on queue %s, tag %r: reconnected after %.1f s',
+                        self._queue, self._tag, time.monotonic() - self._lost_at)
+            self._lost_at = None
 
     def _take(self) -> Any:
         """Dequeues one message in a new transaction on a pooled connection; _STOP if none."""

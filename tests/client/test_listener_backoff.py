@@ -1,0 +1,73 @@
+"""An idle listener does not poll while a producer transaction it cannot wait
+out is open (issue 10.10).
+
+q4pg_register_idle says false while a producer that started before the
+registration still runs; the listener is registered all the same, so it sleeps
+on its LISTEN connection with a back-off (5 ms doubling to 1 s) instead of
+trying again every few milliseconds.  Counted with the server's function
+statistics: registrations and dequeue attempts during a 5 s producer
+transaction.
+"""
+
+import threading
+
+import psycopg2
+
+from tests.helpers import WAIT, wait_until
+
+APP = 'q4pg_backoff_test'
+Q_OPTIONS = dict(app=APP, poll_interval=60)
+PRODUCER_SECONDS = 5
+MOST_ATTEMPTS = 20       # the back-off makes about 13; polling every 0.1 s made about 54
+
+
+def calls(conn):
+    """{function name: calls} of q4pg_register_idle and q4pg_dequeue in this database."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT funcname, calls FROM pg_stat_user_functions "
+                    "WHERE funcname IN ('q4pg_register_idle', 'q4pg_dequeue')")
+        return dict(cur.fetchall())
+
+
+def gone(conn):
+    with conn.cursor() as cur:
+        cur.execute('SELECT count(*) FROM pg_stat_activity WHERE application_name = %s', (APP,))
+        return cur.fetchone()[0] == 0
+
+
+def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make_queue):
+    with conn.cursor() as cur:
+        cur.execute("ALTER DATABASE %s SET track_functions = 'all'" % dbname)
+    q = make_queue('mq', app=APP, poll_interval=60)
+    before = calls(conn)
+    producer = psycopg2.connect(dsn)              # on another tag: the lock is the queue's
+    with producer.cursor() as cur:
+        cur.execute("SELECT q4pg_enqueue('mq', 'other', '1')")
+    try:
+        got = list(q.listen('t', timeout=PRODUCER_SECONDS))
+    finally:
+        producer.rollback()
+        producer.close()
+    q.close()
+    assert got == []
+    wait_until(lambda: gone(conn), what='the listener to disconnect')  # its statistics flushed
+    after = calls(conn)
+    made = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    print('during a %d s producer transaction: %s' % (PRODUCER_SECONDS, made))
+    assert 2 <= made['q4pg_register_idle'] <= MOST_ATTEMPTS, made
+    assert 2 <= made['q4pg_dequeue'] <= MOST_ATTEMPTS + 1, made
+
+
+def test_a_newer_producer_wakes_the_backing_off_listener(dsn, make_queue):
+    q = make_queue('mq', poll_interval=60)
+    old = psycopg2.connect(dsn)
+    with old.cursor() as cur:
+        cur.execute("SELECT q4pg_enqueue('mq', 'other', '1')")
+    timer = threading.Timer(2.5, q.enqueue, ('t', 'new'))   # while it backs off at 1 s
+    timer.start()
+    try:
+        assert list(q.listen('t', timeout=WAIT, limit=1)) == ['new']
+    finally:
+        timer.join()
+        old.rollback()
+        old.close()
