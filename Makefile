@@ -7,7 +7,12 @@
 
 EXTENSION    = q4pg
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
-DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+# The install script of the version being made is built from sql/src/ (one
+# file per concern, concatenated in name order); the scripts of released
+# versions are committed and never change (tests/extension/test_versions.py).
+SCRIPT       = sql/$(EXTENSION)--$(EXTVERSION).sql
+SOURCES      = $(sort $(wildcard sql/src/*.sql))
+DATA         = $(sort $(wildcard sql/$(EXTENSION)--*.sql) $(SCRIPT))
 REGRESS      = $(patsubst tests/sql/%.sql,%,$(sort $(wildcard tests/sql/*.sql)))
 REGRESS_OPTS = --inputdir=tests
 ISOLATION    = $(patsubst tests/specs/%.spec,%,$(sort $(wildcard tests/specs/*.spec)))
@@ -23,6 +28,15 @@ ifeq ($(PGXS),)
 $(error PostgreSQL's server packages are missing; see the line above for the command to install them)
 endif
 include $(PGXS)
+
+# A version is released once CHANGELOG.md gives it a date: from then on its
+# committed script is used as it is, and sql/src/ belongs to the next version.
+RELEASED := $(shell grep -qs '^\#\# $(EXTVERSION) — [0-9]' CHANGELOG.md && echo yes)
+ifeq ($(RELEASED),)
+all: $(SCRIPT)
+$(SCRIPT): $(SOURCES)
+	cat $(SOURCES) > $@
+endif
 
 PYTHON  ?= python3
 VENV     = .venv

@@ -4,12 +4,44 @@ CREATE EXTENSION q4pg;
 CREATE EXTENSION plpgsql_check;
 SELECT q4pg_create_queue('lintq') IS NOT NULL AS created;
 
--- every function pins search_path and none is SECURITY DEFINER
+-- every function pins search_path, but for the hot path (q4pg_route and the
+-- five functions it serves), which is unpinned on purpose (sql/src/60_messages.sql)
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid
  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'q4pg')
-   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false);
+   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+ ORDER BY 1;
+
+-- the unpinned PL/pgSQL functions, the queue's generated ones among them,
+-- qualify every operator (OPERATOR(pg_catalog.x)) and every cast
+-- (::pg_catalog.type): with string literals, qualified operators and
+-- PL/pgSQL's := and ERRCODE = taken out, no operator character is left, and every :: is
+-- followed by pg_catalog.  (q4pg_route has an SQL-standard body: PostgreSQL
+-- binds its names when the extension is created, whatever the search_path.)
+CREATE TEMP VIEW unpinned AS
+SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>_') AS function,
+       regexp_replace(regexp_replace(regexp_replace(p.prosrc,
+           '''([^'']|'''')*''', '', 'g'),
+           'OPERATOR\(pg_catalog\.[^)]+\)', '', 'g'),
+           '(:=|ERRCODE =)', '', 'g') AS code
+  FROM pg_proc AS p
+ WHERE p.oid IN (SELECT d.objid FROM pg_depend AS d
+                  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
+                    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'q4pg'))
+       AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+       AND p.prosqlbody IS NULL
+    OR p.proname ~ '^q4pg_[0-9a-f]+_' AND p.pronamespace = 'public'::regnamespace;
+SELECT function, 'operator' AS unqualified, (regexp_match(code, '.{0,20}[=<>|+*/-].{0,20}'))[1] AS near
+  FROM unpinned
+ WHERE regexp_replace(code, '(--[^\n]*|RETURNS[^\n]*|\$[a-z]*\$)', '', 'g') ~ '[=<>|+*/-]'
+UNION ALL
+SELECT function, 'cast', (regexp_match(code, '.{0,20}::(?!pg_catalog\.).{0,20}'))[1]
+  FROM unpinned
+ WHERE code ~ '::(?!pg_catalog\.)'
+ ORDER BY 1;
+SELECT count(*) = 5 AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
+
 SELECT count(*) AS security_definer
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid
  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
@@ -19,7 +51,7 @@ SELECT count(*) AS security_definer
 -- plpgsql_check finds nothing in any PL/pgSQL function (the trigger function
 -- is checked against a real queue table and its transition table; "extra"
 -- warnings are off: they cannot see through RETURN QUERY EXECUTE)
-SELECT p.oid::regprocedure AS function, c.lineno, c.level, c.message
+SELECT p.oid::regprocedure::text AS function, c.lineno, c.level, c.message
   FROM pg_depend AS d
   JOIN pg_proc AS p ON p.oid = d.objid
   JOIN pg_language AS l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
@@ -31,8 +63,15 @@ SELECT p.oid::regprocedure AS function, c.lineno, c.level, c.message
         extra_warnings => false) AS c
  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'q4pg')
+UNION ALL
+SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>_'),
+       c.lineno, c.level, c.message
+  FROM pg_proc AS p
+ CROSS JOIN LATERAL plpgsql_check_function_tb(p.oid, fatal_errors => false,
+                                              extra_warnings => false) AS c
+ WHERE p.proname ~ '^q4pg_[0-9a-f]+_' AND p.pronamespace = 'public'::regnamespace
  ORDER BY 1;
 
-DROP TABLE lintq;
+SELECT q4pg_drop_queue('lintq');
 DROP EXTENSION plpgsql_check;
 DROP EXTENSION q4pg;

@@ -1,0 +1,24 @@
+\echo Use "CREATE EXTENSION q4pg" to load this file. \quit
+
+-- q4pg: a message queue that lives in ordinary PostgreSQL tables.
+--
+-- Built from sql/src/*.sql (one file per concern, in file-name order) by the
+-- Makefile; edit the sources, not sql/q4pg--<version>.sql.
+--
+-- A queue is a table made by q4pg_create_queue(): (id, tag, data, created_at),
+-- an index on (tag, id), a CHECK constraint bounding the length of data and a
+-- statement-level trigger that NOTIFYs idle listeners.  The table itself is
+-- the whole truth about a queue (no registry to drift): it is a q4pg queue when
+-- it carries the q4pg_notify trigger, its data type is the type of its "data"
+-- column, its length limit is written in the name of its CHECK constraint, its
+-- lock key is the argument of its trigger.  Queue tables, and the functions
+-- generated for each queue (see 40_queue_functions.sql), are not extension
+-- members: pg_dump dumps them with their rows.
+--
+-- Every function is SECURITY INVOKER: the caller's rights on the queue table
+-- decide what it may do.  Every function is immune to the caller's
+-- search_path: most pin it (SET search_path = pg_catalog, pg_temp); the
+-- per-message hot path does not (pinning costs a catalog lookup per call) and
+-- instead qualifies every name, type and operator it uses.  A queue is passed
+-- as regclass, which PostgreSQL resolves in the caller's search_path before
+-- the function body runs.

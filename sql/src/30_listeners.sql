@@ -1,0 +1,169 @@
+-- Waking listeners: the registry of idle listeners, the registration calls and
+-- the trigger that NOTIFYs them.
+--
+-- The protocol (README, "Notifications"): a listener LISTENs on
+-- q4pg_channel(queue, tag), tries to dequeue, and before it sleeps calls
+-- q4pg_register_idle(queue, tag).  Producers NOTIFY only the tags an idle
+-- listener registered for, so a producer with nobody waiting never pays for
+-- NOTIFY (whose commit takes a lock that serializes every notifying
+-- transaction of the cluster).  Two advisory locks per queue (q4pg_lock_class)
+-- make this cheap and lose no wake-up:
+--   presence: a registered listener holds it shared (session level) until it
+--     unregisters or its session ends, so a registration left by a dead
+--     session costs producers nothing.  Producers probe it exclusively: when
+--     they can take it, nobody waits and their trigger does not fire.
+--   barrier: every producer holds it shared from its INSERT to its commit.
+--     q4pg_register_idle answers true only when it can take it exclusively,
+--     i.e. when no producer that may have probed before the registration is
+--     still running: a dequeue made after a true answer sees every message
+--     that will not be notified.
+-- Both are taken by the WHEN clause of each queue's trigger (see
+-- q4pg_attach_queue), built-in functions only, so that while nobody waits an
+-- INSERT runs no PL/pgSQL at all.
+
+-- The registry: one row per (queue, tag, backend) of listeners idle now.
+-- Run-time state, meaningless after a restore: unlogged, and not dumped.
+-- Everyone may read it; a backend may add and remove only its own rows, and
+-- remove the rows of backends that are gone.
+CREATE UNLOGGED TABLE @extschema@.q4pg_idle_listeners (
+    queue    oid NOT NULL,
+    tag      text NOT NULL,
+    pid      integer NOT NULL,
+    since    timestamptz NOT NULL DEFAULT now(),
+    lock_key integer NOT NULL,      -- the queue's lock key
+    PRIMARY KEY (queue, tag, pid)
+);
+ALTER TABLE @extschema@.q4pg_idle_listeners ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON @extschema@.q4pg_idle_listeners FOR SELECT USING (true);
+CREATE POLICY add_own ON @extschema@.q4pg_idle_listeners FOR INSERT
+    WITH CHECK (pid = pg_catalog.pg_backend_pid());
+CREATE POLICY remove_own_or_gone ON @extschema@.q4pg_idle_listeners FOR DELETE
+    USING (pid = pg_catalog.pg_backend_pid()
+           OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity AS a
+                           WHERE a.pid OPERATOR(pg_catalog.=) q4pg_idle_listeners.pid));
+REVOKE ALL ON @extschema@.q4pg_idle_listeners FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_idle_listeners TO PUBLIC;
+
+-- q4pg_notify: the trigger on every queue table (AFTER INSERT, per statement,
+-- gated by its WHEN clause: it runs only when some listener is registered).
+-- Sends one NOTIFY, with an empty payload, on q4pg_channel_name() of each tag
+-- the statement added that a registered listener waits for.  Reads
+-- q4pg_idle_listeners.
+CREATE FUNCTION @extschema@.q4pg_notify()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    v_tag  text;
+BEGIN
+    FOR v_tag IN
+        SELECT DISTINCT r.tag FROM q4pg_new_rows AS r
+         WHERE EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
+                        WHERE w.queue = TG_RELID AND w.tag = r.tag)
+    LOOP
+        PERFORM pg_notify(@extschema@.q4pg_channel_name(v_name, v_tag), '');
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- q4pg_channel: the NOTIFY channel of a queue and tag (LISTEN on it).
+-- Returns q4pg_channel_name(<schema>.<table>, tag); raises unless the table is
+-- a queue.
+CREATE FUNCTION @extschema@.q4pg_channel(queue regclass, tag text)
+RETURNS text
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT @extschema@.q4pg_channel_name(i.qualified_name, tag)
+      FROM @extschema@.q4pg_queue_info(queue) AS i;
+END;
+
+-- q4pg_register_idle: the calling session is an idle listener of a queue's
+-- tag, about to sleep (it LISTENs on q4pg_channel() already).
+-- Returns true when it may sleep until a notification: every producer that
+-- could have missed the registration has finished, so a dequeue attempt made
+-- now sees their messages.  Returns false when such a producer still runs:
+-- the session stays registered (later producers notify it); it should try to
+-- dequeue and call again after a short while.  Never waits, and never makes a
+-- producer wait: every lock it takes is session-level, so calling it inside a
+-- transaction block blocks nobody (but LISTEN, and the registration, take
+-- effect only at commit: register on an autocommit connection).
+-- Raises for a bad tag (q4pg_check_tag), a table that is no queue (42P01) and
+-- without SELECT on the queue (42501).  Writes q4pg_idle_listeners.
+CREATE FUNCTION @extschema@.q4pg_register_idle(queue regclass, tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_key      integer;
+    v_presence integer := @extschema@.q4pg_lock_class('presence');
+    v_barrier  integer := @extschema@.q4pg_lock_class('barrier');
+BEGIN
+    PERFORM @extschema@.q4pg_check_tag(tag);
+    v_key := (@extschema@.q4pg_queue_info(queue)).lock_key;
+    IF NOT has_table_privilege(queue, 'SELECT') THEN
+        RAISE EXCEPTION 'q4pg: permission denied to wait on queue %', queue
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO @extschema@.q4pg_idle_listeners AS w (queue, tag, pid, lock_key)
+    VALUES (queue, tag, pg_backend_pid(), v_key)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        -- a new registration holds the presence lock until q4pg_unregister_idle
+        -- or the end of the session.  Never wait for it: should a producer's
+        -- probe hold it this instant, undo and let the caller try again.
+        IF NOT pg_try_advisory_lock_shared(v_presence, v_key) THEN
+            DELETE FROM @extschema@.q4pg_idle_listeners AS w
+             WHERE w.queue = queue AND w.tag = tag AND w.pid = pg_backend_pid();
+            RETURN false;
+        END IF;
+        -- forget the registrations of sessions that are gone
+        DELETE FROM @extschema@.q4pg_idle_listeners AS w
+         WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
+    END IF;
+    -- the barrier, taken and released at once
+    RETURN pg_try_advisory_lock(v_barrier, v_key) AND pg_advisory_unlock(v_barrier, v_key);
+END
+$$;
+
+-- q4pg_unregister_idle: the calling session no longer waits for a queue's tag
+-- (it woke up, or stops listening).  Returns true when it was registered.
+-- Writes q4pg_idle_listeners; releases the presence lock (also one left by a
+-- registration that was rolled back).
+CREATE FUNCTION @extschema@.q4pg_unregister_idle(queue regclass, tag text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_key integer;
+BEGIN
+    DELETE FROM @extschema@.q4pg_idle_listeners AS w
+     WHERE w.queue = queue AND w.tag = tag AND w.pid = pg_backend_pid()
+    RETURNING w.lock_key INTO v_key;
+    IF FOUND THEN
+        PERFORM pg_advisory_unlock_shared(@extschema@.q4pg_lock_class('presence'), v_key);
+        RETURN true;
+    END IF;
+    -- Not registered.  A registration rolled back with its transaction left
+    -- its presence lock (session-level locks outlive a rollback): release it,
+    -- or producers would run the trigger for nobody until the session ends.
+    v_key := (@extschema@.q4pg_queue_info(queue)).lock_key;
+    IF EXISTS (SELECT FROM pg_locks AS l
+                WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
+                  AND l.classid = @extschema@.q4pg_lock_class('presence')::oid
+                  AND l.objid = v_key::oid AND l.objsubid = 2 AND l.mode = 'ShareLock')
+       AND NOT EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
+                        WHERE w.queue = queue AND w.pid = pg_backend_pid()) THEN
+        PERFORM pg_advisory_unlock_shared(@extschema@.q4pg_lock_class('presence'), v_key);
+    END IF;
+    RETURN false;
+END
+$$;
