@@ -1,43 +1,108 @@
 -- What a queue table says about itself.
 
+-- q4pg_queue_triggers: the queues of the database, or the one queue p_queue
+-- is when it is one: the tables that carry the q4pg_notify trigger, with the
+-- lock key written in it (its argument).  The one definition of "a table is a
+-- queue".  Reads pg_trigger (by index when p_queue is given).
+CREATE FUNCTION @extschema@.q4pg_queue_triggers(p_queue regclass DEFAULT NULL,
+                                                OUT queue regclass, OUT lock_key integer)
+RETURNS SETOF record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_notify regprocedure := '@extschema@.q4pg_notify()'::regprocedure;
+BEGIN
+    IF p_queue IS NULL THEN
+        RETURN QUERY
+            SELECT t.tgrelid::regclass, nullif(split_part(encode(t.tgargs, 'escape'), '\000', 1), '')::integer
+              FROM pg_trigger AS t
+             WHERE t.tgname = 'q4pg_notify' AND t.tgfoid = v_notify;
+    ELSE
+        RETURN QUERY
+            SELECT t.tgrelid::regclass, nullif(split_part(encode(t.tgargs, 'escape'), '\000', 1), '')::integer
+              FROM pg_trigger AS t
+             WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify' AND t.tgfoid = v_notify;
+    END IF;
+END
+$$;
+
+-- q4pg_queue_shape: what a table is to q4pg.  A queue's shape is what
+-- q4pg_create_queue makes and DROP EXTENSION q4pg CASCADE leaves: columns id
+-- bigint, tag text, data json/jsonb/text, created_at timestamptz, nothing
+-- else, and the q4pg_data_max_<n>_chars CHECK constraint (the length limit in
+-- characters).  Returns its data type and length, what is missing from that
+-- shape (null when nothing), whether it is a queue already (it carries the
+-- q4pg_notify trigger) and the lock key written in that trigger.  Reads pg_class, pg_attribute, pg_constraint,
+-- pg_trigger: index probes only.
+CREATE FUNCTION @extschema@.q4pg_queue_shape(
+    p_table regclass,
+    OUT data_type text,
+    OUT data_length integer,
+    OUT missing text,
+    OUT is_queue boolean,
+    OUT lock_key integer)
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_columns text;
+BEGIN
+    SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, NULL), ', ' ORDER BY a.attnum)
+      INTO v_columns
+      FROM pg_attribute AS a
+     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
+    SELECT (regexp_match(k.conname, '^q4pg_data_max_(\d+)_chars$'))[1]::integer
+      INTO data_length
+      FROM pg_constraint AS k
+     WHERE k.conrelid = p_table AND k.contype = 'c' AND k.conname LIKE 'q4pg\_data\_max\_%'
+     LIMIT 1;
+    data_type := (regexp_match(v_columns,
+                  '^id bigint, tag text, data (json|jsonb|text), created_at timestamp with time zone$'))[1];
+    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = p_table) <> 'r' THEN
+        missing := 'it is not an ordinary table';
+    ELSIF data_type IS NULL THEN
+        missing := format('its columns are (%s), not (id bigint, tag text, data json|jsonb|text, created_at timestamptz)',
+                          v_columns);
+    ELSIF data_length IS NULL THEN
+        missing := 'it has no q4pg_data_max_<n>_chars CHECK constraint';
+    END IF;
+    SELECT true, t.lock_key INTO is_queue, lock_key
+      FROM @extschema@.q4pg_queue_triggers(p_table) AS t;
+    is_queue := FOUND;
+END
+$$;
+
 -- q4pg_queue_info: everything q4pg reads from a queue table's catalog entries.
 -- Takes a table; returns its data type ('json', 'jsonb' or 'text'), its data
 -- length limit in characters, its lock key (the argument of its q4pg_notify
 -- trigger), its schema-qualified name as quote_ident() writes each part, its
 -- schema and its owner.  Raises undefined_table (42P01) when the table is no
--- q4pg queue.  Reads pg_class, pg_namespace, pg_attribute, pg_constraint,
--- pg_trigger: index probes only (a join here would scan pg_constraint).
+-- q4pg queue.  Reads pg_class, pg_namespace and, through q4pg_queue_shape,
+-- the table's columns, constraints and trigger.
 CREATE FUNCTION @extschema@.q4pg_queue_info(
     p_queue regclass,
     OUT data_type text,
     OUT data_length integer,
     OUT lock_key integer,
     OUT qualified_name text,
-    OUT schema_oid oid,
+    OUT schema regnamespace,
     OUT owner oid)
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_is_queue boolean;
 BEGIN
-    SELECT (SELECT format_type(a.atttypid, NULL)
-              FROM pg_attribute AS a
-             WHERE a.attrelid = p_queue AND a.attname = 'data' AND NOT a.attisdropped),
-           (SELECT (regexp_match(k.conname, '^q4pg_data_max_(\d+)_chars$'))[1]::integer
-              FROM pg_constraint AS k
-             WHERE k.conrelid = p_queue AND k.contype = 'c'
-               AND k.conname LIKE 'q4pg\_data\_max\_%'
-             LIMIT 1),
-           nullif(split_part(encode(t.tgargs, 'escape'), '\000', 1), '')::integer,
-           format('%I.%I', n.nspname, c.relname),
-           c.relnamespace,
-           c.relowner
-      INTO data_type, data_length, lock_key, qualified_name, schema_oid, owner
-      FROM pg_trigger AS t, pg_class AS c, pg_namespace AS n
-     WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify'
-       AND t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure
-       AND c.oid = p_queue AND n.oid = c.relnamespace;
-    IF NOT FOUND THEN
+    SELECT s.data_type, s.data_length, s.lock_key, format('%I.%I', n.nspname, c.relname),
+           c.relnamespace::regnamespace, c.relowner, s.is_queue
+      INTO data_type, data_length, lock_key, qualified_name, schema, owner, v_is_queue
+      FROM pg_class AS c, pg_namespace AS n, @extschema@.q4pg_queue_shape(p_queue) AS s
+     WHERE c.oid = p_queue AND n.oid = c.relnamespace;
+    IF NOT coalesce(v_is_queue, false) THEN
         RAISE EXCEPTION 'q4pg: table % is not a q4pg queue', p_queue
             USING ERRCODE = 'undefined_table',
                   HINT = 'Create one with q4pg_create_queue().';

@@ -87,6 +87,12 @@ DECLARE
                      FROM pg_attribute AS a
                     WHERE a.attrelid = '@extschema@.q4pg_message'::regclass AND a.attnum > 0);
 BEGIN
+    -- p_schema is spliced into the statements: a schema's name as an SQL
+    -- identifier (what quote_ident makes), or pg_temp, and nothing else
+    IF p_schema IS DISTINCT FROM 'pg_temp' AND to_regnamespace(p_schema) IS NULL THEN
+        RAISE EXCEPTION 'q4pg: there is no schema %', p_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
     v_head := 'CREATE OR REPLACE FUNCTION ' || p_schema || '.'
               || @extschema@.q4pg_queue_function_prefix(v_info.lock_key);
     -- q4pg_check_tag inline (a call costs more than the test); the null test
@@ -209,7 +215,7 @@ $$;
 
 -- q4pg_queue_functions_current: true when the schema holds every generated
 -- function of the queue, each with the queue's present marker.  Reads pg_proc.
-CREATE FUNCTION @extschema@.q4pg_queue_functions_current(p_queue regclass, p_schema oid)
+CREATE FUNCTION @extschema@.q4pg_queue_functions_current(p_queue regclass, p_schema regnamespace)
 RETURNS boolean
 LANGUAGE sql
 STABLE
@@ -218,7 +224,7 @@ BEGIN ATOMIC
     SELECT count(*) = (SELECT count(*) FROM @extschema@.q4pg_queue_function_names())
       FROM pg_proc AS p, @extschema@.q4pg_queue_info(p_queue) AS i,
            @extschema@.q4pg_queue_function_names() AS f
-     WHERE p.pronamespace = p_schema
+     WHERE p.pronamespace = p_schema::oid
        AND p.proname = @extschema@.q4pg_queue_function_prefix(i.lock_key) || f.suffix
        AND strpos(p.prosrc, @extschema@.q4pg_queue_function_marker(p_queue)) > 0;
 END;
@@ -234,15 +240,14 @@ AS $$
 DECLARE
     v_info record := @extschema@.q4pg_queue_info(p_queue);
 BEGIN
-    EXECUTE @extschema@.q4pg_queue_functions_sql(
-        p_queue, quote_ident((SELECT n.nspname FROM pg_namespace AS n WHERE n.oid = v_info.schema_oid)));
+    EXECUTE @extschema@.q4pg_queue_functions_sql(p_queue, v_info.schema::text);
 END
 $$;
 
 -- q4pg_drop_queue_functions: drops generated functions from a schema and
 -- from the session's pg_temp: those of the queue p_queue, or (p_queue null)
 -- those whose queue is gone (a queue table dropped by hand leaves them).
-CREATE FUNCTION @extschema@.q4pg_drop_queue_functions(p_queue regclass, p_schema oid)
+CREATE FUNCTION @extschema@.q4pg_drop_queue_functions(p_queue regclass, p_schema regnamespace)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -258,16 +263,13 @@ BEGIN
          WHERE p.proname LIKE 'q4pg\_%\_' || f.suffix
            AND p.pronargs = (SELECT cardinality(string_to_array(f.arguments, ',')))
            AND n.oid = p.pronamespace
-           AND (p.pronamespace = p_schema OR p.pronamespace = pg_my_temp_schema())
+           AND (p.pronamespace = p_schema::oid OR p.pronamespace = pg_my_temp_schema())
            AND CASE WHEN v_prefix IS NOT NULL THEN p.proname = v_prefix || f.suffix
                     ELSE p.proname ~ ('^q4pg_[0-9a-f]{1,8}_' || f.suffix || '$')
                          AND NOT EXISTS (
-                             SELECT FROM pg_trigger AS t
-                              WHERE t.tgname = 'q4pg_notify'
-                                AND t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure
-                                AND p.proname = @extschema@.q4pg_queue_function_prefix(
-                                        split_part(encode(t.tgargs, 'escape'), '\000', 1)::integer)
-                                        || f.suffix) END
+                             SELECT FROM @extschema@.q4pg_queue_triggers() AS t
+                              WHERE p.proname = @extschema@.q4pg_queue_function_prefix(t.lock_key)
+                                                || f.suffix) END
     LOOP
         EXECUTE 'DROP FUNCTION IF EXISTS ' || v_fn.signature;
     END LOOP;
@@ -292,14 +294,13 @@ DECLARE
     v_info   record := @extschema@.q4pg_queue_info(p_queue);
     v_schema text;
 BEGIN
-    IF @extschema@.q4pg_queue_functions_current(p_queue, v_info.schema_oid) THEN
-        v_schema := (SELECT quote_ident(n.nspname) FROM pg_namespace AS n WHERE n.oid = v_info.schema_oid);
-    ELSIF pg_has_role(v_info.owner, 'USAGE') AND has_schema_privilege(v_info.schema_oid, 'CREATE') THEN
+    IF @extschema@.q4pg_queue_functions_current(p_queue, v_info.schema) THEN
+        v_schema := v_info.schema;
+    ELSIF pg_has_role(v_info.owner, 'USAGE') AND has_schema_privilege(v_info.schema, 'CREATE') THEN
         PERFORM @extschema@.q4pg_build_queue_functions(p_queue);
-        v_schema := (SELECT quote_ident(n.nspname) FROM pg_namespace AS n WHERE n.oid = v_info.schema_oid);
+        v_schema := v_info.schema;
     ELSE
-        IF pg_my_temp_schema() = 0
-           OR NOT @extschema@.q4pg_queue_functions_current(p_queue, pg_my_temp_schema()) THEN
+        IF NOT @extschema@.q4pg_queue_functions_current(p_queue, pg_my_temp_schema()::regnamespace) THEN
             EXECUTE @extschema@.q4pg_queue_functions_sql(p_queue, 'pg_temp');
         END IF;
         v_schema := 'pg_temp';
@@ -315,7 +316,9 @@ $$;
 -- still has the name it had then.  An SQL function so that the planner inlines
 -- it into the callers' expressions: on the hot path it costs three setting
 -- lookups, a regular expression match and no function call.  A session can
--- only ever misroute its own calls by setting these settings itself.  Not pinned (inlining forbids it): qualified.
+-- only ever misroute its own calls by setting these settings itself.  Not
+-- pinned (inlining forbids it): its SQL-standard body is bound when the
+-- extension is created, whatever the caller's search_path.
 CREATE FUNCTION @extschema@.q4pg_route(p_queue regclass)
 RETURNS text
 LANGUAGE sql
@@ -324,7 +327,7 @@ RETURN CASE
          OPERATOR(pg_catalog.=) p_queue::pg_catalog.text
      -- the callers splice the route into SQL: only the shape q4pg_build_route
      -- writes passes (any session may set any setting of its own)
-     AND pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text)
+     AND pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true)
          OPERATOR(pg_catalog.~) '^(pg_temp|[a-z_][a-z0-9_$]*|"([^"]|"")+")\.q4pg_[0-9a-f]{1,8}_$'
     THEN pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text)
     ELSE @extschema@.q4pg_build_route(p_queue, p_queue::pg_catalog.text)

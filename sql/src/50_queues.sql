@@ -1,22 +1,32 @@
 -- Creating, adopting and dropping queue tables.
 
--- q4pg_attach_queue: makes a table of a queue's shape a q4pg queue: its
--- (tag, id) index when missing, its q4pg_notify trigger with a lock key no
--- other queue of the database uses, its comment and its generated functions.
--- Returns the table.  Writes the catalogs; the caller checked the shape.
-CREATE FUNCTION @extschema@.q4pg_attach_queue(p_queue regclass, p_data_type text, p_data_length integer)
+-- q4pg_attach_queue: makes a table of a queue's shape (q4pg_queue_shape) a
+-- q4pg queue: its (tag, id) index when missing, its q4pg_notify trigger with a
+-- lock key no other queue of the database uses, its comment and its
+-- generated functions.  Returns the table.  Raises duplicate_table (42P07)
+-- for a queue already and for a table of another shape, saying what differs.
+-- Writes the catalogs.
+CREATE FUNCTION @extschema@.q4pg_attach_queue(p_queue regclass)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_key integer := p_queue::oid::integer;
+    v_shape record := @extschema@.q4pg_queue_shape(p_queue);
+    v_key   integer := p_queue::oid::integer;
 BEGIN
+    IF v_shape.is_queue THEN
+        RAISE EXCEPTION 'q4pg: % is a q4pg queue already', p_queue
+            USING ERRCODE = 'duplicate_table';
+    END IF;
+    IF v_shape.missing IS NOT NULL THEN
+        RAISE EXCEPTION 'q4pg: relation % already exists and is not a q4pg queue', p_queue
+            USING ERRCODE = 'duplicate_table',
+                  DETAIL = format('q4pg adopts only a table of a queue''s shape, and %s.', v_shape.missing),
+                  HINT = 'Choose another name, or rename or drop that table.';
+    END IF;
     -- the table's oid, unless a restored queue already has it
-    WHILE EXISTS (SELECT FROM pg_trigger AS t
-                   WHERE t.tgname = 'q4pg_notify'
-                     AND t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure
-                     AND t.tgargs = convert_to(v_key::text, 'SQL_ASCII') || '\000'::bytea) LOOP
+    WHILE EXISTS (SELECT FROM @extschema@.q4pg_queue_triggers() AS t WHERE t.lock_key = v_key) LOOP
         v_key := (random() * 4294967295 - 2147483648)::bigint::integer;
     END LOOP;
     IF NOT EXISTS (SELECT FROM pg_index AS i
@@ -39,51 +49,13 @@ BEGIN
         p_queue, v_key,
         @extschema@.q4pg_lock_class('barrier'), @extschema@.q4pg_lock_class('presence'));
     EXECUTE format('COMMENT ON TABLE %s IS %L', p_queue,
-                   format('q4pg queue: %s data of at most %s characters', p_data_type, p_data_length));
+                   format('q4pg queue: %s data of at most %s characters',
+                          v_shape.data_type, v_shape.data_length));
     -- the generated functions of queues of this schema dropped by hand go
     PERFORM @extschema@.q4pg_drop_queue_functions(
-        NULL, (SELECT c.relnamespace FROM pg_class AS c WHERE c.oid = p_queue));
+        NULL, (SELECT c.relnamespace::regnamespace FROM pg_class AS c WHERE c.oid = p_queue));
     PERFORM @extschema@.q4pg_build_queue_functions(p_queue);
     RETURN p_queue;
-END
-$$;
-
--- q4pg_queue_shape: whether a table that is no queue (yet) has a queue's
--- shape, as q4pg_create_queue makes it and as DROP EXTENSION q4pg CASCADE
--- leaves it: columns id bigint, tag text, data json/jsonb/text, created_at
--- timestamptz, nothing else, and the q4pg_data_max_<n>_chars CHECK constraint.
--- Returns its data type and length, and what is missing (null when nothing).
-CREATE FUNCTION @extschema@.q4pg_queue_shape(
-    p_table regclass,
-    OUT data_type text,
-    OUT data_length integer,
-    OUT missing text)
-LANGUAGE plpgsql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_columns text;
-BEGIN
-    SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, NULL), ', ' ORDER BY a.attnum)
-      INTO v_columns
-      FROM pg_attribute AS a
-     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
-    SELECT (regexp_match(k.conname, '^q4pg_data_max_(\d+)_chars$'))[1]::integer
-      INTO data_length
-      FROM pg_constraint AS k
-     WHERE k.conrelid = p_table AND k.contype = 'c' AND k.conname LIKE 'q4pg\_data\_max\_%'
-     LIMIT 1;
-    data_type := (regexp_match(v_columns,
-                  '^id bigint, tag text, data (json|jsonb|text), created_at timestamp with time zone$'))[1];
-    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = p_table) <> 'r' THEN
-        missing := 'it is not an ordinary table';
-    ELSIF data_type IS NULL THEN
-        missing := format('its columns are (%s), not (id bigint, tag text, data json|jsonb|text, created_at timestamptz)',
-                          v_columns);
-    ELSIF data_length IS NULL THEN
-        missing := 'it has no q4pg_data_max_<n>_chars CHECK constraint';
-    END IF;
 END
 $$;
 
@@ -115,11 +87,8 @@ DECLARE
     v_name   text;
     v_type   text := lower(data_type);
     v_queue  regclass;
-    v_is_queue   boolean;
-    v_has_type   text;       -- the settings an existing table has
-    v_has_length integer;
-    v_missing    text;       -- why an existing table is no queue's shape
-    v_info       record;
+    v_shape  record;      -- what an existing table of that name is
+    v_info   record;
 BEGIN
     IF table_name IS NULL OR data_type IS NULL OR data_length IS NULL THEN
         RAISE EXCEPTION 'q4pg: table name, data type and data length must not be null'
@@ -175,38 +144,24 @@ BEGIN
                      autovacuum_vacuum_cost_delay = 0)',
             v_schema, v_name, v_type::regtype,
             format('q4pg_data_max_%s_chars', data_length), data_length);
-        RETURN @extschema@.q4pg_attach_queue(format('%I.%I', v_schema, v_name)::regclass,
-                                             v_type, data_length);
+        RETURN @extschema@.q4pg_attach_queue(format('%I.%I', v_schema, v_name)::regclass);
     END IF;
 
-    v_is_queue := EXISTS (SELECT FROM pg_trigger AS t
-                           WHERE t.tgrelid = v_queue AND t.tgname = 'q4pg_notify'
-                             AND t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure);
-    IF v_is_queue THEN
-        SELECT s.data_type, s.data_length INTO v_has_type, v_has_length
-          FROM @extschema@.q4pg_queue_settings(v_queue) AS s;
-    ELSE
-        SELECT s.data_type, s.data_length, s.missing INTO v_has_type, v_has_length, v_missing
-          FROM @extschema@.q4pg_queue_shape(v_queue) AS s;
-        IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION 'q4pg: relation % already exists and is not a q4pg queue', v_queue
-                USING ERRCODE = 'duplicate_table',
-                      DETAIL = format('q4pg adopts only a table of a queue''s shape, and %s.', v_missing),
-                      HINT = 'Choose another name, or rename or drop that table.';
-        END IF;
-    END IF;
-    IF v_has_type IS DISTINCT FROM v_type OR v_has_length IS DISTINCT FROM data_length THEN
+    -- a table of that name exists: a queue, a queue's table without its
+    -- trigger (DROP EXTENSION q4pg CASCADE) to adopt, or another table
+    v_shape := @extschema@.q4pg_queue_shape(v_queue);
+    IF v_shape.missing IS NULL
+       AND (v_shape.data_type IS DISTINCT FROM v_type OR v_shape.data_length IS DISTINCT FROM data_length) THEN
         RAISE EXCEPTION 'q4pg: queue % already exists with data type % and data length %',
-                v_queue, v_has_type, v_has_length
+                v_queue, v_shape.data_type, v_shape.data_length
             USING ERRCODE = 'duplicate_table',
                   DETAIL = format('Asked for data type %s and data length %s.', v_type, data_length);
     END IF;
-    IF NOT v_is_queue THEN
-        -- a queue's table without its trigger (DROP EXTENSION q4pg CASCADE): adopt it
-        RETURN @extschema@.q4pg_attach_queue(v_queue, v_type, data_length);
+    IF NOT v_shape.is_queue THEN
+        RETURN @extschema@.q4pg_attach_queue(v_queue);     -- raises for another shape
     END IF;
     v_info := @extschema@.q4pg_queue_info(v_queue);
-    IF NOT @extschema@.q4pg_queue_functions_current(v_queue, v_info.schema_oid)
+    IF NOT @extschema@.q4pg_queue_functions_current(v_queue, v_info.schema)
        AND pg_has_role(v_info.owner, 'USAGE') THEN
         PERFORM @extschema@.q4pg_build_queue_functions(v_queue);
     END IF;
@@ -223,7 +178,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM @extschema@.q4pg_drop_queue_functions(
-        queue, (@extschema@.q4pg_queue_info(queue)).schema_oid);
+        queue, (@extschema@.q4pg_queue_info(queue)).schema);
     EXECUTE format('DROP TABLE %s', queue);
     RETURN true;
 END

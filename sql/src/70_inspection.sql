@@ -8,12 +8,11 @@ LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT t.tgrelid::regclass, s.data_type, s.data_length
-      FROM pg_trigger AS t
-      CROSS JOIN LATERAL @extschema@.q4pg_queue_settings(t.tgrelid::regclass) AS s
-     WHERE t.tgfoid = '@extschema@.q4pg_notify()'::regprocedure
-       AND has_table_privilege(t.tgrelid, 'SELECT')
-     ORDER BY t.tgrelid::regclass::text;
+    SELECT t.queue, s.data_type, s.data_length
+      FROM @extschema@.q4pg_queue_triggers() AS t
+      CROSS JOIN LATERAL @extschema@.q4pg_queue_shape(t.queue) AS s
+     WHERE has_table_privilege(t.queue, 'SELECT')
+     ORDER BY t.queue::text;
 END;
 
 -- q4pg_stats: per queue and tag, the messages waiting and the age of the

@@ -125,7 +125,7 @@ def fingerprint(conn, exclude_schemas=()):
     Covers the catalogs (relations, columns, constraints, triggers, functions,
     schemas, roles, extensions, privileges, comments) and the contents of every
     ordinary table, except what lives in exclude_schemas (where a test lets q4pg
-    work).  Returns (catalog lines, [(table, (rows, digest))]); compare two with
+    work: its queues and their generated functions) and in temporary schemas.  Returns (catalog lines, [(table, (rows, digest))]); compare two with
     assert_unchanged() to see what changed.
     """
     skip = list(exclude_schemas) or ['']
@@ -154,7 +154,11 @@ def fingerprint(conn, exclude_schemas=()):
               UNION ALL
               SELECT pg_catalog.format('proc %%s %%s %%s %%s %%s %%s', oid, proname, pronamespace,
                                        pg_catalog.md5(prosrc), proconfig, proacl)
-                FROM pg_catalog.pg_proc WHERE oid >= 16384   -- anything made after initdb
+                FROM pg_catalog.pg_proc
+               WHERE oid >= 16384                            -- anything made after initdb
+                 AND pronamespace NOT IN (                   -- but a queue's generated functions
+                     SELECT n.oid FROM pg_catalog.pg_namespace AS n
+                      WHERE n.nspname = ANY (%(skip)s) OR n.nspname LIKE 'pg_temp%%')
               UNION ALL
               SELECT pg_catalog.format('opr %%s %%s', oid, oprname) FROM pg_catalog.pg_operator
                WHERE oid >= 16384

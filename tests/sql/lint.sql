@@ -72,6 +72,10 @@ SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>
  WHERE p.proname ~ '^q4pg_[0-9a-f]+_' AND p.pronamespace = 'public'::regnamespace
  ORDER BY 1;
 
+-- clean up in a new session: plpgsql_check leaves this one's compiled functions
+-- in a state where the next call of q4pg_queue_info fails ("unrecognized node
+-- type"); a session that ran no plpgsql_check never sees that
+\c
 SELECT q4pg_drop_queue('lintq');
 DROP EXTENSION plpgsql_check;
 DROP EXTENSION q4pg;
