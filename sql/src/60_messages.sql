@@ -5,7 +5,9 @@
 -- 40_queue_functions.sql) through q4pg_route(), with one EXECUTE of a
 -- one-call statement.  They do not pin search_path (it costs a catalog lookup
 -- per call): every name, type and operator in them is schema-qualified, and
--- the statement they EXECUTE names its function with its schema.
+-- the statement they EXECUTE names its function with its schema.  The five
+-- share one shape on purpose: each is the typed public door to one generated
+-- function, and folding them into one would cost a call on the hot path.
 
 -- q4pg_enqueue: adds one message to a queue.  Returns its id.
 -- data must parse as the queue's data type and be at most its data length in
