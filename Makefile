@@ -9,7 +9,7 @@ EXTENSION    = q4pg
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 # The install script of the version being made is built from sql/src/ (one
 # file per concern, concatenated in name order); the scripts of released
-# versions are committed and never change (tests/extension/test_versions.py).
+# versions are committed and never change (tests/test_versions.py).
 SCRIPT       = sql/$(EXTENSION)--$(EXTVERSION).sql
 SOURCES      = $(sort $(wildcard sql/src/*.sql))
 DATA         = $(sort $(wildcard sql/$(EXTENSION)--*.sql) $(SCRIPT))
