@@ -387,7 +387,7 @@ $$;
 --
 -- A queue is a table of the caller's choosing, so a generic function can
 -- reach it only through dynamic SQL, which PostgreSQL parses and plans on
--- every call (bench/results/anatomy.md: most of what a message cost).  So
+-- every call (most of what a message cost: README, Performance).  So
 -- each queue gets five small PL/pgSQL functions with static SQL naming its
 -- table, whose plans PL/pgSQL keeps for the session:
 --     q4pg_<key>_enqueue(tag text, data text)           -> bigint
@@ -433,18 +433,17 @@ IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN 'q4pg_' || to_hex(p_lock_key) || '_';
 
--- q4pg_queue_function_marker: the line every generated body carries; a body
--- without the marker of the queue's present name and settings is stale.
-CREATE FUNCTION @extschema@.q4pg_queue_function_marker(p_queue regclass)
+-- q4pg_queue_function_marker: the line every generated body carries, from a
+-- queue's q4pg_queue_info(); a body without the marker of the queue's present
+-- name and settings is stale.
+CREATE FUNCTION @extschema@.q4pg_queue_function_marker(p_qualified_name text, p_data_type text,
+                                                       p_data_length integer)
 RETURNS text
 LANGUAGE sql
-STABLE
+IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT format('-- q4pg 1.0: queue %s, %s data of at most %s characters',
-                  i.qualified_name, i.data_type, i.data_length)
-      FROM @extschema@.q4pg_queue_info(p_queue) AS i;
-END;
+RETURN format('-- q4pg 1.0: queue %s, %s data of at most %s characters',
+              p_qualified_name, p_data_type, p_data_length);
 
 -- q4pg_queue_functions_sql: the CREATE OR REPLACE FUNCTION statements of a
 -- queue's generated functions, in schema p_schema (a quoted name, or
@@ -587,7 +586,8 @@ END
 $body$;
 $f$,
         v_head,                                             -- 1
-        @extschema@.q4pg_queue_function_marker(p_queue),    -- 2
+        @extschema@.q4pg_queue_function_marker(
+            v_table, v_info.data_type, v_info.data_length), -- 2
         v_tag_check,                                        -- 3
         format(v_length, 'p_data'),                         -- 4
         v_too_long,                                         -- 5
@@ -611,7 +611,8 @@ BEGIN ATOMIC
            @extschema@.q4pg_queue_function_names() AS f
      WHERE p.pronamespace = p_schema::oid
        AND p.proname = @extschema@.q4pg_queue_function_prefix(i.lock_key) || f.suffix
-       AND strpos(p.prosrc, @extschema@.q4pg_queue_function_marker(p_queue)) > 0;
+       AND strpos(p.prosrc, @extschema@.q4pg_queue_function_marker(
+                                i.qualified_name, i.data_type, i.data_length)) > 0;
 END;
 
 -- q4pg_build_queue_functions: (re)creates a queue's generated functions in

@@ -209,7 +209,8 @@ def function_arguments(cur):
 VALID = {'queue': 'inj.q', 'tag': 't', 'data': '{"a": 1}', 'data_type': 'json',
          'data_length': 100, 'schema_name': 'inj', 'table_name': 'inj.made', 'n': 2, 'id': 1,
          'p_queue': 'inj.q', 'p_table': 'inj.q', 'p_tag': 't', 'p_kind': 'barrier',
-         'p_qualified_name': 'inj.q', 'p_lock_key': 1, 'p_schema': 'inj', 'p_name': 'inj.q'}
+         'p_qualified_name': 'inj.q', 'p_lock_key': 1, 'p_schema': 'inj', 'p_name': 'inj.q',
+         'p_data_type': 'json', 'p_data_length': 100}
 HOSTILE_TYPES = ('text', 'name', 'regclass', 'text[]')
 
 

@@ -202,7 +202,7 @@ PROBES = {
     'q4pg_check_tag': "SELECT {f}('a') IS NULL WHERE %s IS NOT NULL",
     'q4pg_queue_function_names': 'SELECT * FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_queue_function_prefix': 'SELECT {f}(1) WHERE %s IS NOT NULL',
-    'q4pg_queue_function_marker': 'SELECT {f}(%s) IS NOT NULL',
+    'q4pg_queue_function_marker': "SELECT {f}(%s, 'json', 1) IS NOT NULL",
     'q4pg_queue_functions_sql': "SELECT {f}(%s, 'public') IS NOT NULL",
     'q4pg_queue_functions_current': "SELECT {f}(%s, 'public')",
     'q4pg_build_queue_functions': 'SELECT {f}(%s) IS NULL',
