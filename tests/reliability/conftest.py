@@ -6,9 +6,10 @@ so that fsync is on, and never disturb the shared one.
 
 ``figures`` collects what the suite did (messages, kills, crashes, connection
 cuts, hypothesis inputs, lost messages); at the end of the session it is
-written to tests/reliability/figures/last-run.json, and, when the run took the
-whole suite (not a -k or a single file), to fast.json or soak.json: the figures
-for the README's reliability section.
+written to tests/reliability/figures/last-run.json (not tracked), and, when
+the run took the whole suite (not a -k or a single file) and the environment
+says Q4PG_RECORD_FIGURES=1, to fast.json or soak.json: the figures the README's
+reliability section quotes, which an ordinary run leaves alone.
 """
 
 import json
@@ -89,7 +90,8 @@ def pytest_sessionfinish(session, exitstatus):
                   seconds=round(time.time() - _STARTED, 1),
                   finished_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
     text = json.dumps(record, indent=2, sort_keys=True) + '\n'
-    names = ['last-run.json'] + ([mode + '.json'] if _whole_suite(session.config) else [])
+    record_it = _whole_suite(session.config) and os.environ.get('Q4PG_RECORD_FIGURES') == '1'
+    names = ['last-run.json'] + ([mode + '.json'] if record_it else [])
     for name in names:
         with open(os.path.join(FIGURES_DIR, name), 'w') as f:
             f.write(text)
