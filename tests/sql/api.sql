@@ -78,6 +78,14 @@ SELECT octet_length(q4pg_channel('mq', repeat('☃', 500))) AS channel_bytes;
 SELECT q4pg_drop_queue('notes');
 SELECT to_regclass('notes') IS NULL AS gone;
 
+-- named notation, with the parameter names the README gives
+SELECT q4pg_create_queue(table_name => 'named', data_type => 'text', data_length => 20);
+SELECT q4pg_enqueue(queue => 'named', tag => 't', data => 'by name') > 0 AS enqueued;
+SELECT q4pg_count(queue => 'named', tag => 't') AS counted;
+SELECT data FROM q4pg_dequeue_many(queue => 'named', tag => 't', n => 5);
+SELECT q4pg_cancel(queue => 'named', id => -1) AS cancelled;
+SELECT q4pg_drop_queue(queue => 'named');
+
 -- queues depend on the extension's trigger function: DROP EXTENSION refuses
 -- while queues exist; with CASCADE it drops their triggers and keeps the
 -- tables, with their messages (they are not extension members)
