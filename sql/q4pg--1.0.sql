@@ -401,8 +401,8 @@ $$;
 -- functions (q4pg_enqueue, ...) reach them through q4pg_route().
 --
 -- Their bodies name the table, so renaming the table or moving it to another
--- schema leaves them stale.  Each body carries a marker naming the table and
--- its settings; q4pg_build_route() checks it, rebuilds stale functions when
+-- schema leaves them stale.  Each body carries a marker, a digest of the
+-- table's name and settings; q4pg_build_route() checks it, rebuilds stale functions when
 -- the caller owns the queue, and otherwise builds session-private copies in
 -- pg_temp: a queue always works, stale or not.
 --
@@ -435,15 +435,17 @@ RETURN 'q4pg_' || to_hex(p_lock_key) || '_';
 
 -- q4pg_queue_function_marker: the line every generated body carries, from a
 -- queue's q4pg_queue_info(); a body without the marker of the queue's present
--- name and settings is stale.
+-- name and settings is stale.  The name goes in as an md5 digest: a comment
+-- line must not carry a table name, which may hold a line break, and with it
+-- code.
 CREATE FUNCTION @extschema@.q4pg_queue_function_marker(p_qualified_name text, p_data_type text,
                                                        p_data_length integer)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN format('-- q4pg 1.0: queue %s, %s data of at most %s characters',
-              p_qualified_name, p_data_type, p_data_length);
+RETURN format('-- q4pg 1.0 generated function, queue %s',
+              md5(format('%s %s %s', p_qualified_name, p_data_type, p_data_length)));
 
 -- q4pg_queue_functions_sql: the CREATE OR REPLACE FUNCTION statements of a
 -- queue's generated functions, in schema p_schema (a quoted name, or
@@ -464,6 +466,7 @@ DECLARE
                                           ELSE 'pg_catalog.char_length(%s)' END;
     v_tag_check text;
     v_too_long  text;
+    v_dollar    text;
     -- the columns of q4pg_message: the generated functions return its shape
     -- without naming the type, so that DROP EXTENSION does not reach them
     v_row text := (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
@@ -494,11 +497,18 @@ BEGIN
             USING ERRCODE = 'string_data_right_truncation';
     END IF;$c$, v_info.data_length, v_table);
 
+    -- the bodies' dollar quote: one the table's name does not hold, so that
+    -- no name can end a body and go on as code
+    v_dollar := '$q4pg$';
+    WHILE strpos(v_table, v_dollar) > 0 LOOP
+        v_dollar := format('$q4pg%s$', (random() * 1e9)::bigint);
+    END LOOP;
+
     RETURN format($f$
 %1$senqueue(p_tag text, p_data text)
 RETURNS bigint
 LANGUAGE plpgsql
-AS $body$
+AS %10$s
 %2$s
 DECLARE
     v_length integer;
@@ -512,12 +522,12 @@ BEGIN
     INSERT INTO %6$s AS q (tag, data) VALUES (p_tag, p_data::%7$s) RETURNING q.id INTO v_id;
     RETURN v_id;
 END
-$body$;
+%10$s;
 
 %1$senqueue_many(p_tag text, p_data text[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-AS $body$
+AS %10$s
 %2$s
 DECLARE
     v_length integer;
@@ -534,12 +544,12 @@ BEGIN
          ORDER BY u.n
         RETURNING q.id;
 END
-$body$;
+%10$s;
 
 %1$sdequeue(p_tag text)
 RETURNS TABLE (%9$s)
 LANGUAGE plpgsql
-AS $body$
+AS %10$s
 %2$s
 BEGIN
     RETURN QUERY
@@ -549,12 +559,12 @@ BEGIN
                  ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at;
 END
-$body$;
+%10$s;
 
 %1$sdequeue_many(p_tag text, p_n integer)
 RETURNS TABLE (%9$s)
 LANGUAGE plpgsql
-AS $body$
+AS %10$s
 %2$s
 BEGIN
     IF p_n IS NULL OR p_n OPERATOR(pg_catalog.<) 0 THEN
@@ -570,12 +580,12 @@ BEGIN
             RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
         SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;
 END
-$body$;
+%10$s;
 
 %1$scancel(p_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
-AS $body$
+AS %10$s
 %2$s
 BEGIN
     DELETE FROM %6$s AS q
@@ -583,7 +593,7 @@ BEGIN
            (SELECT s.id FROM %6$s AS s WHERE s.id OPERATOR(pg_catalog.=) p_id FOR UPDATE SKIP LOCKED);
     RETURN FOUND;
 END
-$body$;
+%10$s;
 $f$,
         v_head,                                             -- 1
         @extschema@.q4pg_queue_function_marker(
@@ -594,7 +604,8 @@ $f$,
         v_table,                                            -- 6
         v_cast,                                             -- 7
         format(v_length, 'u.d'),                            -- 8
-        v_row);                                             -- 9
+        v_row,                                              -- 9
+        v_dollar);                                          -- 10
 END
 $$;
 

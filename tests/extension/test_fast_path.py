@@ -223,3 +223,16 @@ def test_a_renamed_queue_still_wakes_its_listener(dsn, conn):
     finally:
         timer.join()
         q.close()
+
+
+def test_a_table_name_cannot_carry_code_into_the_generated_functions(conn):
+    """A line break in a queue's name must not end a comment of the generated
+    functions and turn the rest of the name into code (found by make soak)."""
+    name = 'q\nEND; $body$; CREATE TABLE hijacked (); --'
+    with conn.cursor() as cur:
+        cur.execute("SELECT q4pg_create_queue(quote_ident(%s), 'text')", (name,))
+        cur.execute('SELECT q4pg_enqueue(quote_ident(%s)::regclass, %s, %s)', (name, 't', 'x'))
+        cur.execute('SELECT data FROM q4pg_dequeue(quote_ident(%s)::regclass, %s)', (name, 't'))
+        assert cur.fetchall() == [('x',)]
+        cur.execute("SELECT to_regclass('hijacked') IS NULL")
+        assert cur.fetchone() == (True,)
