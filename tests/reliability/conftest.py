@@ -7,8 +7,8 @@ so that fsync is on, and never disturb the shared one.
 ``figures`` collects what the suite did (messages, kills, crashes, connection
 cuts, hypothesis inputs, lost messages); at the end of the session it is
 written to tests/reliability/figures/last-run.json (not tracked), and, when
-the run took the whole suite (not a -k or a single file) and the environment
-says Q4PG_RECORD_FIGURES=1, to fast.json or soak.json: the figures the README's
+the run took the whole suite (not a -k or a single file), passed, and the
+environment says Q4PG_RECORD_FIGURES=1, to fast.json or soak.json: the figures the README's
 reliability section quotes, which an ordinary run leaves alone.
 """
 
@@ -90,7 +90,8 @@ def pytest_sessionfinish(session, exitstatus):
                   seconds=round(time.time() - _STARTED, 1),
                   finished_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
     text = json.dumps(record, indent=2, sort_keys=True) + '\n'
-    record_it = _whole_suite(session.config) and os.environ.get('Q4PG_RECORD_FIGURES') == '1'
+    record_it = (_whole_suite(session.config) and not _RAN['failed']
+                 and os.environ.get('Q4PG_RECORD_FIGURES') == '1')
     names = ['last-run.json'] + ([mode + '.json'] if record_it else [])
     for name in names:
         with open(os.path.join(FIGURES_DIR, name), 'w') as f:
