@@ -34,8 +34,8 @@ include $(PGXS)
 RELEASED := $(shell grep -qs '^\#\# $(EXTVERSION) — [0-9]' CHANGELOG.md && echo yes)
 ifeq ($(RELEASED),)
 all: $(SCRIPT)
-$(SCRIPT): $(SOURCES)
-	cat $(SOURCES) > $@
+$(SCRIPT): $(SOURCES) tools/sqlbuild.py
+	$(PYTHON) tools/sqlbuild.py $@
 endif
 
 PYTHON  ?= python3
@@ -61,8 +61,9 @@ $(VENV)/.installed: pyproject.toml setup.py
 venv: $(VENV)/.installed
 
 # build/ goes first: setuptools would put files left there by an older tree
-# (a module since deleted) into the wheel.
-wheel: venv
+# (a module since deleted) into the wheel.  The wheel carries sql/'s scripts
+# (tools/build_py.py): all builds the current one first.
+wheel: venv all
 	rm -rf build
 	$(VENV)/bin/pip wheel --quiet --no-deps $(PIP_BUILD) -w dist .
 

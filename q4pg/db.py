@@ -13,6 +13,7 @@ The layers above (listener.py, client.py) use only what this module offers:
                       listen(), close()
     Transaction       a transaction left open by begin(): its rows, commit(), rollback()
     ListenConnection  the dedicated autocommit connection a listener LISTENs on
+    transaction()     a connection in one transaction (q4pg install, install.py)
     the SQL constants the queries; the queue is always their first parameter
 
 Every error comes out as a q4pg error (errors.wrap_error).  Type names in casts
@@ -23,7 +24,7 @@ import contextlib
 import logging
 import select
 import threading
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import psycopg2
 import psycopg2.extensions
@@ -31,7 +32,8 @@ from psycopg2 import sql
 
 from .errors import ConnectionLost, InvalidDsn, Q4pgError, one_line, wrap_error
 
-__all__ = ['Database', 'Transaction', 'ListenConnection', 'Row', 'check_dsn', 'retryable']
+__all__ = ['Database', 'Transaction', 'ListenConnection', 'Row', 'check_dsn', 'retryable',
+           'transaction']
 
 log = logging.getLogger('q4pg')
 
@@ -70,6 +72,26 @@ STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest
 CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
              'FROM q4pg_consumers()')
 
+# A database where q4pg was installed without CREATE EXTENSION (q4pg install)
+# has this table in q4pg's schema: the installed version, and what the install made.
+INSTALL_TABLE = 'q4pg_install'
+# Run on every new connection: puts the schema of q4pg's functions (the
+# extension's, or that of q4pg install) first on the session's search_path
+# when it is not on it, so that the calls above find them.  Queue names are
+# then looked up there first too, and new queues go there (q4pg's schema is
+# where a role that may create in no other schema keeps its queues).
+FIND_Q4PG = (
+    "SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', "
+    "pg_catalog.quote_ident(s.nspname), NULLIF(pg_catalog.current_setting("
+    "'search_path'), '')), false) "
+    'FROM (SELECT n.nspname FROM pg_catalog.pg_extension AS e, pg_catalog.pg_namespace AS n '
+    "WHERE e.extname OPERATOR(pg_catalog.=) 'q4pg' AND n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+    'UNION ALL SELECT n.nspname FROM pg_catalog.pg_class AS c, pg_catalog.pg_namespace AS n '
+    "WHERE c.relname OPERATOR(pg_catalog.=) '" + INSTALL_TABLE + "' "
+    "AND c.relkind OPERATOR(pg_catalog.=) 'r' AND n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    'LIMIT 1) AS s '
+    'WHERE s.nspname OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_schemas(false))')
+
 
 def check_dsn(dsn: str) -> None:
     """Raises InvalidDsn unless libpq can parse `dsn` (nothing is sent anywhere)."""
@@ -86,10 +108,12 @@ def retryable(error: Q4pgError) -> bool:
         error.__cause__, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
-def _connect(dsn: str) -> Any:
+def _connect(dsn: str, find_q4pg: bool = True) -> Any:
     """A new autocommit connection; ConnectionLost when the database cannot be reached.
 
     Its application_name is q4pg unless the DSN (or PGAPPNAME) gives one.
+    find_q4pg: q4pg's schema goes first on its search_path when it is not
+    on it (FIND_Q4PG).
     """
     try:
         if 'fallback_application_name' in psycopg2.extensions.parse_dsn(dsn):
@@ -97,9 +121,39 @@ def _connect(dsn: str) -> Any:
         else:
             conn = psycopg2.connect(dsn, fallback_application_name='q4pg')
         conn.autocommit = True
+        if find_q4pg:
+            _execute(conn, FIND_Q4PG, ())
         return conn
     except psycopg2.Error as e:
         raise wrap_error(e) from e
+
+
+@contextlib.contextmanager
+def transaction(dsn: str) -> Iterator[Callable[..., List[Row]]]:
+    """A new connection in one transaction, for q4pg's installer: yields
+    run(query, args=None) -> rows (query: text or a psycopg2.sql object; args
+    None: the query text goes as it is, % signs and all); commits when the block ends, rolls back when it raises.
+    Errors come out as q4pg errors."""
+    check_dsn(dsn)
+    conn = _connect(dsn, find_q4pg=False)
+    conn.autocommit = False
+
+    def run(query: Any, args: Any = None) -> List[Row]:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, args)
+                return cur.fetchall() if cur.description is not None else []
+        except psycopg2.Error as e:
+            raise wrap_error(e, conn) from e
+
+    try:
+        yield run
+        try:
+            conn.commit()
+        except psycopg2.Error as e:
+            raise wrap_error(e, conn) from e
+    finally:
+        conn.close()          # without a commit: rolled back
 
 
 def _idle(conn: Any) -> bool:

@@ -25,7 +25,7 @@ class Q4pgError(Exception):
 
 
 class ExtensionNotInstalled(Q4pgError):
-    """The database has no q4pg functions: CREATE EXTENSION q4pg is missing."""
+    """The database has no q4pg functions: neither q4pg install nor CREATE EXTENSION q4pg ran."""
 
 
 class QueueNotFound(Q4pgError):
@@ -131,8 +131,8 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     cls = _BY_SQLSTATE.get(pgcode or '')
     if pgcode == '42883' and primary and 'q4pg_' in primary:
         cls = ExtensionNotInstalled
-        message = ('%s: the q4pg extension is not installed in this database '
-                   '(run CREATE EXTENSION q4pg), or its schema is not in search_path'
+        message = ('%s: q4pg is not installed in this database (run q4pg install, or '
+                   'CREATE EXTENSION q4pg), or its schema is not in search_path'
                    % one_line(primary))
     elif cls is None:
         broken = conn is not None and conn.closed
