@@ -17,7 +17,9 @@ import signal
 import sys
 from typing import List, Optional
 
+from . import install
 from .client import QueueManager
+from .db import check_dsn
 from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, InvalidMessage, Q4pgError,
                      one_line)
 
@@ -48,6 +50,7 @@ exit status: 0 done; 1 nothing to do (no message, no such id, listen timed out);
              stderr: "q4pg: error: ...".
 
 examples:
+  q4pg install          # q4pg into schema q4pg with plain SQL (no CREATE EXTENSION)
   q4pg --queue app.jobs create-queue --data-type jsonb
   q4pg --queue app.jobs enqueue mail '{"to": "ops@example.com"}'
   q4pg --queue app.jobs listen mail --limit 100 | ./send-mail
@@ -405,6 +408,45 @@ def cmd_consumers(args):
     return EXIT_OK
 
 
+def _dsn(args):
+    """--dsn, else $Q4PG_DSN ('' leaves it to libpq's PG* variables); exit 2 when it does not parse."""
+    dsn = args.dsn if args.dsn is not None else os.environ.get('Q4PG_DSN', '')
+    try:
+        check_dsn(dsn)
+    except InvalidDsn as e:
+        raise _Exit(EXIT_USAGE, _clean(e))
+    return dsn
+
+
+def cmd_install(args):
+    schema = _check_utf8(args.schema, '--schema')
+    try:
+        install.check_schema(schema)
+    except InvalidArgument as e:
+        raise _Exit(EXIT_USAGE, _clean(e))
+    version = install.install(_dsn(args), schema, args.to)
+    _write_lines(['q4pg %s installed in schema %s' % (version, schema)])
+    return EXIT_OK
+
+
+def cmd_upgrade(args):
+    dsn = _dsn(args)
+    old, new = install.upgrade(dsn, args.to)
+    where = install.installed(dsn)
+    if old == new:
+        _write_lines(['q4pg %s is installed in schema %s already: nothing to do'
+                      % (new, where.schema)])
+    else:
+        _write_lines(['q4pg upgraded from %s to %s in schema %s' % (old, new, where.schema)])
+    return EXIT_OK
+
+
+def cmd_uninstall(args):
+    schema = install.uninstall(_dsn(args), cascade=args.cascade)
+    _write_lines(['q4pg uninstalled from schema %s (the schema stays)' % schema])
+    return EXIT_OK
+
+
 def _write_table(header, align, rows):
     """Prints rows of strings as aligned columns ('l'eft or 'r'ight per column)."""
     table = [header] + list(rows)
@@ -571,6 +613,35 @@ def build_parser():
                   'in the whole database.  --json prints one JSON object per row instead:\n'
                   '{"queue","pid","xact_start","xact_age_seconds","state","application_name"}.')
     sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
+
+    sub = command('install', cmd_install, 'install q4pg into a schema with plain SQL (no CREATE EXTENSION)',
+                  'Install q4pg\'s functions into a schema with the extension\'s own scripts,\n'
+                  'which this package carries, run as plain SQL in one transaction: for a\n'
+                  'server whose share directory you cannot write (managed PostgreSQL).  Needs\n'
+                  'only the right to create in the schema (to create it, too, when it is\n'
+                  'missing).  Exit 3 when q4pg is installed in the database already, either\n'
+                  'way.  Clients find the schema themselves; psql users put it on their\n'
+                  'search_path.')
+    sub.add_argument('--schema', default=install.DEFAULT_SCHEMA, metavar='NAME',
+                     help='the schema, as it is named (not SQL syntax; default: q4pg)')
+    sub.add_argument('--to', metavar='VERSION', help='the version to install (default: the newest)')
+
+    sub = command('upgrade', cmd_upgrade, 'bring a q4pg install to the newest version',
+                  'Bring q4pg, as q4pg install installed it, to the newest version this\n'
+                  'package has (or --to VERSION): the extension\'s upgrade scripts, in order,\n'
+                  'in one transaction.  Queues and messages stay.  Exit 0 when it is there\n'
+                  'already.  An extension (CREATE EXTENSION) is updated with\n'
+                  'ALTER EXTENSION q4pg UPDATE instead.')
+    sub.add_argument('--to', metavar='VERSION', help='the version to reach (default: the newest)')
+
+    sub = command('uninstall', cmd_uninstall, 'remove what q4pg install made',
+                  'Remove what q4pg install made (the schema stays).  Exit 3 while queues\n'
+                  '(or other objects) depend on q4pg.  --cascade removes those dependencies\n'
+                  'as DROP EXTENSION q4pg CASCADE does: queue tables lose their trigger and\n'
+                  'keep their messages; q4pg install and create-queue with the same settings\n'
+                  'adopt them again.')
+    sub.add_argument('--cascade', action='store_true',
+                     help='also when queues exist: they become plain tables, messages kept')
 
     width = max(len(name) for name, _ in summaries)
     parser.description = '%s\n\ncommands:\n%s' % (DESCRIPTION, '\n'.join(
