@@ -1,10 +1,19 @@
-"""The test harness itself: the cluster is real and each test's database has q4pg."""
+"""The test harness itself: the cluster is real and each test's database has q4pg,
+in the session's form (Q4PG_INSTALL: an extension, or q4pg install's plain SQL)."""
+
+from q4pg import install
+from tests.helpers import INSTALL, installed_version, members_sql
+
+DEFAULT_VERSION = install.scripts().default_version
 
 
 def test_database_has_the_extension(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'q4pg'")
-        assert cur.fetchone() == ('1.0',)
+        assert cur.fetchall() == ([(DEFAULT_VERSION,)] if INSTALL == 'extension' else [])
+        assert installed_version(cur) == DEFAULT_VERSION
+        cur.execute('SELECT count(*) > 10 FROM (%s) AS m' % members_sql(cur))
+        assert cur.fetchone() == (True,)
 
 
 def test_bare_database_has_no_extension(bare_dsn):

@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 
 import q4pg
-from tests.helpers import WAIT
+from tests.helpers import WAIT, members_sql
 
 Q_OPTIONS = dict(data_length=10)     # the queue of the q fixture (tests/conftest.py)
 
@@ -38,13 +38,11 @@ def refused(manager, error, call, *args, **kwargs):
 
 
 def tables(conn, schema='public'):
-    """The tables of `schema`, but the extension's own (q4pg_idle_listeners)."""
+    """The tables of `schema`, but q4pg's own (q4pg_idle_listeners, q4pg_install)."""
     with conn.cursor() as cur:
         cur.execute("SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n "
-                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' "
-                    "AND NOT EXISTS (SELECT FROM pg_depend AS d WHERE d.objid = c.oid "
-                    "AND d.classid = 'pg_class'::regclass AND d.deptype = 'e')",
-                    (schema,))
+                    "ON n.oid = c.relnamespace WHERE n.nspname = %%s AND c.relkind = 'r' "
+                    "AND (c.tableoid, c.oid) NOT IN (%s)" % members_sql(cur), (schema,))
         return sorted(row[0] for row in cur.fetchall())
 
 

@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 
 import q4pg
+from tests.helpers import install_q4pg, uninstall_q4pg_cascade
 
 
 def _oid(conn, table):
@@ -159,12 +160,16 @@ def test_a_role_without_rights_is_refused_every_time(conn):
         assert cur.fetchall() == [('still mine',)]
 
 
-def test_drop_extension_cascade_then_create_queue_adopts_the_table(conn):
+def test_drop_extension_cascade_then_create_queue_adopts_the_table(conn, dsn):
+    """DROP EXTENSION q4pg CASCADE and CREATE EXTENSION, or, in the SQL-only
+    form, q4pg uninstall --cascade and q4pg install, which mirror them."""
     with conn.cursor() as cur:
         cur.execute("SELECT q4pg_create_queue('kept', 'text', 50)")
         _enqueue(conn, 'kept', 'survivor')
-        cur.execute('DROP EXTENSION q4pg CASCADE')
-        cur.execute('CREATE EXTENSION q4pg')
+        uninstall_q4pg_cascade(dsn)
+        cur.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'kept'::regclass")
+        assert cur.fetchone() == (0,)
+        install_q4pg(dsn)
         cur.execute('CREATE TABLE other (id bigint, tag text)')
         with pytest.raises(psycopg2.Error) as error:
             cur.execute("SELECT q4pg_create_queue('other')")

@@ -22,6 +22,7 @@ import re
 
 import psycopg2
 
+from tests.helpers import members_sql
 from tests.reliability.helpers import assert_unchanged, fingerprint
 
 EVIL = 'EV1L0'
@@ -49,11 +50,8 @@ def extension_functions(cur):
     cur.execute("""
         SELECT p.oid, p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc
           FROM pg_catalog.pg_proc AS p
-          JOIN pg_catalog.pg_depend AS d
-            ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
-          JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
-         WHERE e.extname = 'q4pg' AND d.deptype = 'e'
-         ORDER BY p.proname""")
+         WHERE (p.tableoid, p.oid) IN (%s)
+         ORDER BY p.proname""" % members_sql(cur))
     return cur.fetchall()
 
 
@@ -197,10 +195,8 @@ def function_arguments(cur):
                ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) AS t),
                coalesce(p.proargnames[1:p.pronargs], '{}')
           FROM pg_proc AS p
-          JOIN pg_depend AS d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-          JOIN pg_extension AS e ON e.oid = d.refobjid
-         WHERE e.extname = 'q4pg' AND d.deptype = 'e' AND p.prorettype <> 'trigger'::regtype
-         ORDER BY 1""")
+         WHERE (p.tableoid, p.oid) IN (%s) AND p.prorettype <> 'trigger'::regtype
+         ORDER BY 1""" % members_sql(cur))
     return [(name, list(zip(names, types))) for name, types, names in cur.fetchall()]
 
 

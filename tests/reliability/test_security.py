@@ -29,6 +29,7 @@ import pytest
 from psycopg2 import sql
 
 import q4pg
+from tests.helpers import members_sql
 from tests.reliability import security_helpers as sf
 from tests.reliability.helpers import assert_unchanged, fingerprint
 from tests.reliability.security_helpers import (HOSTILE_TYPES, VALID, check_hostile_call,
@@ -46,9 +47,7 @@ def test_every_function_pins_search_path(conn):
                    has_function_privilege('public', p.oid, 'EXECUTE')
               FROM pg_proc AS p
               JOIN pg_namespace AS n ON n.oid = p.pronamespace
-              JOIN pg_depend AS d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-              JOIN pg_extension AS e ON e.oid = d.refobjid
-             WHERE e.extname = 'q4pg' AND d.deptype = 'e'""")
+             WHERE (p.tableoid, p.oid) IN (%s)""" % members_sql(cur))
         functions = cur.fetchall()
     assert len(functions) >= 14
     unpinned = set()
