@@ -1,7 +1,8 @@
 # q4pg: the PostgreSQL extension (PGXS) and the project's everyday commands.
 #
 #   make demo     the tutorial end to end on a throwaway cluster
-#   make test     make installcheck (pg_regress + isolation) and pytest
+#   make test     make installcheck (pg_regress + isolation) and pytest, in both
+#                 install forms (CREATE EXTENSION, and q4pg install's plain SQL)
 #   make install  install the extension into the server (root, or sudo)
 #   make wheel    the Python package as a wheel in dist/, built offline
 
@@ -76,8 +77,18 @@ test: deps venv
 	$(CLUSTER) $(MAKE) installcheck
 	$(MAKE) pytest
 
+# pytest runs twice: against q4pg installed with CREATE EXTENSION, then with
+# q4pg install (plain SQL, Q4PG_INSTALL=sql), the second time only the tests
+# that go through q4pg's functions or its install.  The fault-injection suites
+# (crashes, kills, cut connections, long transactions) and the packaging tests
+# exercise the server and the client, alike in both forms: they run once.
+# pg_regress runs once too: its scripts begin with CREATE EXTENSION.
+SQL_FORM_TESTS = tests/test_harness.py tests/test_upgrades.py tests/extension tests/client \
+                 tests/cli tests/reliability/test_dumps.py tests/reliability/test_security.py \
+                 tests/reliability/test_hostile_input.py
 pytest: venv
 	$(VENV)/bin/pytest tests
+	Q4PG_INSTALL=sql $(VENV)/bin/pytest $(SQL_FORM_TESTS) --deselect tests/cli/test_install.py
 
 .PHONY: bench soak
 # Benchmarks: q4pg against plain SQL and its peers, on a cluster of their own.

@@ -5,6 +5,7 @@ double quotes keep case and dots.  schema= is an SQL name too."""
 import pytest
 
 import q4pg
+from tests.helpers import members_sql
 
 
 def where(conn, queue):
@@ -19,7 +20,8 @@ def tables(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT n.nspname || ' ' || c.relname FROM pg_class AS c JOIN pg_namespace "
                     "AS n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN "
-                    "('public', 'app', 'App') AND c.relname <> 'q4pg_idle_listeners' ORDER BY 1")
+                    "('public', 'app', 'App') AND (c.tableoid, c.oid) NOT IN (%s) ORDER BY 1"
+                    % members_sql(cur))
         return [row[0] for row in cur.fetchall()]
 
 

@@ -9,6 +9,11 @@ the dump runs (the dump's snapshot still sees it: it is restored as waiting).
 After the restore every queue keeps its settings (its length limit too), new
 ids go on above the old ones, NOTIFY wakes a listener, and every waiting
 message can be taken, in order.
+
+Both forms of install (make test runs this in each, Q4PG_INSTALL): the
+extension is dumped as CREATE EXTENSION, q4pg install's functions, tables and
+record as the ordinary objects they are; either way the restored database has
+q4pg at the same version, and q4pg upgrade (or ALTER EXTENSION) works there.
 """
 
 import threading
@@ -18,7 +23,8 @@ import psycopg2
 import pytest
 
 import q4pg
-from tests.helpers import wait_until
+from q4pg import install as q4pg_install
+from tests.helpers import INSTALL, wait_until
 from tests.reliability.helpers import quiet
 
 ODD_SCHEMA = 'app; "x".y'
@@ -88,7 +94,14 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
     dump = str(tmp_path / ('db.' + fmt))
     if fmt == 'custom':
         run('pg_dump', '-Fc', '-f', dump, '-d', dbname)
-        assert 'EXTENSION - q4pg' in run('pg_restore', '-l', dump).stdout
+        listed = run('pg_restore', '-l', dump).stdout
+        if INSTALL == 'extension':
+            assert 'EXTENSION - q4pg' in listed
+        else:               # q4pg install's objects are ordinary ones, its record too
+            assert 'EXTENSION - q4pg' not in listed
+            assert ' TABLE public q4pg_install ' in listed
+            assert ' TABLE DATA public q4pg_install ' in listed
+            assert ' FUNCTION public q4pg_enqueue(' in listed
         run('pg_restore', '--exit-on-error', '-d', restored, dump)
     else:
         run('pg_dump', '-Fp', '-f', dump, '-d', dbname)
@@ -99,6 +112,10 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
     new_dsn = cluster.dsn_string(database=restored)
     after = contents(new_dsn)
     assert after == before
+    assert q4pg_install.installed(new_dsn) == q4pg_install.installed(dsn)
+    if INSTALL == 'sql':    # the record's objects are found there: uninstall sees the queues
+        with pytest.raises(q4pg.Q4pgError, match='while queues exist: .*emptied'):
+            q4pg_install.uninstall(new_dsn)
     figures.add('messages', sum(len(rows) for rows in after.values()))
     for name, q in queues.items():
         q.close()
