@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import q4pg
+from tools import sqlbuild
 
 try:
     import tomllib
@@ -85,9 +86,14 @@ def clone(tmp_path_factory):
     listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
                             cwd=ROOT, stdout=subprocess.PIPE, check=True).stdout
     dest = tmp_path_factory.mktemp('clone')
+    # The current version's install script, while unreleased, is built (make),
+    # never committed: a fresh clone has none.
+    built = 'sql/q4pg--%s.sql' % control_version()
+    tracked = subprocess.run(['git', 'ls-files', '--error-unmatch', built], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
     for name in sorted(set(listed.decode().split('\0')) - {''}):
-        if (ROOT / name).is_file():  # a tracked file deleted in the checkout is not
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / name).is_file() and (tracked or name != built):  # a tracked file deleted
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)  # in the checkout is not
             shutil.copy2(ROOT / name, dest / name)
     return dest
 
@@ -107,7 +113,14 @@ def test_wheel_builds_and_installs_offline(clone, tmp_path):
         metadata = whl.read('q4pg-%s.dist-info/METADATA' % version).decode()
         entry_points = whl.read('q4pg-%s.dist-info/entry_points.txt' % version).decode()
     package = {'q4pg/' + p.name for p in (clone / 'q4pg').iterdir() if p.suffix == '.py'}
-    assert {n for n in names if n.startswith('q4pg/')} == package | {'q4pg/py.typed'}
+    # the extension's scripts (q4pg install), the current one built from sql/src/
+    scripts = dict(sqlbuild.scripts(clone), **{'q4pg.control': (clone / 'q4pg.control').read_bytes()})
+    assert 'q4pg--%s.sql' % version in scripts
+    assert {n for n in names if n.startswith('q4pg/')} == package | {'q4pg/py.typed'} | {
+        'q4pg/sql/' + name for name in scripts}
+    with zipfile.ZipFile(wheels[0]) as whl:
+        for name, content in scripts.items():
+            assert whl.read('q4pg/sql/' + name) == content, name
     assert {n.split('/')[0] for n in names} == {'q4pg', 'q4pg-%s.dist-info' % version}
     headers = metadata.split('\n\n')[0].splitlines()
     assert 'Version: ' + version in headers
@@ -135,9 +148,13 @@ def test_wheel_builds_and_installs_offline(clone, tmp_path):
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
     found = run([python, '-c', 'import importlib.resources, q4pg; print(q4pg.__file__); '
-                 'print(importlib.resources.files("q4pg").joinpath("py.typed").is_file())'],
+                 'print(importlib.resources.files("q4pg").joinpath("py.typed").is_file()); '
+                 'from q4pg import install; s = install.scripts(); '
+                 'print(s.where.replace(" ", "_"), s.default_version, *s.versions)'],
                 cwd=elsewhere).split()
-    assert found == [site + '/q4pg/__init__.py', 'True']
+    assert found == [site + '/q4pg/__init__.py', 'True', 'the_q4pg_package', version] + sorted(
+        (n[len('q4pg--'):-len('.sql')] for n in scripts if n.count('--') == 1),
+        key=lambda v: tuple(map(int, v.split('.'))))
     for cmd in ([python, '-m', 'q4pg'], [venv / 'bin' / 'q4pg']):
         assert run(cmd + ['--help'], cwd=elsewhere).startswith('usage: q4pg ')
         assert run(cmd + ['--version'], cwd=elsewhere) == 'q4pg %s\n' % version
@@ -160,3 +177,14 @@ def test_editable_install_prints_no_warnings(clone, tmp_path):
     assert_no_warning(output)
     assert [p.name for p in tmp_path.iterdir()] == ['q4pg-%s-0.editable-py3-none-any.whl'
                                                     % control_version()]
+
+
+def test_a_checkout_reads_the_scripts_of_its_sql_folder():
+    """pip install -e . (make venv) ships nothing: q4pg install reads sql/, and
+    builds the current version's script from sql/src/ when make has not."""
+    from q4pg import install
+    found = install.scripts()
+    assert found.where == str(ROOT / 'sql')
+    assert found.default_version == control_version()
+    assert found.files == {name: text.decode() for name, text in sqlbuild.scripts(ROOT).items()}
+    assert set(found.files) >= {p.name for p in (ROOT / 'sql').glob('q4pg--*.sql')}
