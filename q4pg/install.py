@@ -18,6 +18,7 @@ members, as with the extension.
 
     install(dsn, schema='q4pg', version=None)   -> the version installed
     upgrade(dsn, version=None)                   -> (from, to)
+    installed(dsn)                               -> Installed(form, schema, version), or None
     uninstall(dsn, cascade=False)                -> the schema it was in
     scripts()                                    -> the scripts this package has
 """
@@ -254,13 +255,14 @@ def _refuse_if_installed(run: Any) -> None:
                     '(q4pg upgrade updates it)' % (found.version, found.schema))
 
 
-def install(dsn: str, schema: str = DEFAULT_SCHEMA, version: Optional[str] = None) -> str:
+def install(dsn: str, schema: str = DEFAULT_SCHEMA, version: Optional[str] = None, *,
+            source: Optional[Scripts] = None) -> str:
     """Installs q4pg's functions into `schema` (created when missing) with the
     install script of `version` (default: the newest, the control file's
     default_version); returns the version.  Refuses when q4pg is installed in
-    the database already, either way."""
+    the database already, either way.  source: other scripts than scripts()'s."""
     check_schema(schema)
-    available = scripts()
+    available = source or scripts()
     version = version or available.default_version
     script = available.install_script(version)
     with db.transaction(dsn) as run:
@@ -292,11 +294,13 @@ GRANT SELECT ON {record} TO PUBLIC;''').format(
     return version
 
 
-def upgrade(dsn: str, version: Optional[str] = None) -> Tuple[str, str]:
+def upgrade(dsn: str, version: Optional[str] = None, *,
+            source: Optional[Scripts] = None) -> Tuple[str, str]:
     """Brings a q4pg install (q4pg install's) to `version` (default: the
     newest) with the extension's upgrade scripts, in order, in one
-    transaction; returns (from, to), equal when there was nothing to do."""
-    available = scripts()
+    transaction; returns (from, to), equal when there was nothing to do.
+    source: other scripts than scripts()'s."""
+    available = source or scripts()
     target = version or available.default_version
     with db.transaction(dsn) as run:
         run(LOCK)
