@@ -53,17 +53,6 @@ if INSTALL not in ('extension', 'sql'):
     raise RuntimeError('Q4PG_INSTALL must be extension or sql, not %r' % INSTALL)
 
 
-def only_in(form):
-    """A pytest mark: the test runs only when the session installs q4pg in `form`."""
-    import pytest
-    return pytest.mark.skipif(INSTALL != form, reason='about q4pg installed as %s, and this '
-                              'session installs it as %s (Q4PG_INSTALL)' % (
-                                  FORMS[form], FORMS[INSTALL]))
-
-
-FORMS = {'extension': 'an extension (CREATE EXTENSION)', 'sql': 'plain SQL (q4pg install)'}
-
-
 def install_q4pg(dsn, schema='public', version=None, form=None):
     """Installs q4pg into the database of dsn, in `form` (default: the session's)."""
     form = form or INSTALL
