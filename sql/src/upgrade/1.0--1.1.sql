@@ -69,6 +69,7 @@ BEGIN
     FOR v_queue IN SELECT t.queue FROM @extschema@.q4pg_queue_triggers() AS t ORDER BY 1 LOOP
         PERFORM @extschema@.q4pg_reshape_queue(v_queue);
         PERFORM @extschema@.q4pg_build_queue_functions(v_queue);
+        -- (a SQL-only install, which runs this same script, has no extension)
         FOR v_fn IN
             SELECT p.oid
               FROM pg_catalog.pg_proc AS p, @extschema@.q4pg_queue_triggers(v_queue) AS t,
@@ -76,6 +77,10 @@ BEGIN
              WHERE p.proname = @extschema@.q4pg_queue_function_prefix(t.lock_key) || f.suffix
                AND p.pronamespace = (SELECT c.relnamespace FROM pg_catalog.pg_class AS c
                                                            WHERE c.oid = v_queue)
+               AND EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'q4pg')
+               AND EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                            WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                              AND d.objid = p.oid AND d.deptype = 'e')
         LOOP
             EXECUTE pg_catalog.format('ALTER EXTENSION q4pg DROP FUNCTION %s', v_fn);
         END LOOP;
