@@ -51,13 +51,16 @@ LOCK = "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('q4p
 
 # The objects of a schema that stand alone (those that depend on no other
 # object internally or automatically: no array types, row types, indexes,
-# identity sequences), as (type, object_names, object_args).  Queue's
-# generated functions are left out: they are never q4pg's own.
+# identity sequences), as (type, object_names, object_args).  Queues'
+# generated functions (q4pg_<key in hex>_*, their bodies marked) are left out:
+# they are never q4pg's own.
 OBJECTS = '''
 SELECT a.type, a.object_names, a.object_args
   FROM (SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass AS classid, p.oid AS objid
           FROM pg_catalog.pg_proc AS p
-         WHERE p.pronamespace = %(schema)s AND p.proname !~ '^q4pg_[0-9a-f]{1,8}_'
+         WHERE p.pronamespace = %(schema)s
+           AND NOT (p.proname ~ '^q4pg_[0-9a-f]{1,8}_'
+                    AND p.prosrc LIKE '%%-- q4pg %% generated function, queue %%')
         UNION ALL
         SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid
           FROM pg_catalog.pg_class AS c WHERE c.relnamespace = %(schema)s
@@ -176,11 +179,14 @@ def check_schema(schema: str) -> None:
 def _script_sql(text: str, quoted_schema: str) -> str:
     """A script as CREATE EXTENSION runs it, in schema `quoted_schema`."""
     text = re.sub(r'^\\echo.*$', '', text, flags=re.M)
-    # What only an extension script may do: the tables are dumped anyway, and
-    # there is no extension to add objects to or drop them from.
-    text = re.sub(r'SELECT\s+(pg_catalog\.)?pg_extension_config_dump\s*\([^;]*\)\s*;', '', text,
-                  flags=re.I)
-    text = re.sub(r'ALTER\s+EXTENSION\s+q4pg\s+(ADD|DROP)\s[^;]*;', '', text, flags=re.I)
+    # What only an extension script may do, as statements of their own (at the
+    # start of a line): the tables are dumped anyway, and there is no extension
+    # to add objects to or drop them from.  (Inside a function or DO block a
+    # script must check for the extension itself.)
+    text = re.sub(r'^SELECT\s+(pg_catalog\.)?pg_extension_config_dump\s*\([^;]*\)\s*;', '',
+                  text, flags=re.I | re.M)
+    text = re.sub(r'^ALTER\s+EXTENSION\s+q4pg\s+(ADD|DROP)\s[^;]*;', '', text,
+                  flags=re.I | re.M)
     for unsupported in ('@extowner@', '@extschema:'):
         if unsupported in text:
             raise Q4pgError('q4pg: a script uses %s, which q4pg install does not support'

@@ -132,6 +132,14 @@ def test_install_refuses_a_second_install_in_any_schema(db, admin):
                      'q4pg upgrade')
     assert objects(admin, 'q4pg') == before
     assert scalar(admin, "SELECT to_regnamespace('other')") is None
+    # CREATE EXTENSION refuses too, in any schema (sql/src/01_one_install.sql)
+    for statement in ('CREATE EXTENSION q4pg', 'CREATE EXTENSION q4pg SCHEMA q4pg'):
+        with pytest.raises(psycopg2.Error) as error, admin.cursor() as cur:
+            cur.execute(statement)
+        assert error.value.pgcode == '42710'
+        assert ('q4pg is installed in this database already, by q4pg install, in schema q4pg'
+                in error.value.diag.message_primary)
+    assert objects(admin, 'q4pg') == before
     assert install.installed(db['dsn']) == install.Installed('sql', 'q4pg', VERSION)
 
 
@@ -225,7 +233,7 @@ def test_uninstall_refuses_while_queues_exist_and_cascade_keeps_their_messages(d
     assert scalar(admin, 'SELECT array_agg(data ORDER BY id) FROM q4pg.mq') == ['one', 'two']
     left = objects(admin, 'q4pg')
     assert not [o for o in left if o in made]
-    generated = re.compile(r'^q4pg_[0-9a-f]{1,8}_(enqueue|enqueue_many|dequeue|dequeue_many|cancel)$')
+    generated = re.compile(r'^q4pg_[0-9a-f]{1,8}_[a-z_]+$')     # the queue's own
     assert [name for kind, name in left if kind == 'proc' and not generated.match(name)] == []
 
     # installed again, q4pg_create_queue with its settings adopts the table
