@@ -250,3 +250,26 @@ def test_uninstall_refuses_while_queues_exist_and_cascade_keeps_their_messages(d
     ok(cli(db['dsn'], 'uninstall'))
     assert objects(admin, 'q4pg') == []
     assert not q4pg_anywhere(admin)
+
+
+OLDER = [v for v in install.scripts().versions
+         if v != VERSION and install.scripts().upgrade_path(v, VERSION) is not None]
+
+
+@pytest.mark.parametrize('version', OLDER or [pytest.param(None, marks=pytest.mark.skip(
+    reason='no upgrade script leads to %s, the default version, from an older one' % VERSION))])
+def test_a_role_that_may_create_in_one_schema_upgrades_its_install(app_role, admin, version):
+    assert ok(cli(app_role, 'install', '--to', version)) == (
+        'q4pg %s installed in schema q4pg\n' % version)
+    with q4pg.QueueManager(app_role, 'mq') as q:
+        q.create_table()
+        ids = q.enqueue_many('t', [1, 2])
+    assert ok(cli(app_role, 'upgrade')) == (
+        'q4pg upgraded from %s to %s in schema q4pg\n' % (version, VERSION))
+    assert install.installed(app_role) == install.Installed('sql', 'q4pg', VERSION)
+    with q4pg.QueueManager(app_role, 'mq') as q:
+        q.create_table()
+        with q.dequeue_many('t', 5) as messages:
+            assert [(m.id, m.data) for m in messages] == list(zip(ids, [1, 2]))
+    assert ok(cli(app_role, 'upgrade')) == (
+        'q4pg %s is installed in schema q4pg already: nothing to do\n' % VERSION)
