@@ -273,3 +273,28 @@ def test_a_role_that_may_create_in_one_schema_upgrades_its_install(app_role, adm
             assert [(m.id, m.data) for m in messages] == list(zip(ids, [1, 2]))
     assert ok(cli(app_role, 'upgrade')) == (
         'q4pg %s is installed in schema q4pg already: nothing to do\n' % VERSION)
+
+
+def test_a_dump_of_q4pg_install_in_its_own_schema_restores_with_everything(
+        app_role, admin, cluster, restored, run, tmp_path):
+    """pg_dump keeps q4pg install's objects and record as the ordinary objects they
+    are: the restored database has q4pg, its queues and messages, in schema q4pg."""
+    ok(cli(app_role, 'install'))
+    with q4pg.QueueManager(app_role, 'mq', 'text', 10) as q:
+        q.create_table()
+        ids = q.enqueue_many('t', ['one', 'two'])
+    dump = str(tmp_path / 'db.dump')
+    run('pg_dump', '-Fc', '-f', dump, '-d', scalar(admin, 'SELECT current_database()'))
+    assert 'EXTENSION' not in run('pg_restore', '-l', dump).stdout
+    run('pg_restore', '--exit-on-error', '-d', restored, dump)
+    new_dsn = cluster.dsn_string(database=restored)
+    assert install.installed(new_dsn) == install.Installed('sql', 'q4pg', VERSION)
+    with q4pg.QueueManager(new_dsn, 'mq', 'text', 10) as q:
+        q.create_table()                              # the same settings: the same queue
+        assert q.enqueue('t', 'three') > ids[-1]
+        with q.dequeue_many('t', 5) as messages:
+            assert [m.data for m in messages] == ['one', 'two', 'three']
+        with pytest.raises(q4pg.InvalidMessage):     # its length limit came along
+            q.enqueue('t', 'x' * 11)
+    assert ok(cli(new_dsn, 'upgrade')).endswith('nothing to do\n')
+    assert_error(cli(new_dsn, 'uninstall'), 3, 'while queues exist', 'q4pg.mq')
