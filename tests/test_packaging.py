@@ -188,3 +188,25 @@ def test_a_checkout_reads_the_scripts_of_its_sql_folder():
     assert found.default_version == control_version()
     assert found.files == {name: text.decode() for name, text in sqlbuild.scripts(ROOT).items()}
     assert set(found.files) >= {p.name for p in (ROOT / 'sql').glob('q4pg--*.sql')}
+
+
+SDIST_BUILD = '''
+import sys
+from setuptools import build_meta
+print(build_meta.build_sdist(sys.argv[1]))
+'''
+
+
+def test_a_wheel_built_from_the_source_distribution_carries_the_scripts(clone, tmp_path):
+    """MANIFEST.in puts sql/ and the build step into the sdist: pip install of
+    the sdist alone builds a wheel with every script."""
+    sdist_dir, dist = tmp_path / 'sdist', tmp_path / 'dist'
+    name = run([sys.executable, '-c', SDIST_BUILD, sdist_dir], cwd=clone).split()[-1]
+    run([VENV_BIN / 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index', '-w',
+         dist, sdist_dir / name], cwd=tmp_path)
+    [wheel] = list(dist.iterdir())
+    with zipfile.ZipFile(wheel) as whl:
+        carried = {n[len('q4pg/sql/'):]: whl.read(n) for n in whl.namelist()
+                   if n.startswith('q4pg/sql/')}
+    assert carried == dict(sqlbuild.scripts(clone),
+                           **{'q4pg.control': (clone / 'q4pg.control').read_bytes()})
