@@ -8,11 +8,17 @@ time.  An editable install (pip install -e .) gets nothing here: q4pg reads
 the checkout's sql/ (q4pg/scripts.py).
 """
 
+import importlib.util
 from pathlib import Path
 
 from setuptools.command.build_py import build_py
 
-from tools import sqlbuild
+# setuptools loads this file by its path, with no tools package on sys.path
+# (a fresh clone's build): its neighbour is loaded the same way.
+_spec = importlib.util.spec_from_file_location(
+    'q4pg_sqlbuild', Path(__file__).resolve().parent / 'sqlbuild.py')
+sqlbuild = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sqlbuild)
 
 
 class BuildPy(build_py):
