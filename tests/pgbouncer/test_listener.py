@@ -148,3 +148,40 @@ def test_cli_listen_dsn(pooled_dsn, dsn, conn, make_queue):
             proc.communicate()
     assert (proc.returncode, err) == (0, '')
     assert '"data":{"n":1}' in out
+
+
+def presence_locks(conn, pid):
+    """How many shared advisory locks of q4pg's 'presence' class session `pid` holds."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s "
+                    "AND classid = q4pg_lock_class('presence')::oid AND mode = 'ShareLock'",
+                    (pid,))
+        return cur.fetchone()[0]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a session-mode pooler resets a server session between clients with DISCARD ALL, "
+    "which releases the presence lock of a registration whose client died without "
+    "unregistering, and keeps its q4pg_idle_listeners row (the session lives on); the "
+    "next client's q4pg_register_idle on that session finds the row (ON CONFLICT DO "
+    "NOTHING) and takes no lock, so producers never notify it. To fix in the extension "
+    "(sql/src/30_listeners.sql)"))
+def test_a_session_pool_reused_after_a_listener_died(cluster, dbname, dsn, conn, make_queue):
+    make_queue('mq')
+    with PgBouncer(cluster, pool_mode='session', pool_size=1) as session_pool:
+        listen_dsn = session_pool.dsn_string(database=dbname)
+        with q4pg.QueueManager(dsn, 'mq') as q:
+            channel = q.channel('t')
+        died = db.ListenConnection(listen_dsn, channel)
+        assert died.call(db.REGISTER_IDLE, ('mq', 't')) is True
+        assert presence_locks(conn, died.server_pid) == 1
+        died.close()   # as a process that was killed: no q4pg_unregister_idle
+        # the next client of that server session registers: it must hold the lock
+        # that tells producers to notify
+        listening = db.ListenConnection(listen_dsn, channel)
+        try:
+            assert listening.server_pid == died.server_pid
+            assert listening.call(db.REGISTER_IDLE, ('mq', 't')) is True
+            assert presence_locks(conn, listening.server_pid) == 1
+        finally:
+            listening.close()
