@@ -101,9 +101,9 @@ def _connect(dsn: str, **kwargs: Any) -> Any:
     `kwargs` go to psycopg2.connect (async_=True: an asynchronous connection,
     still connecting).
     """
-    if 'fallback_application_name' not in psycopg2.extensions.parse_dsn(dsn):
-        kwargs['fallback_application_name'] = 'q4pg'
     try:
+        if 'fallback_application_name' not in psycopg2.extensions.parse_dsn(dsn):
+            kwargs['fallback_application_name'] = 'q4pg'
         conn = psycopg2.connect(dsn, **kwargs)
         if not kwargs.get('async_'):
             conn.autocommit = True
@@ -355,8 +355,8 @@ SESSION_PROBE_TIMEOUT = 2.0  # seconds the pooler check waits for a second conne
 def _shared_session(dsn: str, pid: int) -> bool:
     """True when a new connection to `dsn` lands in server session `pid`, which
     another connection holds: the pooler shares sessions.  False when it lands
-    elsewhere or gets no answer within SESSION_PROBE_TIMEOUT (a full session
-    pool makes it wait)."""
+    elsewhere, or cannot tell: no answer within SESSION_PROBE_TIMEOUT (a full
+    session pool makes it wait), or no second connection."""
     deadline = time.monotonic() + SESSION_PROBE_TIMEOUT
 
     def ready(conn: Any) -> bool:
@@ -372,7 +372,11 @@ def _shared_session(dsn: str, pid: int) -> bool:
             else:
                 select.select([], [conn], [], left)
 
-    probe = _connect(dsn, async_=True)
+    try:
+        probe = _connect(dsn, async_=True)
+    except ConnectionLost as e:
+        log.info('q4pg: cannot tell whether the pooler shares LISTEN sessions: %s', e)
+        return False
     try:
         if not ready(probe):
             return False
@@ -380,7 +384,8 @@ def _shared_session(dsn: str, pid: int) -> bool:
         cur.execute('SELECT pg_catalog.pg_backend_pid()')
         return ready(probe) and cur.fetchone()[0] == pid
     except psycopg2.Error as e:
-        raise wrap_error(e, probe) from e
+        log.info('q4pg: cannot tell whether the pooler shares LISTEN sessions: %s', one_line(e))
+        return False
     finally:
         probe.close()
 
