@@ -556,8 +556,9 @@ CREATE FUNCTION @extschema@.q4pg_route(p_queue regclass)
 RETURNS text
 LANGUAGE sql
 RETURN CASE
-    WHEN pg_catalog.to_regclass(pg_catalog.current_setting(
-             'q4pg.name_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true))
+    -- (a setting RESET, or set in a rolled back transaction, reads '')
+    WHEN pg_catalog.to_regclass(NULLIF(pg_catalog.current_setting(
+             'q4pg.name_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true), ''))
          OPERATOR(pg_catalog.=) p_queue
      -- the callers splice the route into SQL: only the shape q4pg_build_route
      -- writes passes (any session may set any setting of its own)

@@ -71,10 +71,10 @@ def test_clients_with_other_search_paths_reach_their_own_queues(clients, one_ses
     for n in range(3):
         for schema, client in clients.items():
             client.call("SELECT q4pg_enqueue('mq', 't', %s)", '"%s %d"' % (schema, n))
-    # the session remembers the routes other clients left: a.mq and b.mq as "mq"
+    # the session remembers the routes other clients left, by schema-qualified name
     assert clients['public'].call(
         "SELECT current_setting('q4pg.name_' || 'a.mq'::regclass::oid), "
-        "       current_setting('q4pg.name_' || 'b.mq'::regclass::oid)") == [('mq', 'mq')]
+        "       current_setting('q4pg.name_' || 'b.mq'::regclass::oid)") == [('a.mq', 'b.mq')]
     # QueueManagers, whose names are qualified or resolved in the role's search_path
     managers = {'a': q4pg.QueueManager(one_session, 'mq', schema='a'),
                 'b': q4pg.QueueManager(one_session, 'b.mq', data_type='jsonb'),
