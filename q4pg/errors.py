@@ -11,7 +11,7 @@ import psycopg2
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
-           'InvalidDsn', 'UndecodableMessage', 'wrap_error', 'one_line']
+           'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'wrap_error', 'one_line']
 
 
 class Q4pgError(Exception):
@@ -60,6 +60,16 @@ class UndecodableMessage(InvalidMessage):
         self.raw = raw
 
 
+class LeaseLost(Q4pgError):
+    """A lease ended before its work did: its message was leased again by another
+    consumer (or cancelled, or set aside), so the work may be done twice.  `id`
+    says which message."""
+
+    def __init__(self, message: str, id: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.id = id
+
+
 class InvalidArgument(Q4pgError, ValueError):
     """A bad argument: data type, data length, limit, name or schema."""
 
@@ -97,6 +107,8 @@ _BY_SQLSTATE = {
     '42622': InvalidArgument,
     '3F000': InvalidArgument,
     '42501': PermissionDenied,
+    '22007': InvalidArgument,     # a due time that is no timestamp
+    '22008': InvalidArgument,     # a due time out of range
 }
 
 # SQLSTATEs that mean the session is gone (admin_shutdown, crash_shutdown,
