@@ -679,10 +679,10 @@ def build_parser():
     when.add_argument('--delay', type=_seconds, metavar='S',
                       help='not delivered before S seconds from now (the server\'s clock)')
 
-    sub = command('dequeue', cmd_dequeue, 'take the oldest message of TAG and print it',
-                  'Take the oldest message of TAG that no other consumer holds, print it as a\n'
-                  'JSON line, then delete it (if the line cannot be written, it stays).\n'
-                  'Exit 1, printing nothing, when there is none.')
+    sub = command('dequeue', cmd_dequeue, 'take the first due message of TAG and print it',
+                  'Take the first due message of TAG that no other consumer holds, print it\n'
+                  'as a JSON line, then delete it (if the line cannot be written, it stays,\n'
+                  'a failure counted).  Exit 1, printing nothing, when there is none.')
     sub.add_argument('tag', metavar='TAG', help='the tag to take from')
 
     sub = command('listen', cmd_listen, 'wait for messages of TAG and print each as it comes',

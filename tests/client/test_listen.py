@@ -293,7 +293,7 @@ def test_listen_connection_is_never_in_a_transaction(q, conn):
         samples.append(listening[0])
         assert any(b[1] == 'idle in transaction' for b in worker_backends(conn))
 
-    consumer = Consumer(q, 'tag', body=body, timeout=WAIT)
+    consumer = Consumer(q, 'tag', body=body, stop_after_idle=WAIT)
     assert wait_until(lambda: len(listen_backends(conn)) == 1)
     for n in range(5):
         assert wait_until(lambda: asleep(conn))
@@ -321,7 +321,7 @@ def test_survives_termination_of_its_backends(q, conn, caplog):
             held.set()
             assert release.wait(WAIT)
 
-    consumer = Consumer(q, 'tag', body=body, timeout=3 * WAIT)
+    consumer = Consumer(q, 'tag', body=body, stop_after_idle=3 * WAIT)
     assert wait_until(lambda: len(listen_backends(conn)) == 1)
     q.enqueue('tag', 'first')
     assert consumer.next() == 'first'
