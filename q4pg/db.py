@@ -112,7 +112,6 @@ EXTEND_MANY = ('SELECT i FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), '
 _DUE_IN = ('pg_catalog.date_part(\'epoch\', '
            'q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text) '
            'OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())')
-NEXT_DUE = 'SELECT ' + _DUE_IN
 # A listener's registration, and when the next message comes due, in one round trip.
 REGISTER_IDLE_DUE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
                      '%s::pg_catalog.text), ' + _DUE_IN)

@@ -34,7 +34,6 @@ _BARRIER_FIRST = 0.005
 _BARRIER_MAX = 1.0
 _STOP = object()  # "no more items"
 _TICK = object()  # `timeout` seconds passed without a message
-_UNKNOWN = object()  # when the next message comes due: to be asked
 _ERROR_MAX = 2000  # characters of an error text recorded as last_error
 
 
@@ -93,7 +92,8 @@ class Listener:
         self._leased: Optional[Tuple[int, str]] = None  # the current item's (id, token)
         self._heartbeat = Heartbeat(database, queue) if lease is not None else None
         self._idle_since: Optional[float] = None  # when the last message was handed out
-        self._due: Any = _UNKNOWN  # seconds until the next message comes due, if just asked
+        self._due: Optional[float] = None  # seconds until the next message comes due (the
+        #                                    registration's answer; None: none scheduled)
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
         self._lost_at: Optional[float] = None  # when a connection was lost, until LISTENing again
@@ -197,12 +197,14 @@ class Listener:
                 else:
                     barrier = _BARRIER_FIRST
                     # NOTIFY cannot say when a scheduled message (or an
-                    # expired lease) comes due: the server can.
+                    # expired lease) comes due: the server can, and did in
+                    # the registration's round trip.
                     wait = self._poll_interval
-                    due, self._due = (self._call(db.NEXT_DUE) if self._due is _UNKNOWN
-                                      else self._due), _UNKNOWN
-                    if due is not None:
-                        wait = max(0.001, min(wait, float(due)))
+                    if self._due is not None:
+                        wait = max(0.001, min(wait, float(self._due)))
+                    # Woken with nothing to take, register again: that asks
+                    # again when the next message comes due.
+                    self._safe = False
                 wait, end = self._until(wait, stop_at, tick_at)
                 if end is not None:
                     return end

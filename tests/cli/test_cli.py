@@ -39,7 +39,8 @@ def test_version(cmd):
 def test_help_lists_every_command_and_the_exit_codes():
     out = ok(run_command(PYTHON_M, clean_env({}), ['--help']))
     for command in ('create-queue', 'enqueue', 'dequeue', 'listen', 'list', 'count', 'cancel',
-                    'stats'):
+                    'stats', 'set-max-attempts', 'lease', 'ack', 'nack', 'extend',
+                    'dead-letters', 'replay', 'purge-dead'):
         assert command in out
         sub = ok(run_command(PYTHON_M, clean_env({}), [command, '--help']))
         assert sub.startswith('usage: q4pg ' + command)

@@ -84,6 +84,10 @@ def test_the_queues_own_max_attempts(make_queue):
     first = q.enqueue('t', 'poison')
     fail_once(q)
     assert [d[0] for d in q.dead_letters()] == [first]
+    [stats] = q.stats(full=True)
+    assert stats[:3] == ('limited', 't', 0) and stats[5:] == (0, 0, 1)
+    assert [s[:3] for s in q.stats()] == [('limited', 't', 0)]   # 1.0's five columns
+    assert len(q.stats()[0]) == 5
     q.set_max_attempts(None)
     assert q.replay(tag='t') == 1
     fail_once(q)
