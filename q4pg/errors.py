@@ -25,7 +25,8 @@ class Q4pgError(Exception):
 
 
 class ExtensionNotInstalled(Q4pgError):
-    """The database has no q4pg functions: CREATE EXTENSION q4pg is missing."""
+    """The database has no q4pg functions (CREATE EXTENSION q4pg is missing), or not
+    this client's (the extension is older: ALTER EXTENSION q4pg UPDATE)."""
 
 
 class QueueNotFound(Q4pgError):
@@ -144,7 +145,8 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     if pgcode == '42883' and primary and 'q4pg_' in primary:
         cls = ExtensionNotInstalled
         message = ('%s: the q4pg extension is not installed in this database '
-                   '(run CREATE EXTENSION q4pg), or its schema is not in search_path'
+                   '(run CREATE EXTENSION q4pg), is older than this client (run ALTER '
+                   'EXTENSION q4pg UPDATE), or its schema is not in search_path'
                    % one_line(primary))
     elif cls is None:
         broken = conn is not None and conn.closed

@@ -310,3 +310,18 @@ def test_sqlalchemy_errors_are_q4pg_errors(dsn, engine):
         with pytest.raises(q4pg.QueueNotFound):
             missing.enqueue('t', 1, session)
     missing.close()
+
+
+# -- a 1.1 client on a database still at 1.0 ------------------------------------------
+
+def test_a_database_at_1_0_says_to_update_the_extension(bare_dsn):
+    with psycopg2.connect(bare_dsn) as c:
+        with c.cursor() as cur:
+            cur.execute("CREATE EXTENSION q4pg VERSION '1.0'")
+    c.close()
+    with q4pg.QueueManager(bare_dsn, 'mq') as q:
+        q.create_table()
+        assert q.enqueue('t', 1) > 0                   # 1.0's calls work as they did
+        with pytest.raises(q4pg.ExtensionNotInstalled, match='ALTER EXTENSION q4pg UPDATE'):
+            with q.dequeue('t'):
+                pass
