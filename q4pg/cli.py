@@ -320,8 +320,10 @@ def cmd_listen(args):
     tag = _check_utf8(args.tag, 'TAG')
     printed = 0
     msg = None
+    listen_dsn = (args.listen_dsn if args.listen_dsn is not None
+                  else os.environ.get('Q4PG_LISTEN_DSN'))
     try:
-        with _manager(args) as q:
+        with _manager(args, listen_dsn=listen_dsn) as q:
             # Asking for the next message acknowledges the one printed before;
             # leaving the with block normally (the loop ends) does too.
             with q.listener(tag, stop_after_idle=args.timeout, limit=args.limit, full=True,
@@ -699,6 +701,10 @@ def build_parser():
     sub.add_argument('--lease', type=_positive_seconds, metavar='S',
                      help='lease each message for S seconds (kept leased while it is '
                      'written) instead of holding it in a transaction')
+    sub.add_argument('--listen-dsn', metavar='DSN',
+                     help='where to LISTEN, when --dsn is a transaction-mode pool such as '
+                          'PgBouncer\'s: a direct or session-pooled connection (default: '
+                          '$Q4PG_LISTEN_DSN, else the same as --dsn)')
 
     sub = command('list', cmd_list, 'print messages in delivery order (takes nothing)',
                   'Print the messages in the queue as JSON lines, in delivery order, without\n'

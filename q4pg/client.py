@@ -162,12 +162,15 @@ class QueueManager:
     queue's own max_attempts): a message that failed N times (an exception
     inside `with dequeue()` or a listen() loop) is set aside as a dead letter.
     Thread-safe: calls share a pool of at most `max_connections` connections.
+    `listen_dsn`, when given, is where listeners connect to LISTEN (a session
+    of their own: directly, or a session-mode pool); everything else goes to
+    `dsn`, which may be a transaction-mode pool such as PgBouncer's.
     """
 
     def __init__(self, dsn: str = '', table_name: str = 'mq', data_type: str = 'json',
                  data_length: int = 1023, excepted_times_to_ignore: int = 0, *,
                  schema: Optional[str] = None, max_connections: int = 10,
-                 poll_interval: float = 5.0) -> None:
+                 poll_interval: float = 5.0, listen_dsn: Optional[str] = None) -> None:
         if not isinstance(data_type, str) or data_type.lower() not in DATA_TYPES:
             raise InvalidArgument('q4pg: data_type %r is not supported (use json, jsonb or '
                                   'text)' % (data_type,))
@@ -181,8 +184,11 @@ class QueueManager:
         _whole('excepted_times_to_ignore', excepted_times_to_ignore, 0)
         _whole('max_connections', max_connections, 1)
         _seconds('poll_interval', poll_interval, positive=True)
-        self._db = db.Database(dsn, max_connections)   # InvalidDsn for a bad dsn
-        self.dsn = dsn
+        if listen_dsn is not None and not isinstance(listen_dsn, str):
+            raise InvalidArgument('q4pg: listen_dsn must be a str or None, not %r' % (listen_dsn,))
+        # InvalidDsn for a bad dsn or listen_dsn
+        self._db = db.Database(dsn, max_connections, listen_dsn=listen_dsn)
+        self.dsn, self.listen_dsn = dsn, listen_dsn
         self.table_name, self.schema = table_name, schema
         self.data_type, self.data_length = data_type.lower(), data_length
         self.excepted_times_to_ignore = excepted_times_to_ignore
@@ -193,11 +199,13 @@ class QueueManager:
     @classmethod
     def existing(cls, dsn: str = '', table_name: str = 'mq', *, schema: Optional[str] = None,
                  max_connections: int = 10, poll_interval: float = 5.0,
+                 listen_dsn: Optional[str] = None,
                  excepted_times_to_ignore: int = 0) -> 'QueueManager':
         """A QueueManager for a queue that exists, with the data type and length
         its table has (q4pg_queue_settings); QueueNotFound when there is none."""
         q = cls(dsn, table_name, excepted_times_to_ignore=excepted_times_to_ignore,
-                schema=schema, max_connections=max_connections, poll_interval=poll_interval)
+                schema=schema, max_connections=max_connections, poll_interval=poll_interval,
+                listen_dsn=listen_dsn)
         try:
             q.data_type, q.data_length = q.settings()
         except BaseException:

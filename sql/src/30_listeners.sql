@@ -115,7 +115,14 @@ BEGIN
     INSERT INTO @extschema@.q4pg_idle_listeners AS w (queue, tag, pid, lock_key)
     VALUES (queue, tag, pg_backend_pid(), v_key)
     ON CONFLICT DO NOTHING;
-    IF FOUND THEN
+    -- registered already, but without the presence lock (DISCARD ALL or
+    -- pg_advisory_unlock_all released it, as a pooler does between clients):
+    -- take it again, or producers would never notify this session
+    IF FOUND OR NOT EXISTS (
+           SELECT FROM pg_locks AS l
+            WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
+              AND l.classid = v_presence::oid AND l.objid = v_key::oid AND l.objsubid = 2
+              AND l.mode = 'ShareLock') THEN
         -- a new registration holds the presence lock until q4pg_unregister_idle
         -- or the end of the session.  Never wait for it: should a producer's
         -- probe hold it this instant, undo and let the caller try again.

@@ -506,15 +506,15 @@ END
 $$;
 
 -- q4pg_build_route: finds (or makes) the generated functions a session uses
--- for a queue and remembers them for the session.  p_name is the queue's name
--- as the caller sees it (queue::text under the caller's search_path).
--- Returns the functions' schema-qualified name prefix: '<schema>.q4pg_<key>_'.
+-- for a queue and remembers them for the session, with the queue's
+-- schema-qualified name.  Returns the functions' schema-qualified name
+-- prefix: '<schema>.q4pg_<key>_'.
 -- Uses the queue's own functions when they are current; rebuilds them when
 -- the caller owns the queue; otherwise builds copies in pg_temp.  Remembers
 -- the answer in the settings q4pg.name_<oid> and q4pg.route_<oid> (RESET ALL,
 -- DISCARD ALL and a rolled-back transaction forget it).  Raises as
 -- q4pg_queue_info.
-CREATE FUNCTION @extschema@.q4pg_build_route(p_queue regclass, p_name text)
+CREATE FUNCTION @extschema@.q4pg_build_route(p_queue regclass)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -534,7 +534,7 @@ BEGIN
         END IF;
         v_schema := 'pg_temp';
     END IF;
-    PERFORM set_config('q4pg.name_' || p_queue::oid, p_name, false);
+    PERFORM set_config('q4pg.name_' || p_queue::oid, v_info.qualified_name, false);
     RETURN set_config('q4pg.route_' || p_queue::oid,
                       v_schema || '.' || @extschema@.q4pg_queue_function_prefix(v_info.lock_key), false);
 END
@@ -542,9 +542,13 @@ $$;
 
 -- q4pg_route: the name prefix of the generated functions this session uses for
 -- a queue (see q4pg_build_route), from the session's memory when the queue
--- still has the name it had then.  An SQL function so that the planner inlines
--- it into the callers' expressions: on the hot path it costs three setting
--- lookups, a regular expression match and no function call.  A session can
+-- still has the schema-qualified name it had then (the name as the caller
+-- sees it would not do: after ALTER TABLE ... SET SCHEMA and a new table of
+-- the old name, a search_path can show the moved table under the remembered
+-- name while the remembered functions write to the new one).  An SQL function
+-- so that the planner inlines it into the callers' expressions: on the hot
+-- path it costs three setting lookups, a name lookup, a regular expression
+-- match and no function call.  A session can
 -- only ever misroute its own calls by setting these settings itself.  Not
 -- pinned (inlining forbids it): its SQL-standard body is bound when the
 -- extension is created, whatever the caller's search_path.
@@ -552,12 +556,14 @@ CREATE FUNCTION @extschema@.q4pg_route(p_queue regclass)
 RETURNS text
 LANGUAGE sql
 RETURN CASE
-    WHEN pg_catalog.current_setting('q4pg.name_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true)
-         OPERATOR(pg_catalog.=) p_queue::pg_catalog.text
+    -- (a setting RESET, or set in a rolled back transaction, reads '')
+    WHEN pg_catalog.to_regclass(NULLIF(pg_catalog.current_setting(
+             'q4pg.name_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true), ''))
+         OPERATOR(pg_catalog.=) p_queue
      -- the callers splice the route into SQL: only the shape q4pg_build_route
      -- writes passes (any session may set any setting of its own)
      AND pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true)
          OPERATOR(pg_catalog.~) '^(pg_temp|[a-z_][a-z0-9_$]*|"([^"]|"")+")\.q4pg_[0-9a-f]{1,8}_$'
     THEN pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text)
-    ELSE @extschema@.q4pg_build_route(p_queue, p_queue::pg_catalog.text)
+    ELSE @extschema@.q4pg_build_route(p_queue)
 END;

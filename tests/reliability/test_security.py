@@ -207,7 +207,7 @@ PROBES = {
     'q4pg_queue_functions_current': "SELECT {f}(%s, 'public')",
     'q4pg_build_queue_functions': 'SELECT {f}(%s) IS NULL',
     'q4pg_drop_queue_functions': "SELECT {f}(%s, 'public') IS NULL",
-    'q4pg_build_route': "SELECT {f}(%s, 'x') IS NOT NULL",
+    'q4pg_build_route': 'SELECT {f}(%s) IS NOT NULL',
     'q4pg_route': 'SELECT {f}(%s) IS NOT NULL',
     'q4pg_attach_queue': 'SELECT {f}(%s, NULL)::text',
     'q4pg_create_queue': "SELECT {f}(%s, 'json', 100)::text",

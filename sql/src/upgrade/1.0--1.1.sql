@@ -36,6 +36,8 @@ BEGIN
 END
 $$;
 
+DROP FUNCTION @extschema@.q4pg_route(regclass);
+DROP FUNCTION @extschema@.q4pg_build_route(regclass, text);
 DROP FUNCTION @extschema@.q4pg_consumers();
 DROP FUNCTION @extschema@.q4pg_queues();
 DROP FUNCTION @extschema@.q4pg_queue_settings(regclass);
