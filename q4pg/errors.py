@@ -11,7 +11,7 @@ import psycopg2
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
-           'InvalidDsn', 'UndecodableMessage', 'wrap_error', 'one_line']
+           'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'wrap_error', 'one_line']
 
 
 class Q4pgError(Exception):
@@ -25,7 +25,8 @@ class Q4pgError(Exception):
 
 
 class ExtensionNotInstalled(Q4pgError):
-    """The database has no q4pg functions: CREATE EXTENSION q4pg is missing."""
+    """The database has no q4pg functions (CREATE EXTENSION q4pg is missing), or not
+    this client's (the extension is older: ALTER EXTENSION q4pg UPDATE)."""
 
 
 class QueueNotFound(Q4pgError):
@@ -58,6 +59,16 @@ class UndecodableMessage(InvalidMessage):
         self.id = id
         self.tag = tag
         self.raw = raw
+
+
+class LeaseLost(Q4pgError):
+    """A lease ended before its work did: its message was leased again by another
+    consumer (or cancelled, or set aside), so the work may be done twice.  `id`
+    says which message."""
+
+    def __init__(self, message: str, id: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.id = id
 
 
 class InvalidArgument(Q4pgError, ValueError):
@@ -97,6 +108,8 @@ _BY_SQLSTATE = {
     '42622': InvalidArgument,
     '3F000': InvalidArgument,
     '42501': PermissionDenied,
+    '22007': InvalidArgument,     # a due time that is no timestamp
+    '22008': InvalidArgument,     # a due time out of range
 }
 
 # SQLSTATEs that mean the session is gone (admin_shutdown, crash_shutdown,
@@ -132,7 +145,8 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     if pgcode == '42883' and primary and 'q4pg_' in primary:
         cls = ExtensionNotInstalled
         message = ('%s: the q4pg extension is not installed in this database '
-                   '(run CREATE EXTENSION q4pg), or its schema is not in search_path'
+                   '(run CREATE EXTENSION q4pg), is older than this client (run ALTER '
+                   'EXTENSION q4pg UPDATE), or its schema is not in search_path'
                    % one_line(primary))
     elif cls is None:
         broken = conn is not None and conn.closed
