@@ -15,18 +15,18 @@ holds the exceptions of all of them.
 
 import logging
 
-from .client import Message, QueueManager
+from .client import LeasedMessage, Message, QueueManager
 from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, InvalidDsn,
-                     InvalidMessage, PermissionDenied, Q4pgError, QueueExists, QueueNotFound,
-                     UndecodableMessage)
+                     InvalidMessage, LeaseLost, PermissionDenied, Q4pgError, QueueExists,
+                     QueueNotFound, UndecodableMessage)
 from .listener import Listener
 
 # The version of this code, also in pyproject.toml and q4pg.control (tests/test_packaging.py).
 __version__ = '1.1'
 
-__all__ = ['QueueManager', 'Message', 'Listener', 'Q4pgError', 'ExtensionNotInstalled',
-           'QueueNotFound', 'QueueExists', 'InvalidMessage', 'InvalidArgument',
-           'PermissionDenied', 'ConnectionLost', 'InvalidDsn', 'UndecodableMessage',
-           '__version__']
+__all__ = ['QueueManager', 'Message', 'LeasedMessage', 'Listener', 'Q4pgError',
+           'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists', 'InvalidMessage',
+           'InvalidArgument', 'PermissionDenied', 'ConnectionLost', 'InvalidDsn',
+           'UndecodableMessage', 'LeaseLost', '__version__']
 
 logging.getLogger('q4pg').addHandler(logging.NullHandler())

@@ -8,6 +8,7 @@ codes and messages are the contract of README.md ("The command line").
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
 import math
@@ -15,6 +16,7 @@ import os
 import select
 import signal
 import sys
+import uuid
 from typing import List, Optional
 
 from . import install
@@ -25,7 +27,7 @@ from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, InvalidMessage
 
 # Exit codes (README.md, "The command line").
 EXIT_OK = 0
-EXIT_NOTHING = 1      # no message, no such id, listen timed out without a message
+EXIT_NOTHING = 1      # no message, no such id, listen timed out, a lease lost, nothing replayed
 EXIT_USAGE = 2
 EXIT_REFUSED = 3      # bad input, no queue, no extension, no permission
 EXIT_UNREACHABLE = 4  # cannot reach the database
@@ -44,7 +46,8 @@ output:      messages print as JSON lines
              {"id":1,"tag":"t","data":...,"created_at":"2024-05-01T12:00:00+00:00"}
              data is the JSON text stored on json/jsonb queues (exactly, line
              breaks made spaces), a string on text queues.
-exit status: 0 done; 1 nothing to do (no message, no such id, listen timed out);
+exit status: 0 done; 1 nothing to do (no message, no such id, listen timed out,
+             a lease no longer held, no dead letter replayed);
              2 usage error; 3 refused (bad input, no queue, no extension, no
              permission); 4 cannot reach the database.  Errors are one line on
              stderr: "q4pg: error: ...".
@@ -54,6 +57,8 @@ examples:
   q4pg --queue app.jobs create-queue --data-type jsonb
   q4pg --queue app.jobs enqueue mail '{"to": "ops@example.com"}'
   q4pg --queue app.jobs listen mail --limit 100 | ./send-mail
+  q4pg --queue app.jobs enqueue mail '{"to": "ops@example.com"}' --delay 3600
+  q4pg --queue app.jobs dead-letters
   q4pg stats
 
 Run "q4pg COMMAND --help" for a command's options."""
@@ -106,7 +111,16 @@ def _write_lines(lines):
     out.flush()
 
 
-def _message_line(q, msg_id, tag, stored, created_at):
+def _iso(value):
+    """A timestamp for a JSON line: ISO 8601 text (infinity as 'infinity'), or null."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _message_line(q, msg_id, tag, stored, created_at, **more):
     """A message of q's queue as printed: one JSON line.
 
     On json/jsonb queues `data` is the JSON text as the server stored it, its
@@ -118,9 +132,12 @@ def _message_line(q, msg_id, tag, stored, created_at):
         data = json.dumps(stored, ensure_ascii=False)
     else:
         data = stored.replace('\r', ' ').replace('\n', ' ')
-    return '{"id":%d,"tag":%s,"data":%s,"created_at":%s}' % (
+    extra = ''.join(',%s:%s' % (json.dumps(key), json.dumps(
+        _iso(value) if isinstance(value, datetime.datetime) else value, ensure_ascii=False))
+        for key, value in more.items())
+    return '{"id":%d,"tag":%s,"data":%s,"created_at":%s%s}' % (
         msg_id, json.dumps(tag, ensure_ascii=False), data,
-        json.dumps(created_at.isoformat() if created_at is not None else None))
+        json.dumps(created_at.isoformat() if created_at is not None else None), extra)
 
 
 # ------------------------------------------------------ connection, queue
@@ -150,7 +167,13 @@ def _manager(args, find=True, queue=True, **kwargs):
 def cmd_create_queue(args):
     with _manager(args, find=False, data_type=args.data_type,
                   data_length=args.data_length) as q:
-        q.create_table()
+        q.create_table(max_attempts=args.max_attempts)
+    return EXIT_OK
+
+
+def cmd_set_max_attempts(args):
+    with _manager(args) as q:
+        q.set_max_attempts(args.max_attempts)
     return EXIT_OK
 
 
@@ -219,16 +242,17 @@ def _stdin_batches(size, skip_blank):
 
 def cmd_enqueue(args):
     tag = _check_utf8(args.tag, 'TAG')
+    schedule = args.at if args.at is not None else args.delay
     with _manager(args) as q:
         if args.data is not None:
-            msg_id = q.enqueue(tag, _check_utf8(args.data, 'DATA'), raw=True)
+            msg_id = q.enqueue(tag, _check_utf8(args.data, 'DATA'), schedule=schedule, raw=True)
             _write_lines([str(msg_id)])
             return EXIT_OK
-        _enqueue_stdin(q, tag)
+        _enqueue_stdin(q, tag, schedule)
     return EXIT_OK
 
 
-def _enqueue_stdin(q, tag):
+def _enqueue_stdin(q, tag, schedule=None):
     """One message per line of stdin, in batches each stored all or nothing; a
     refused line ends it, naming the line and what was stored."""
     stored = 0
@@ -237,7 +261,8 @@ def _enqueue_stdin(q, tag):
         for batch in _stdin_batches(STDIN_BATCH, skip_blank=q.data_type != 'text'):
             first_unstored = batch[0][0]
             try:
-                ids = q.enqueue_many(tag, [text for _, text in batch], raw=True)
+                ids = q.enqueue_many(tag, [text for _, text in batch], schedule=schedule,
+                                     raw=True)
             except InvalidMessage as e:
                 if e.index is None:
                     where = 'lines %d-%d of stdin' % (batch[0][0], batch[-1][0])
@@ -304,8 +329,8 @@ def cmd_listen(args):
         with _manager(args, listen_dsn=listen_dsn) as q:
             # Asking for the next message acknowledges the one printed before;
             # leaving the with block normally (the loop ends) does too.
-            with q.listener(tag, timeout=args.timeout, limit=args.limit, full=True,
-                            raw=True) as items:
+            with q.listener(tag, stop_after_idle=args.timeout, limit=args.limit, full=True,
+                            raw=True, lease=args.lease) as items:
                 with _stop_on_signal(items) as signals:
                     for msg in items:
                         _write_lines([_message_line(q, msg.id, msg.tag, msg.raw,
@@ -321,16 +346,91 @@ def cmd_listen(args):
 def cmd_list(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
     with _manager(args) as q:
-        rows = q.list(tag, args.limit)
-        _write_lines([_message_line(q, msg_id, msg_tag, data, created_at)
-                      for msg_id, msg_tag, data, created_at in rows])
+        rows = q.list(tag, limit=args.limit, ignore_scheduled=args.due, full=True)
+        _write_lines([_message_line(q, msg_id, msg_tag, data, created_at, run_at=run_at,
+                                    attempts=attempts, last_error=last_error,
+                                    leased_until=leased_until)
+                      for (msg_id, msg_tag, data, created_at, run_at, attempts, last_error,
+                           leased_until) in rows])
     return EXIT_OK
 
 
 def cmd_count(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
     with _manager(args) as q:
-        _write_lines([str(q.count(tag))])
+        _write_lines([str(q.count(tag, ignore_scheduled=args.due))])
+    return EXIT_OK
+
+
+def cmd_lease(args):
+    tag = _check_utf8(args.tag, 'TAG')
+    with _manager(args) as q:
+        leased = q.take_leases(tag, args.limit, args.seconds, raw=True)
+        try:
+            _write_lines([_lease_line(q, m) for m in leased])
+        except BrokenPipeError:
+            # Not printed: give them back at once rather than when the lease runs out.
+            for m in leased:
+                with contextlib.suppress(Q4pgError):
+                    q.nack(m.id, m.lease_token, error='q4pg lease: output closed')
+            _silence_stdout()
+            _error('output closed: leased message(s) %s were not written and were given back'
+                   % ', '.join(str(m.id) for m in leased))
+            return EXIT_NOTHING
+    return EXIT_OK if leased else EXIT_NOTHING
+
+
+def _lease_line(q, m):
+    return _message_line(q, m.id, m.tag, m.raw, m.created_at, attempts=m.attempts,
+                         last_error=m.last_error, lease_token=m.lease_token,
+                         lease_until=m.lease_until)
+
+
+def cmd_ack(args):
+    with _manager(args) as q:
+        done = q.ack(args.id, args.token)
+    _write_lines(['true' if done else 'false'])
+    return EXIT_OK if done else EXIT_NOTHING
+
+
+def cmd_nack(args):
+    error = None if args.error is None else _check_utf8(args.error, '--error')
+    with _manager(args) as q:
+        outcome = q.nack(args.id, args.token, retry_in=args.retry_in, error=error)
+    _write_lines([outcome or 'lost'])
+    return EXIT_NOTHING if outcome is None else EXIT_OK
+
+
+def cmd_extend(args):
+    with _manager(args) as q:
+        until = q.extend(args.id, args.token, args.seconds)
+    _write_lines([until.isoformat() if until is not None else 'lost'])
+    return EXIT_NOTHING if until is None else EXIT_OK
+
+
+def cmd_dead_letters(args):
+    tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
+    with _manager(args) as q:
+        rows = q.dead_letters(tag, args.limit)
+        _write_lines([_message_line(q, msg_id, msg_tag, data, created_at, attempts=attempts,
+                                    last_error=last_error, dead_at=dead_at)
+                      for (msg_id, msg_tag, data, created_at, attempts, last_error,
+                           dead_at) in rows])
+    return EXIT_OK
+
+
+def cmd_replay(args):
+    tag = None if args.tag is None else _check_utf8(args.tag, '--tag')
+    with _manager(args) as q:
+        count = q.replay(args.ids or None, tag)
+    _write_lines([str(count)])
+    return EXIT_OK if count else EXIT_NOTHING
+
+
+def cmd_purge_dead(args):
+    tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
+    with _manager(args) as q:
+        _write_lines([str(q.purge_dead(tag, args.older_than))])
     return EXIT_OK
 
 
@@ -365,23 +465,27 @@ def _printable(text):
 def cmd_stats(args):
     with _manager(args, find=False, queue=False) as q:
         queues = q.queues()
-        stats = q.stats()
+        stats = q.stats(full=True)
     # q4pg_stats() has rows for messages only: show empty queues too.
     busy = {row[0] for row in stats}
-    rows = [(queue, tag, waiting, created, age) for queue, tag, waiting, created, age in stats]
-    rows += [(queue, None, 0, None, None) for queue, _, _ in queues if queue not in busy]
+    rows = [tuple(row) for row in stats]
+    rows += [(queue, None, 0, None, None, 0, 0, 0) for queue, _, _ in queues
+             if queue not in busy]
     rows.sort(key=lambda r: (str(r[0]), r[1] is not None, r[1] or ''))
     if args.json:
         _write_lines([json.dumps({'queue': str(queue), 'tag': tag, 'waiting': waiting,
                                   'oldest_created_at': created.isoformat() if created else None,
                                   'oldest_age_seconds': age.total_seconds() if age is not None
-                                  else None},
+                                  else None,
+                                  'scheduled': scheduled, 'leased': leased, 'dead': dead},
                                  ensure_ascii=False, separators=(',', ':'))
-                      for queue, tag, waiting, created, age in rows])
+                      for queue, tag, waiting, created, age, scheduled, leased, dead in rows])
         return EXIT_OK
-    _write_table(('queue', 'tag', 'waiting', 'oldest age'), 'llrr',
-                 [(_printable(str(queue)), _tag_cell(tag), str(waiting),
-                   _age(age)) for queue, tag, waiting, created, age in rows])
+    _write_table(('queue', 'tag', 'waiting', 'oldest age', 'scheduled', 'leased', 'dead'),
+                 'llrrrrr',
+                 [(_printable(str(queue)), _tag_cell(tag), str(waiting), _age(age),
+                   str(scheduled), str(leased), str(dead))
+                  for queue, tag, waiting, created, age, scheduled, leased, dead in rows])
     return EXIT_OK
 
 
@@ -489,6 +593,32 @@ def _seconds(text):
     return value
 
 
+def _positive_seconds(text):
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError('must be more than zero seconds')
+    return value
+
+
+def _timestamp(text):
+    """An ISO 8601 timestamp; one without an offset is UTC (the shell's clock is
+    no safer a guess)."""
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace('Z', '+00:00'))
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an ISO 8601 timestamp '
+                                         '(2026-12-01T18:00:00+00:00)' % text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def _max_attempts(text):
+    if text.strip().lower() in ('none', 'null', 'unlimited'):
+        return None
+    return _positive_int(text)
+
+
 def _message_id(text):
     try:
         value = int(text)
@@ -497,6 +627,14 @@ def _message_id(text):
     if not -2**63 <= value < 2**63:
         raise argparse.ArgumentTypeError('%s is out of range for a message id' % text)
     return value
+
+
+def _token(text):
+    """A lease token: a UUID, as lease prints it."""
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a lease token (a UUID)' % text)
 
 
 def _version():
@@ -549,6 +687,18 @@ def build_parser():
                      type=str.lower, help='type of the data column (default: json)')
     sub.add_argument('--data-length', type=_positive_int, default=1023, metavar='N',
                      help='longest message accepted, in characters (default: 1023)')
+    sub.add_argument('--max-attempts', type=_positive_int, metavar='N',
+                     help='set a message aside as a dead letter after N failures '
+                     '(default: no limit)')
+
+    sub = command('set-max-attempts', cmd_set_max_attempts,
+                  "set the queue's failure limit (N, or none)",
+                  'Set how many failures (exceptions in a consumer, expired or given back\n'
+                  'leases) a message may have before it is set aside as a dead letter; none:\n'
+                  'no limit.  Messages already at or over the new limit become dead letters\n'
+                  'at once.')
+    sub.add_argument('max_attempts', metavar='N', type=_max_attempts,
+                     help='a number of attempts (1 or more), or none')
 
     sub = command('enqueue', cmd_enqueue, 'add messages; print their ids',
                   'Add a message to the queue and print its id.\n\n'
@@ -566,11 +716,17 @@ def build_parser():
     sub.add_argument('tag', metavar='TAG', help='the tag (consumers dequeue by tag)')
     sub.add_argument('data', metavar='DATA', nargs='?',
                      help='the message; without it, one message per line of stdin')
+    when = sub.add_mutually_exclusive_group()
+    when.add_argument('--at', type=_timestamp, metavar='TIME',
+                      help='not delivered before TIME, an ISO 8601 timestamp '
+                      '(2026-12-01T18:00:00+01:00; without an offset: UTC)')
+    when.add_argument('--delay', type=_seconds, metavar='S',
+                      help='not delivered before S seconds from now (the server\'s clock)')
 
-    sub = command('dequeue', cmd_dequeue, 'take the oldest message of TAG and print it',
-                  'Take the oldest message of TAG that no other consumer holds, print it as a\n'
-                  'JSON line, then delete it (if the line cannot be written, it stays).\n'
-                  'Exit 1, printing nothing, when there is none.')
+    sub = command('dequeue', cmd_dequeue, 'take the first due message of TAG and print it',
+                  'Take the first due message of TAG that no other consumer holds, print it\n'
+                  'as a JSON line, then delete it (if the line cannot be written, it stays,\n'
+                  'a failure counted).  Exit 1, printing nothing, when there is none.')
     sub.add_argument('tag', metavar='TAG', help='the tag to take from')
 
     sub = command('listen', cmd_listen, 'wait for messages of TAG and print each as it comes',
@@ -584,33 +740,107 @@ def build_parser():
                      help='stop after S seconds without a message')
     sub.add_argument('--limit', type=_positive_int, metavar='N',
                      help='stop after N messages')
+    sub.add_argument('--lease', type=_positive_seconds, metavar='S',
+                     help='lease each message for S seconds (kept leased while it is '
+                     'written) instead of holding it in a transaction')
     sub.add_argument('--listen-dsn', metavar='DSN',
                      help='where to LISTEN, when --dsn is a transaction-mode pool such as '
                           'PgBouncer\'s: a direct or session-pooled connection (default: '
                           '$Q4PG_LISTEN_DSN, else the same as --dsn)')
 
-    sub = command('list', cmd_list, 'print waiting messages, oldest first (takes nothing)',
-                  'Print the messages in the queue as JSON lines, oldest first, without taking\n'
-                  'them; messages held by a consumer right now are included.')
+    sub = command('list', cmd_list, 'print messages in delivery order (takes nothing)',
+                  'Print the messages in the queue as JSON lines, in delivery order, without\n'
+                  'taking them: those due now, those scheduled for later and those under a\n'
+                  'lease (--due: due ones only); messages held by a consumer right now are\n'
+                  'included, dead letters are not (see dead-letters).  Each line adds\n'
+                  '"run_at" (due time), "attempts", "last_error" and "leased_until".')
     sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
     sub.add_argument('--limit', type=_positive_int, metavar='N', help='at most N messages')
+    sub.add_argument('--due', action='store_true', help='only messages due now')
 
     sub = command('count', cmd_count, 'print the number of messages',
                   'Print the number of messages in the queue (of TAG, or all), including\n'
-                  'those a consumer holds right now.')
+                  'those a consumer holds right now, those scheduled for later and those\n'
+                  'under a lease (--due: due ones only); dead letters do not count.')
     sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
+    sub.add_argument('--due', action='store_true', help='only messages due now')
 
-    sub = command('cancel', cmd_cancel, 'remove a waiting message by id',
-                  'Remove a waiting message by id and print true; print false and exit 1\n'
-                  'when there is no such message or a consumer holds it right now.')
+    sub = command('cancel', cmd_cancel, 'remove a message by id',
+                  'Remove a message (waiting, scheduled or dead) by id and print true; print\n'
+                  'false and exit 1 when there is no such message, a consumer holds it right\n'
+                  'now or a live lease has it.')
     sub.add_argument('id', metavar='ID', type=_message_id)
 
-    sub = command('stats', cmd_stats, 'messages waiting per queue and tag, age of the oldest',
+    sub = command('lease', cmd_lease, 'lease messages of TAG for a while; print them',
+                  'Lease up to --limit due messages of TAG for --seconds and print each as a\n'
+                  'JSON line with its "lease_token" and "lease_until" (and "attempts",\n'
+                  '"last_error").  No transaction stays open: finish each with ack, or give\n'
+                  'it back with nack; extend keeps it longer.  A lease not finished in time\n'
+                  'runs out and the message is due again (its attempt counted).\n'
+                  'Exit 1, printing nothing, when no message is due.\n\n'
+                  'example:\n'
+                  '  line=$(q4pg lease jobs --seconds 600) || exit 0\n'
+                  '  id=$(echo "$line" | jq .id); token=$(echo "$line" | jq -r .lease_token)\n'
+                  '  if work "$line"; then q4pg ack "$id" "$token"\n'
+                  '  else q4pg nack "$id" "$token" --error "work failed"; fi')
+    sub.add_argument('tag', metavar='TAG', help='the tag to take from')
+    sub.add_argument('--seconds', type=_positive_seconds, default=30.0, metavar='S',
+                     help='length of the lease (default: 30)')
+    sub.add_argument('--limit', type=_positive_int, default=1, metavar='N',
+                     help='lease up to N messages (default: 1)')
+
+    sub = command('ack', cmd_ack, 'acknowledge (remove) a leased message',
+                  'Remove a leased message and print true; print false and exit 1 when the\n'
+                  'lease is no longer held (another consumer leased the message since).')
+    sub.add_argument('id', metavar='ID', type=_message_id)
+    sub.add_argument('token', metavar='TOKEN', type=_token, help='the lease_token lease printed')
+
+    sub = command('nack', cmd_nack, 'give a leased message back',
+                  'Give a leased message back, due again now or after --retry-in seconds,\n'
+                  'recording --error as its last error; print retry, or dead when it reached\n'
+                  "the queue's max attempts.  Print lost and exit 1 when the lease is no longer\n"
+                  'held.')
+    sub.add_argument('id', metavar='ID', type=_message_id)
+    sub.add_argument('token', metavar='TOKEN', type=_token, help='the lease_token lease printed')
+    sub.add_argument('--retry-in', type=_seconds, metavar='S',
+                     help='due again after S seconds (default: now)')
+    sub.add_argument('--error', metavar='TEXT', help='what went wrong (the last_error)')
+
+    sub = command('extend', cmd_extend, 'extend a lease',
+                  'Extend a lease to --seconds from now and print its new end; print lost and\n'
+                  'exit 1 when the lease is no longer held.')
+    sub.add_argument('id', metavar='ID', type=_message_id)
+    sub.add_argument('token', metavar='TOKEN', type=_token, help='the lease_token lease printed')
+    sub.add_argument('--seconds', type=_positive_seconds, default=30.0, metavar='S',
+                     help='new length of the lease, from now (default: 30)')
+
+    sub = command('dead-letters', cmd_dead_letters, 'print the dead letters',
+                  'Print the messages set aside after too many failures, as JSON lines with\n'
+                  '"attempts", "last_error" and "dead_at".')
+    sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
+    sub.add_argument('--limit', type=_positive_int, metavar='N', help='at most N messages')
+
+    sub = command('replay', cmd_replay, 'make dead letters due again',
+                  'Make dead letters due again (attempts back to 0, last error kept): those\n'
+                  'with the IDs given, else all of them (of --tag); print how many.  Exit 1\n'
+                  'when there was none.')
+    sub.add_argument('ids', metavar='ID', nargs='*', type=_message_id)
+    sub.add_argument('--tag', help='only dead letters of this tag')
+
+    sub = command('purge-dead', cmd_purge_dead, 'delete dead letters',
+                  'Delete dead letters (of TAG; set aside more than --older-than seconds ago);\n'
+                  'print how many.')
+    sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
+    sub.add_argument('--older-than', type=_seconds, metavar='S',
+                     help='only those set aside more than S seconds ago')
+
+    sub = command('stats', cmd_stats, 'messages per queue and tag: due, scheduled, leased, dead',
                   'For every queue you may read (--queue does not apply): per tag, the\n'
-                  'messages waiting and the age of the oldest; an empty queue shows one row\n'
-                  "with no tag, the empty tag shows as ''.  --json prints one JSON object per\n"
-                  'row instead:\n'
-                  '{"queue","tag","waiting","oldest_created_at","oldest_age_seconds"}.')
+                  'messages waiting (due now) and the age of the oldest, the messages\n'
+                  'scheduled for later, under a lease, and dead letters; an empty queue shows\n'
+                  "one row with no tag, the empty tag shows as ''.  --json prints one JSON\n"
+                  'object per row instead: {"queue","tag","waiting","oldest_created_at",\n'
+                  '"oldest_age_seconds","scheduled","leased","dead"}.')
     sub.add_argument('--json', action='store_true', help='JSON lines instead of a table')
 
     sub = command('consumers', cmd_consumers, 'open transactions that ran a dequeue, oldest first',

@@ -1,22 +1,30 @@
 """QueueManager: the Python client of the q4pg extension.
 
 The client holds no queue logic.  It calls the SQL functions of the extension
-(sql/q4pg--1.0.sql) through the database layer (db.py), passes the queue as a
-*value* cast to regclass, and encodes and decodes the data.  Listening is
-listener.py's.
+(sql/q4pg--<version>.sql) through the database layer (db.py), passes the queue
+as a *value* cast to regclass, and encodes and decodes the data.  Listening is
+listener.py's, keeping leases alive lease.py's.
+
+It keeps the original py-q4pg API (README.md, "The Python API"): other_sess,
+schedule, ignore_scheduled, excepted_times_to_ignore, drop_table, reset_table,
+listen(tag, timeout) handing out None.
 """
 
 import contextlib
 import datetime
 import json
+import logging
 import math
 from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import db
-from .errors import InvalidArgument, InvalidMessage, UndecodableMessage
-from .listener import Listener
+from .errors import InvalidArgument, InvalidMessage, LeaseLost, Q4pgError, UndecodableMessage
+from .lease import Heartbeat
+from .listener import Listener, error_text, record_failures
 
-__all__ = ['QueueManager', 'Message', 'DATA_TYPES']
+__all__ = ['QueueManager', 'Message', 'LeasedMessage', 'DATA_TYPES']
+
+log = logging.getLogger('q4pg')
 
 DATA_TYPES = ('json', 'jsonb', 'text')
 
@@ -31,6 +39,21 @@ class Message(NamedTuple):
     data: Any
     created_at: datetime.datetime
     raw: str
+
+
+class LeasedMessage(NamedTuple):
+    """A leased message: a Message's fields, then the failures counted so far
+    (`attempts`, this lease included), the last one's text (`last_error`), and
+    the lease (`lease_token`, a UUID as text; `lease_until`, when it ends)."""
+    id: int
+    tag: str
+    data: Any
+    created_at: datetime.datetime
+    raw: str
+    attempts: int
+    last_error: Optional[str]
+    lease_token: str
+    lease_until: datetime.datetime
 
 
 def _sql_name_parts(name: str) -> Optional[int]:
@@ -83,6 +106,40 @@ def _seconds(what: str, value: Any, positive: bool) -> None:
                               % (what, 'more than 0' if positive else '0 or more', value))
 
 
+def _interval(what: str, value: Any, positive: bool = True) -> datetime.timedelta:
+    """A number of seconds (or a timedelta) as a timedelta, checked."""
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    _seconds(what, value, positive)
+    return datetime.timedelta(seconds=value)
+
+
+def _schedule(schedule: Any) -> Tuple[Optional[datetime.datetime], Optional[datetime.timedelta]]:
+    """`schedule` as (run_at, delay): a datetime is a due time (a naive one is read in
+    the server session's time zone), a timedelta or a number of seconds a delay
+    from now (the server's clock)."""
+    if isinstance(schedule, datetime.datetime):
+        return schedule, None
+    if isinstance(schedule, datetime.date):
+        raise InvalidArgument('q4pg: schedule must be a datetime, a timedelta or seconds, not a '
+                              'date (%r)' % (schedule,))
+    return None, _interval('schedule', schedule, positive=False)
+
+
+def _session_like(value: Any) -> bool:
+    """Whether `value` looks like a session to run in (a psycopg2 connection or
+    cursor, an SQLAlchemy Session or Connection) rather than a number."""
+    return any(callable(getattr(value, name, None))
+               for name in ('cursor', 'execute', 'exec_driver_sql'))
+
+
+def _other(other_sess: Any, conn: Any) -> Any:
+    """The caller's session, given as other_sess (the original API's name) or conn."""
+    if other_sess is not None and conn is not None and other_sess is not conn:
+        raise InvalidArgument('q4pg: give other_sess or conn, not both')
+    return other_sess if other_sess is not None else conn
+
+
 def _at(error: InvalidMessage, index: Optional[int]) -> InvalidMessage:
     """`error` about item `index` of a batch."""
     if index is None:
@@ -96,22 +153,24 @@ def _at(error: InvalidMessage, index: Optional[int]) -> InvalidMessage:
 
 
 class QueueManager:
-    """A q4pg queue: enqueue, dequeue, listen, list, count, cancel.
+    """A q4pg queue: enqueue, dequeue, lease, listen, list, count, cancel.
 
     `table_name` is an SQL name, read by the server as SQL reads it:
     'app.jobs' is table jobs in schema app, 'Jobs' is jobs, '"Jobs"' is Jobs.
     `schema`, an SQL name too, qualifies an unqualified table_name (default:
-    the connection's current schema).  Thread-safe: calls share a pool of at
-    most `max_connections` connections.  `listen_dsn`, when given, is where
-    listeners connect to LISTEN (a session of their own: directly, or a
-    session-mode pool); everything else goes to `dsn`, which may be a
-    transaction-mode pool such as PgBouncer's.
+    the connection's current schema).  `excepted_times_to_ignore=N` (0: the
+    queue's own max_attempts): a message that failed N times (an exception
+    inside `with dequeue()` or a listen() loop) is set aside as a dead letter.
+    Thread-safe: calls share a pool of at most `max_connections` connections.
+    `listen_dsn`, when given, is where listeners connect to LISTEN (a session
+    of their own: directly, or a session-mode pool); everything else goes to
+    `dsn`, which may be a transaction-mode pool such as PgBouncer's.
     """
 
     def __init__(self, dsn: str = '', table_name: str = 'mq', data_type: str = 'json',
-                 data_length: int = 1023, *, schema: Optional[str] = None,
-                 max_connections: int = 10, poll_interval: float = 5.0,
-                 listen_dsn: Optional[str] = None) -> None:
+                 data_length: int = 1023, excepted_times_to_ignore: int = 0, *,
+                 schema: Optional[str] = None, max_connections: int = 10,
+                 poll_interval: float = 5.0, listen_dsn: Optional[str] = None) -> None:
         if not isinstance(data_type, str) or data_type.lower() not in DATA_TYPES:
             raise InvalidArgument('q4pg: data_type %r is not supported (use json, jsonb or '
                                   'text)' % (data_type,))
@@ -122,6 +181,7 @@ class QueueManager:
                                       'out schema=%r' % (table_name, schema))
         _check_name('table_name', table_name, 2)
         _whole('data_length', data_length, -2 ** 31)    # its minimum is the server's to say
+        _whole('excepted_times_to_ignore', excepted_times_to_ignore, 0)
         _whole('max_connections', max_connections, 1)
         _seconds('poll_interval', poll_interval, positive=True)
         if listen_dsn is not None and not isinstance(listen_dsn, str):
@@ -131,6 +191,7 @@ class QueueManager:
         self.dsn, self.listen_dsn = dsn, listen_dsn
         self.table_name, self.schema = table_name, schema
         self.data_type, self.data_length = data_type.lower(), data_length
+        self.excepted_times_to_ignore = excepted_times_to_ignore
         self.poll_interval = poll_interval
         # The queue as an SQL name: the value the server reads as regclass.
         self._queue = table_name if schema is None else '%s.%s' % (schema, table_name)
@@ -138,11 +199,13 @@ class QueueManager:
     @classmethod
     def existing(cls, dsn: str = '', table_name: str = 'mq', *, schema: Optional[str] = None,
                  max_connections: int = 10, poll_interval: float = 5.0,
-                 listen_dsn: Optional[str] = None) -> 'QueueManager':
+                 listen_dsn: Optional[str] = None,
+                 excepted_times_to_ignore: int = 0) -> 'QueueManager':
         """A QueueManager for a queue that exists, with the data type and length
         its table has (q4pg_queue_settings); QueueNotFound when there is none."""
-        q = cls(dsn, table_name, schema=schema, max_connections=max_connections,
-                poll_interval=poll_interval, listen_dsn=listen_dsn)
+        q = cls(dsn, table_name, excepted_times_to_ignore=excepted_times_to_ignore,
+                schema=schema, max_connections=max_connections, poll_interval=poll_interval,
+                listen_dsn=listen_dsn)
         try:
             q.data_type, q.data_length = q.settings()
         except BaseException:
@@ -170,14 +233,20 @@ class QueueManager:
 
     # -- running the SQL functions ------------------------------------------------
 
-    def _run(self, query: str, args: Tuple[Any, ...], conn: Any = None,
+    def _run(self, query: str, args: Tuple[Any, ...], other_sess: Any = None,
              idempotent: bool = True) -> List[db.Row]:
         """Runs a query about this queue on its own (one round trip), or in the
-        caller's `conn`; `idempotent=False` for one that must not run twice."""
+        caller's session `other_sess`; `idempotent=False` for one that must not
+        run twice."""
         args = (self._queue,) + args
-        if conn is not None:
-            return db.Database.run_in(conn, query, args)
+        if other_sess is not None:
+            return db.Database.caller(other_sess).run(query, args)
         return self._db.run(query, args, idempotent=idempotent)
+
+    @property
+    def _max_attempts(self) -> Optional[int]:
+        """What q4pg_fail is told: excepted_times_to_ignore, or None (the queue's setting)."""
+        return self.excepted_times_to_ignore or None
 
     def _encode(self, data: Any, raw: bool) -> str:
         """The text to store for `data`."""
@@ -222,27 +291,113 @@ class QueueManager:
         if id is None:
             message = 'q4pg: stored data cannot be decoded: %s' % reason
         else:
-            message = ('q4pg: message %d (tag %r) cannot be decoded: %s; it stays in the queue: '
-                       'take it with raw=True, or cancel(%d)' % (id, tag, reason, id))
+            message = ('q4pg: message %d (tag %r) cannot be decoded: %s; it stays in the queue, '
+                       'counted as a failure: take it with raw=True, or cancel(%d)'
+                       % (id, tag, reason, id))
         raise UndecodableMessage(message, id=id, tag=tag, raw=text) from cause
 
     def _message(self, row: db.Row, raw: bool) -> Message:
-        """A dequeued row as a Message; data decoded unless `raw`."""
-        id_, tag, text, created_at = row
+        """A taken row (id, tag, data, created_at, ...) as a Message; data decoded unless `raw`."""
+        id_, tag, text, created_at = row[:4]
         return Message(id_, tag, text if raw else self._decode(text, id_, tag), created_at, text)
 
+    def _leased_message(self, row: db.Row, raw: bool) -> LeasedMessage:
+        """A q4pg_lease row as a LeasedMessage; data decoded unless `raw`."""
+        message = self._message(row, raw)
+        return LeasedMessage(*message, *row[4:8])
+
     @contextlib.contextmanager
-    def _held(self, query: str, args: Tuple[Any, ...], raw: bool) -> Iterator[List[Message]]:
-        """The Messages a dequeue query takes, held until the block ends:
-        committed when it ends normally, rolled back by an exception (one that
-        decoding raises included)."""
-        transaction = self._db.begin(query, (self._queue,) + args)
+    def _held(self, tag: str, n: int, raw: bool, other_sess: Any) -> Iterator[List[Message]]:
+        """The Messages q4pg_take takes, held (locked) until the block ends.
+
+        Ended normally: removed (q4pg_done) and committed.  Ended by an
+        Exception (a decoding error included): a failure counted against each
+        (q4pg_fail; a message that cannot be decoded fails alone, the others
+        are given back uncounted), committed.  Ended by another BaseException
+        (KeyboardInterrupt...): rolled back, uncounted.  In the caller's
+        session, nothing is committed or rolled back: the caller does that
+        (a ROLLBACK gives the messages back uncounted).
+        """
+        if other_sess is not None:
+            with self._held_in(db.Database.caller(other_sess), tag, n, raw) as messages:
+                yield messages
+            return
+        transaction = self._db.begin(db.TAKE, (self._queue, tag, n))
         try:
-            yield [self._message(row, raw) for row in transaction.rows]
+            messages = self._decoded(transaction.rows, raw)
+        except UndecodableMessage as e:
+            self._count_failure(transaction.run, [e.id], error_text(e))
+            transaction.commit()
+            raise
         except BaseException:
             transaction.rollback()
             raise
-        transaction.commit()
+        ids = [m.id for m in messages]
+        try:
+            yield messages
+        except Exception as e:
+            if ids:
+                self._count_failure(transaction.run, ids, error_text(e))
+            transaction.commit()
+            raise
+        except BaseException:
+            transaction.rollback()
+            raise
+        if ids:
+            transaction.commit(db.DONE, (self._queue, ids))
+        else:
+            transaction.commit()
+
+    @contextlib.contextmanager
+    def _held_in(self, session: db.CallerSession, tag: str, n: int,
+                 raw: bool) -> Iterator[List[Message]]:
+        """_held in the caller's session.  An autocommit psycopg2 connection has no
+        transaction of the caller's: one of its own runs on it, BEGIN to COMMIT."""
+        own = session.autocommit()
+        if own:
+            session.run('BEGIN')
+        try:
+            rows = session.run(db.TAKE, (self._queue, tag, n))
+            try:
+                messages = self._decoded(rows, raw)
+            except UndecodableMessage as e:
+                self._count_failure(session.run, [e.id], error_text(e), session)
+                raise
+            ids = [m.id for m in messages]
+            try:
+                yield messages
+            except Exception as e:
+                if ids:
+                    self._count_failure(session.run, ids, error_text(e), session)
+                raise
+            if ids:
+                session.run(db.DONE, (self._queue, ids))
+        except Exception:
+            if own:
+                session.run('COMMIT' if session.usable() else 'ROLLBACK')
+            raise
+        except BaseException:
+            if own:
+                session.run('ROLLBACK')
+            raise
+        if own:
+            session.run('COMMIT')
+
+    def _decoded(self, rows: List[db.Row], raw: bool) -> List[Message]:
+        return [self._message(row, raw) for row in rows]
+
+    def _count_failure(self, run: Any, ids: List[Any], error: str,
+                       session: Optional[db.CallerSession] = None) -> None:
+        """Counts a failure against `ids` (q4pg_fail) in the transaction that took them.
+        An error doing so is logged (WARNING), never raised: the caller raises
+        the failure itself.  An aborted caller's transaction is left alone."""
+        if session is not None and not session.usable():
+            return
+        try:
+            record_failures(run, self._queue, ids, error, self._max_attempts)
+        except Q4pgError as e:
+            log.warning('q4pg: could not count a failure against message(s) %s of queue %s: %s',
+                        ', '.join(str(i) for i in ids), self._queue, e)
 
     def _refused_item(self, tag: str, texts: List[str]) -> Optional[int]:
         """The index of the first of `texts` that the server refuses (it refused
@@ -266,29 +421,74 @@ class QueueManager:
                 bad = middle
         return bad - 1
 
-    # -- the API ----------------------------------------------------------------
+    # -- the queue ----------------------------------------------------------------
 
-    def create_table(self) -> None:
-        """Creates the queue; harmless when it exists with the same settings."""
-        self._run(db.CREATE_QUEUE, (self.data_type, self.data_length))
+    def create_table(self, other_sess: Any = None, *, max_attempts: Optional[int] = None) -> None:
+        """Creates the queue; harmless when it exists with the same settings.
 
-    def enqueue(self, tag: str, data: Any, *, conn: Any = None, raw: bool = False) -> int:
+        `max_attempts`: failures after which a message is set aside as a dead
+        letter (None: no limit, or the existing queue's setting).
+        """
+        if max_attempts is None:
+            self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
+            return
+        _whole('max_attempts', max_attempts, 1)
+        self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
+                  other_sess)
+
+    def drop_table(self, other_sess: Any = None) -> bool:
+        """Drops the queue and its messages (q4pg_drop_queue); False when there is no
+        such table.  A table that is no queue is refused (QueueNotFound)."""
+        return bool(self._run(db.DROP_QUEUE, (), other_sess))
+
+    def reset_table(self, other_sess: Any = None) -> None:
+        """Drops the queue (if there is one) and creates it anew, empty, in one transaction."""
+        if other_sess is not None:
+            self.drop_table(other_sess)
+            self.create_table(other_sess)
+            return
+        self._db.begin(db.DROP_QUEUE + '; ' + db.CREATE_QUEUE,
+                       (self._queue, self._queue, self.data_type, self.data_length)).commit()
+
+    def set_max_attempts(self, max_attempts: Optional[int]) -> None:
+        """Sets the queue's max_attempts (None: no limit); messages already at or over
+        it become dead letters at once."""
+        if max_attempts is not None:
+            _whole('max_attempts', max_attempts, 1)
+        self._run(db.SET_MAX_ATTEMPTS, (max_attempts,))
+
+    # -- producing ----------------------------------------------------------------
+
+    def enqueue(self, tag: str, data: Any, other_sess: Any = None, schedule: Any = None, *,
+                conn: Any = None, raw: bool = False) -> int:
         """Adds a message; returns its id.
 
-        With `conn` (a psycopg2 connection) it runs in that connection's
-        current transaction and does not commit.  With `raw=True`, `data` is
-        the text to store, sent verbatim.  None (JSON null) is refused: a
-        consumer could not tell it from an empty queue.
+        `schedule`: not delivered before then: a datetime (aware; a naive one
+        is read in the server session's time zone), or a timedelta or number
+        of seconds from now.  With `other_sess` (or `conn`: a psycopg2
+        connection or cursor, an SQLAlchemy Session or Connection) it runs in
+        that session's current transaction and does not commit.  With
+        `raw=True`, `data` is the text to store, sent verbatim.  None (JSON
+        null) is refused: a consumer could not tell it from an empty queue.
         """
-        return int(self._run(db.ENQUEUE, (tag, self._encode(data, raw)), conn, False)[0][0])
+        session = _other(other_sess, conn)
+        text = self._encode(data, raw)
+        if schedule is None:
+            return int(self._run(db.ENQUEUE, (tag, text), session, False)[0][0])
+        run_at, delay = _schedule(schedule)
+        return int(self._run(db.ENQUEUE_AT, (tag, text, run_at, delay), session, False)[0][0])
 
-    def enqueue_many(self, tag: str, iterable: Iterable[Any], *, conn: Any = None,
+    def enqueue_many(self, tag: str, iterable: Iterable[Any], other_sess: Any = None,
+                     schedule: Any = None, *, conn: Any = None,
                      raw: bool = False) -> List[int]:
         """Adds one message per item in one statement, all or nothing; returns their ids.
 
-        A refused item raises InvalidMessage whose `index` says which (not in
-        the caller's `conn`, whose transaction the error aborted).
+        `schedule` and `other_sess` as for enqueue().  A refused item raises
+        InvalidMessage whose `index` says which (not in the caller's session,
+        whose transaction the error aborted).
         """
+        session = _other(other_sess, conn)
+        when = None if schedule is None else _schedule(schedule)
         texts = []
         for index, data in enumerate(iterable):
             try:
@@ -296,62 +496,221 @@ class QueueManager:
             except InvalidMessage as e:
                 raise _at(e, index) from e.__cause__
         try:
-            rows = self._run(db.ENQUEUE_MANY, (tag, texts), conn, False)
+            if when is None:
+                rows = self._run(db.ENQUEUE_MANY, (tag, texts), session, False)
+            else:
+                rows = self._run(db.ENQUEUE_MANY_AT, (tag, texts) + when, session, False)
         except InvalidMessage as e:
-            if conn is not None or not texts:
+            if session is not None or not texts:
                 raise
             raise _at(e, self._refused_item(tag, texts)) from e
         return [row[0] for row in rows]
 
+    # -- consuming ----------------------------------------------------------------
+
     @contextlib.contextmanager
-    def dequeue_message(self, tag: str, *, raw: bool = False) -> Iterator[Optional[Message]]:
-        """Context manager: the oldest free Message of `tag`, or None.
+    def dequeue_message(self, tag: str, other_sess: Any = None, *,
+                        raw: bool = False) -> Iterator[Optional[Message]]:
+        """Context manager: the first due Message of `tag` no one holds, or None.
 
         Leaving the block normally removes the message (commit); leaving it
-        by an exception leaves it in the queue (rollback).  A message the
-        client cannot decode raises UndecodableMessage and stays; `raw=True`
-        gives the stored text as data, undecoded.
+        by an exception gives it back with a failure counted against it
+        (attempts + 1; set aside as a dead letter at max_attempts); by
+        KeyboardInterrupt or SystemExit, uncounted.  A message the client
+        cannot decode counts a failure and raises UndecodableMessage;
+        `raw=True` gives the stored text as data, undecoded.  With
+        `other_sess`, all this happens in the caller's transaction, which the
+        caller ends.
         """
-        with self._held(db.DEQUEUE, (tag,), raw) as messages:
+        with self._held(tag, 1, raw, other_sess) as messages:
             yield messages[0] if messages else None
 
     @contextlib.contextmanager
-    def dequeue(self, tag: str, *, raw: bool = False) -> Iterator[Any]:
-        """Context manager: the oldest free message's data, or None (see dequeue_message)."""
-        with self.dequeue_message(tag, raw=raw) as message:
+    def dequeue(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Iterator[Any]:
+        """Context manager: the first due message's data, or None (see dequeue_message)."""
+        with self.dequeue_message(tag, other_sess, raw=raw) as message:
             yield None if message is None else message.data
 
     @contextlib.contextmanager
-    def dequeue_many(self, tag: str, limit: int, *, raw: bool = False) -> Iterator[List[Message]]:
-        """Context manager: up to `limit` Messages of `tag`, oldest first (maybe none)."""
+    def dequeue_many(self, tag: str, limit: int, other_sess: Any = None, *,
+                     raw: bool = False) -> Iterator[List[Message]]:
+        """Context manager: up to `limit` due Messages of `tag`, in order (maybe none);
+        an exception counts a failure against each."""
         _whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
-        with self._held(db.DEQUEUE_MANY, (tag, limit), raw) as messages:
+        with self._held(tag, limit, raw, other_sess) as messages:
             yield messages
 
-    def dequeue_immediate(self, tag: str, *, raw: bool = False) -> Any:
-        """Removes the oldest free message of `tag` at once; its data, or None.
+    def dequeue_immediate(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Any:
+        """Removes the first due message of `tag` at once; its data, or None.
 
         Decoded before it is removed: a message the client cannot decode stays
-        (UndecodableMessage).
+        (UndecodableMessage, a failure counted).
         """
-        with self.dequeue(tag, raw=raw) as data:
+        with self.dequeue(tag, other_sess, raw=raw) as data:
             return data
 
-    def list(self, tag: Optional[str] = None,
-             limit: Optional[int] = None) -> List[Tuple[int, str, str, datetime.datetime]]:
-        """[(id, tag, data_text, created_at), ...] oldest first; data undecoded."""
+    @contextlib.contextmanager
+    def lease(self, tag: str, seconds: float = 30, *,
+              raw: bool = False) -> Iterator[Optional[LeasedMessage]]:
+        """Context manager: the first due message of `tag`, leased for `seconds`
+        (a LeasedMessage), or None.  No transaction stays open meanwhile.
+
+        While the block runs, a heartbeat thread extends the lease every third
+        of `seconds`.  Leaving the block normally acknowledges the message
+        (removes it); leaving it by an exception gives it back (q4pg_nack,
+        the exception's text recorded); the lease counted the attempt.  When
+        the lease was lost meanwhile (another consumer leased the message
+        after the lease ran out: the heartbeat could not reach the server, or
+        the process stalled), the heartbeat says so at WARNING and leaving
+        the block normally raises LeaseLost.  A message the client cannot
+        decode is given back and raises UndecodableMessage.
+        """
+        lease = _interval('seconds', seconds)
+        rows = self._run(db.LEASE, (tag, 1, lease), idempotent=False)
+        if not rows:
+            yield None
+            return
+        message = self._leased_now(rows, raw)[0]
+        heartbeat = Heartbeat(self._db, self._queue)
+        heartbeat.start([(message.id, message.lease_token)], lease.total_seconds())
+        try:
+            yield message
+        except BaseException as e:
+            heartbeat.close()
+            self._give_back(message, error_text(e))
+            raise
+        heartbeat.close()
+        if not self.ack(message.id, message.lease_token):
+            raise LeaseLost('q4pg: the lease of message %d (tag %r) was lost before its work '
+                            'ended: another consumer leased it since, so it may be processed '
+                            'twice (make the lease longer than a stall can be)'
+                            % (message.id, message.tag), id=message.id)
+
+    def _leased_now(self, rows: List[db.Row], raw: bool) -> List[LeasedMessage]:
+        """Rows just leased as LeasedMessages; when one cannot be decoded, all are
+        given back (its error recorded) and UndecodableMessage raised."""
+        try:
+            return [self._leased_message(row, raw) for row in rows]
+        except UndecodableMessage as e:
+            for row in rows:
+                with contextlib.suppress(Q4pgError):
+                    self.nack(row[0], row[6],
+                              error=error_text(e) if row[0] == e.id else None)
+            raise
+
+    def _give_back(self, message: LeasedMessage, error: str) -> None:
+        """nack after a failed work; a lost lease or error is logged, not raised."""
+        try:
+            outcome = self.nack(message.id, message.lease_token, error=error)
+        except Q4pgError as e:
+            log.warning('q4pg: could not give back leased message %d of queue %s, its lease '
+                        'will run out: %s', message.id, self._queue, e)
+            return
+        if outcome is None:
+            log.warning('q4pg: the lease of message %d of queue %s was lost before its work '
+                        'failed: another consumer leased it since', message.id, self._queue)
+        elif outcome == 'dead':
+            log.warning('q4pg: message %d of queue %s failed once too often and is now a dead '
+                        'letter (last error: %s)', message.id, self._queue, error)
+
+    def take_leases(self, tag: str, limit: int = 1, seconds: float = 30, *,
+                    raw: bool = False) -> List[LeasedMessage]:
+        """Leases up to `limit` due messages of `tag` for `seconds`, with no heartbeat:
+        finish each with ack(), nack() or extend() (what the command line does)."""
+        _whole('limit', limit, 0)
+        lease = _interval('seconds', seconds)
+        return self._leased_now(self._run(db.LEASE, (tag, limit, lease), idempotent=False), raw)
+
+    def ack(self, id: int, token: str) -> bool:
+        """Acknowledges a leased message (removes it); False when the lease was lost."""
+        _whole('id', id, -2 ** 63)
+        return bool(self._run(db.ACK, (id, str(token)), idempotent=False)[0][0])
+
+    def nack(self, id: int, token: str, *, retry_in: Any = None,
+             error: Optional[str] = None) -> Optional[str]:
+        """Gives a leased message back, due again after `retry_in` (seconds or a
+        timedelta; None: now), `error` recorded: 'retry', 'dead' (it reached
+        max_attempts), or None when the lease was lost."""
+        _whole('id', id, -2 ** 63)
+        delay = None if retry_in is None else _interval('retry_in', retry_in, positive=False)
+        return self._run(db.NACK, (id, str(token), delay, error), idempotent=False)[0][0]
+
+    def extend(self, id: int, token: str, seconds: float) -> Optional[datetime.datetime]:
+        """Extends a lease to `seconds` from now; the new end, or None when the lease
+        was lost."""
+        _whole('id', id, -2 ** 63)
+        return self._run(db.EXTEND, (id, str(token), _interval('seconds', seconds)))[0][0]
+
+    def next_due(self, tag: str) -> Optional[datetime.datetime]:
+        """When the next message of `tag` not due yet (scheduled, or under a lease)
+        comes due; None when there is none."""
+        return self._run(db.NEXT_DUE_AT, (tag,))[0][0]
+
+    # -- looking ------------------------------------------------------------------
+
+    def list(self, tag: Optional[str] = None, *args: Any, limit: Optional[int] = None,
+             other_sess: Any = None, ignore_scheduled: bool = True,
+             full: bool = False) -> List[Tuple[Any, ...]]:
+        """[(id, tag, data_text, created_at), ...] in delivery order; data undecoded.
+
+        `ignore_scheduled` (default): due messages only; False: scheduled ones
+        and those under a lease too.  `full=True` adds (run_at, attempts,
+        last_error, leased_until) to each row.  Dead letters are never listed
+        (dead_letters()).  Positional arguments after `tag` are read as the
+        original API's (other_sess, ignore_scheduled), or as 1.0's `limit`
+        when the first is no session.
+        """
+        if len(args) > 2:
+            raise TypeError('list() takes at most 3 positional arguments')
+        if args:
+            if args[0] is not None and _session_like(args[0]):
+                other_sess = args[0]
+            elif args[0] is not None:
+                limit = args[0]
+            args = args[1:]
+            if args:
+                ignore_scheduled = args[0]
         if limit is not None:
             _whole('limit', limit, -2 ** 31)
-        return [tuple(row) for row in self._run(db.LIST, (tag, limit))]
+        rows = self._run(db.LIST_DUE, (tag, limit, not ignore_scheduled), other_sess)
+        return [tuple(row) if full else tuple(row[:4]) for row in rows]
 
-    def count(self, tag: Optional[str] = None) -> int:
-        """The number of messages of `tag` (None: of every tag), held ones included."""
-        return int(self._run(db.COUNT, (tag,))[0][0])
+    def count(self, tag: Optional[str] = None, other_sess: Any = None,
+              ignore_scheduled: bool = True) -> int:
+        """The number of messages of `tag` (None: of every tag), held ones included;
+        `ignore_scheduled` (default): due ones only.  Dead letters never count."""
+        return int(self._run(db.COUNT_DUE, (tag, not ignore_scheduled), other_sess)[0][0])
 
-    def cancel(self, id: int) -> bool:
-        """Removes a waiting message; False when there is none or a consumer holds it."""
+    def cancel(self, id: int, other_sess: Any = None) -> bool:
+        """Removes a message (waiting, scheduled or dead); False when there is none,
+        a consumer holds it or a live lease has it."""
         _whole('id', id, -2 ** 63)
-        return bool(self._run(db.CANCEL, (id,), idempotent=False)[0][0])
+        return bool(self._run(db.CANCEL, (id,), other_sess, idempotent=False)[0][0])
+
+    def dead_letters(self, tag: Optional[str] = None, limit: Optional[int] = None
+                     ) -> List[Tuple[int, str, str, datetime.datetime, int, Optional[str],
+                                     datetime.datetime]]:
+        """[(id, tag, data_text, created_at, attempts, last_error, dead_at), ...]:
+        the messages set aside after too many failures."""
+        if limit is not None:
+            _whole('limit', limit, -2 ** 31)
+        return [tuple(row) for row in self._run(db.DEAD_LETTERS, (tag, limit))]
+
+    def replay(self, ids: Optional[Iterable[int]] = None, tag: Optional[str] = None) -> int:
+        """Makes dead letters due again (attempts 0, last_error kept): those of `ids`,
+        else all (of `tag`); how many."""
+        if ids is not None:
+            ids = list(ids)
+            for id_ in ids:
+                _whole('id', id_, -2 ** 63)
+        return int(self._run(db.REPLAY, (ids, tag), idempotent=False)[0][0])
+
+    def purge_dead(self, tag: Optional[str] = None, older_than: Any = None) -> int:
+        """Deletes dead letters (of `tag`; set aside more than `older_than` seconds
+        or a timedelta ago); how many."""
+        age = None if older_than is None else _interval('older_than', older_than,
+                                                        positive=False)
+        return int(self._run(db.PURGE_DEAD, (tag, age), idempotent=False)[0][0])
 
     def channel(self, tag: str) -> str:
         """The NOTIFY channel of `tag` on this queue."""
@@ -362,13 +721,15 @@ class QueueManager:
         data_type, data_length = self._run(db.QUEUE_SETTINGS, ())[0]
         return data_type, data_length
 
-    def queues(self) -> List[Tuple[str, str, int]]:
-        """[(queue, data_type, data_length), ...]: every queue the role may read."""
-        return [tuple(row) for row in self._db.run(db.QUEUES)]
+    def queues(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
+        """[(queue, data_type, data_length), ...]: every queue the role may read;
+        `full=True` adds max_attempts."""
+        return [tuple(row) for row in self._db.run(db.QUEUES_FULL if full else db.QUEUES)]
 
-    def stats(self) -> List[Tuple[str, str, int, datetime.datetime, datetime.timedelta]]:
-        """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable queue."""
-        return [tuple(row) for row in self._db.run(db.STATS)]
+    def stats(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
+        """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable
+        queue (waiting: due now); `full=True` adds (scheduled, leased, dead)."""
+        return [tuple(row) for row in self._db.run(db.STATS_FULL if full else db.STATS)]
 
     def consumers(self) -> List[Tuple[str, int, datetime.datetime, datetime.timedelta,
                                       str, str]]:
@@ -376,44 +737,74 @@ class QueueManager:
         transactions that ran a dequeue on any queue, oldest first (q4pg_consumers)."""
         return [tuple(row) for row in self._db.run(db.CONSUMERS)]
 
-    def listen(self, tag: str, *, timeout: Optional[float] = None, limit: Optional[int] = None,
-               full: bool = False, raw: bool = False) -> Iterator[Any]:
-        """Generator: waits for messages of `tag` and yields each one's data (Message if `full`).
+    # -- listening ----------------------------------------------------------------
 
-        Each item is held in a transaction until the loop asks for the next
-        one (then it is removed); an exception in the loop body, `break` or
-        closing the generator leaves it in the queue.  Stops after `limit`
-        items, or after `timeout` seconds without a message.  A message the
-        client cannot decode raises UndecodableMessage and stays (see
-        dequeue_message); `raw=True` gives the stored text.
+    def listen(self, tag: str, timeout: Optional[float] = None, *,
+               stop_after_idle: Optional[float] = None, limit: Optional[int] = None,
+               full: bool = False, raw: bool = False,
+               lease: Optional[float] = None) -> Iterator[Any]:
+        """Generator: waits for messages of `tag` and yields each one's data (Message if
+        `full`; LeasedMessage with `lease`).
+
+        `timeout`: yields None each time that many seconds pass without a
+        message, and goes on listening (as the original library did).
+        `stop_after_idle`: stops after that many seconds without a message;
+        `limit`: after that many items.  Each item is held in a transaction
+        until the loop asks for the next one (then it is removed), or with
+        `lease=seconds` leased, kept leased by a heartbeat, and acknowledged
+        then.  A generator cannot tell an exception in the loop body from
+        `break`: leaving the loop early gives the item back with a failure
+        counted (listener() tells them apart).  A message the client cannot
+        decode counts a failure and raises UndecodableMessage.
         """
-        self._check_listen(timeout, limit)
-        return self._listen(tag, timeout, limit, full, raw)
+        self._check_listen(timeout, stop_after_idle, limit, lease)
+        return self._listen(tag, timeout, stop_after_idle, limit, full, raw, lease)
 
-    def _listen(self, tag: str, timeout: Optional[float], limit: Optional[int], full: bool,
-                raw: bool) -> Iterator[Any]:
-        listener = self.listener(tag, timeout=timeout, limit=limit, full=full, raw=raw)
+    def _listen(self, tag: str, timeout: Optional[float], stop_after_idle: Optional[float],
+                limit: Optional[int], full: bool, raw: bool,
+                lease: Optional[float]) -> Iterator[Any]:
+        listener = self.listener(tag, timeout=timeout, stop_after_idle=stop_after_idle,
+                                 limit=limit, full=full, raw=raw, lease=lease)
         try:
-            yield from listener
+            # Not `yield from`: it would close the listener itself, without saying why.
+            for item in listener:
+                yield item
+        except GeneratorExit:
+            listener.close(ack=False, error='the listen() loop was left holding the message '
+                                            '(an exception, break or close())')
+            raise
         finally:
-            listener.close(ack=False)
+            listener.close(ack=False, count=False)
 
     @staticmethod
-    def _check_listen(timeout: Optional[float], limit: Optional[int]) -> None:
+    def _check_listen(timeout: Optional[float], stop_after_idle: Optional[float],
+                      limit: Optional[int], lease: Optional[float]) -> None:
         if timeout is not None:
-            _seconds('timeout', timeout, positive=False)
+            _seconds('timeout', timeout, positive=True)
+        if stop_after_idle is not None:
+            _seconds('stop_after_idle', stop_after_idle, positive=False)
         if limit is not None:
             _whole('limit', limit, 0)
+        if lease is not None:
+            _seconds('lease', lease, positive=True)
 
-    def listener(self, tag: str, *, timeout: Optional[float] = None,
-                 limit: Optional[int] = None, full: bool = False, raw: bool = False) -> Listener:
+    def listener(self, tag: str, timeout: Optional[float] = None, *,
+                 stop_after_idle: Optional[float] = None, limit: Optional[int] = None,
+                 full: bool = False, raw: bool = False,
+                 lease: Optional[float] = None) -> Listener:
         """Like listen(), as a context manager: leaving the block normally (break
-        included) removes the current item, leaving it by an exception keeps it."""
-        self._check_listen(timeout, limit)
+        included) removes the current item; leaving it by an exception gives it
+        back with a failure counted (KeyboardInterrupt, SystemExit: uncounted)."""
+        self._check_listen(timeout, stop_after_idle, limit, lease)
 
         def item(row: db.Row) -> Any:
-            message = self._message(row, raw)
+            if lease is not None:
+                message: Any = self._leased_message(row, raw)
+            else:
+                message = self._message(row, raw)
             return message if full else message.data
 
         return Listener(self._db, self._queue, tag, decode=item,
-                        poll_interval=self.poll_interval, timeout=timeout, limit=limit)
+                        poll_interval=self.poll_interval, timeout=timeout,
+                        stop_after_idle=stop_after_idle, limit=limit, lease=lease,
+                        max_attempts=self._max_attempts)

@@ -31,10 +31,11 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from .errors import ConnectionLost, InvalidDsn, Q4pgError, one_line, wrap_error
+from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, Q4pgError, one_line,
+                     wrap_error)
 
-__all__ = ['Database', 'Transaction', 'ListenConnection', 'Row', 'check_dsn', 'retryable',
-           'NOT_A_SESSION', 'transaction']
+__all__ = ['Database', 'Transaction', 'ListenConnection', 'CallerSession', 'DedicatedConnection',
+           'Row', 'check_dsn', 'retryable', 'NOT_A_SESSION', 'transaction']
 
 log = logging.getLogger('q4pg')
 
@@ -44,12 +45,20 @@ Row = Tuple[Any, ...]
 # cast straight to regclass would be resolved while the query is parsed, before
 # the function is looked up, and a database without q4pg would answer 'relation
 # "mq" does not exist' instead of 'function q4pg_... does not exist'.
+_RUN_AT = ('COALESCE(%s::pg_catalog.timestamptz, pg_catalog.statement_timestamp() '
+           'OPERATOR(pg_catalog.+) %s::pg_catalog.interval)')
 CREATE_QUEUE = ('SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, '
                 '%s::integer)')
 ENQUEUE = ('SELECT q4pg_enqueue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
            '%s::pg_catalog.text)')
 ENQUEUE_MANY = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.text::pg_catalog.regclass, '
                 '%s::pg_catalog.text, %s::pg_catalog.text[])')
+# 1.1: a due time.  `run_at` is an absolute time (timestamptz; a naive datetime is read
+# in the session's TimeZone) or, when NULL, now plus `delay` (an interval; NULL: now).
+ENQUEUE_AT = ('SELECT q4pg_enqueue(%s::pg_catalog.text::pg_catalog.regclass, '
+              '%s::pg_catalog.text, %s::pg_catalog.text, ' + _RUN_AT + ')')
+ENQUEUE_MANY_AT = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.text::pg_catalog.regclass, '
+                   '%s::pg_catalog.text, %s::pg_catalog.text[], ' + _RUN_AT + ')')
 DEQUEUE = ('SELECT id, tag, data, created_at '
            'FROM q4pg_dequeue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)')
 DEQUEUE_MANY = ('SELECT id, tag, data, created_at '
@@ -59,6 +68,12 @@ LIST = ('SELECT id, tag, data, created_at '
         'FROM q4pg_list(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
         '%s::integer)')
 COUNT = 'SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+# 1.1: list and count with or without the messages not due yet.
+LIST_DUE = ('SELECT id, tag, data, created_at, run_at, attempts, last_error, leased_until '
+            'FROM q4pg_list(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
+            '%s::integer, %s::boolean)')
+COUNT_DUE = ('SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
+             '%s::boolean)')
 CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
 CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
 # For ListenConnection.call: they run only in the server session that LISTENs
@@ -70,11 +85,63 @@ REGISTER_IDLE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regc
 UNREGISTER_IDLE = ('SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, '
                    '%s::pg_catalog.text) '
                    'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+CREATE_QUEUE_MAX = ('SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, '
+                    '%s::integer, max_attempts => %s::integer)')
+# Drops the queue when the name resolves to a table (no row otherwise).
+DROP_QUEUE = ('SELECT q4pg_drop_queue(r) FROM (SELECT pg_catalog.to_regclass(%s::pg_catalog.text) '
+              'AS r) AS s WHERE r IS NOT NULL')
+SET_MAX_ATTEMPTS = ('SELECT q4pg_set_max_attempts(%s::pg_catalog.text::pg_catalog.regclass, '
+                    '%s::integer)')
+# Transactional mode with failure counting (with dequeue(), listen()).
+TAKE = ('SELECT id, tag, data, created_at, attempts, last_error '
+        'FROM q4pg_take(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
+        '%s::integer)')
+DONE = ('SELECT q4pg_done(%s::pg_catalog.text::pg_catalog.regclass, i) '
+        'FROM pg_catalog.unnest(%s::bigint[]) AS i')
+FAIL = ('SELECT i, q4pg_fail(%s::pg_catalog.text::pg_catalog.regclass, i, %s::pg_catalog.text, '
+        'NULL::pg_catalog.interval, %s::integer) FROM pg_catalog.unnest(%s::bigint[]) AS i')
+# Leases.
+LEASE = ('SELECT id, tag, data, created_at, attempts, last_error, lease_token::pg_catalog.text, '
+         'lease_until FROM q4pg_lease(%s::pg_catalog.text::pg_catalog.regclass, '
+         '%s::pg_catalog.text, %s::integer, %s::pg_catalog.interval)')
+ACK = ('SELECT q4pg_ack(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint, '
+       '%s::pg_catalog.text::pg_catalog.uuid)')
+NACK = ('SELECT q4pg_nack(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint, '
+        '%s::pg_catalog.text::pg_catalog.uuid, %s::pg_catalog.interval, %s::pg_catalog.text)')
+EXTEND = ('SELECT q4pg_extend(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint, '
+          '%s::pg_catalog.text::pg_catalog.uuid, %s::pg_catalog.interval)')
+# The ids of the (id, token) pairs whose lease q4pg_extend refused.
+EXTEND_MANY = ('SELECT i FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), '
+               'pg_catalog.unnest(%s::pg_catalog.text[])) AS l(i, t) '
+               'WHERE q4pg_extend(%s::pg_catalog.text::pg_catalog.regclass, i, '
+               't::pg_catalog.uuid, %s::pg_catalog.interval) IS NULL')
+# Seconds from now until the tag's next message comes due (NULL: none scheduled).
+_DUE_IN = ('pg_catalog.date_part(\'epoch\', '
+           'q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text) '
+           'OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())')
+# A listener's registration, and when the next message comes due, in one round trip.
+# For ListenConnection.row, like REGISTER_IDLE (the server pid is its last parameter).
+REGISTER_IDLE_DUE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
+                     '%s::pg_catalog.text), ' + _DUE_IN +
+                     ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+NEXT_DUE_AT = ('SELECT q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, '
+               '%s::pg_catalog.text)')
+# Dead letters.
+DEAD_LETTERS = ('SELECT id, tag, data, created_at, attempts, last_error, dead_at '
+                'FROM q4pg_dead_letters(%s::pg_catalog.text::pg_catalog.regclass, '
+                '%s::pg_catalog.text, %s::integer)')
+REPLAY = ('SELECT q4pg_replay(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint[], '
+          '%s::pg_catalog.text)')
+PURGE_DEAD = ('SELECT q4pg_purge_dead(%s::pg_catalog.text::pg_catalog.regclass, '
+              '%s::pg_catalog.text, %s::pg_catalog.interval)')
 QUEUE_SETTINGS = ('SELECT data_type, data_length '
                   'FROM q4pg_queue_settings(%s::pg_catalog.text::pg_catalog.regclass)')
 QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
 STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
          'FROM q4pg_stats()')
+STATS_FULL = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age, '
+              'scheduled, leased, dead FROM q4pg_stats()')
+QUEUES_FULL = 'SELECT queue::pg_catalog.text, data_type, data_length, max_attempts FROM q4pg_queues()'
 CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
              'FROM q4pg_consumers()')
 
@@ -294,13 +361,26 @@ class Transaction:
         self.rows = rows
         self._give_back = give_back
 
-    def commit(self) -> None:
-        """Commits; ConnectionLost (outcome unknown) when the connection breaks meanwhile."""
+    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        """Runs `query` in the transaction, which stays open; its rows.  On an
+        error the transaction is rolled back (and the connection given back)."""
+        conn = self._conn
+        if conn is None:
+            raise Q4pgError('q4pg: the transaction has ended')
+        try:
+            return _execute(conn, query, args)
+        except (psycopg2.Error, ValueError) as e:
+            self.rollback()
+            raise wrap_error(e, conn) from e
+
+    def commit(self, query: Optional[str] = None, args: Sequence[Any] = ()) -> None:
+        """Commits (after running `query`, if given, in the same round trip);
+        ConnectionLost (outcome unknown) when the connection breaks meanwhile."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
         try:
-            _execute(conn, 'COMMIT', ())
+            _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
         except psycopg2.Error as e:
             err = wrap_error(e, conn)
             if isinstance(err, ConnectionLost):
@@ -384,6 +464,15 @@ class Database:
             return _execute(conn, query, args)
         except (psycopg2.Error, ValueError) as e:
             raise wrap_error(e, conn) from e
+
+    @staticmethod
+    def caller(other_sess: Any) -> 'CallerSession':
+        """The caller's own session (other_sess) to run calls in."""
+        return CallerSession(other_sess)
+
+    def dedicated(self) -> 'DedicatedConnection':
+        """A new autocommit connection of its own, outside the pool."""
+        return DedicatedConnection(self.dsn)
 
     def listen(self, channel: str) -> 'ListenConnection':
         """A new autocommit connection to listen_dsn that LISTENs on `channel`."""
@@ -479,13 +568,18 @@ class ListenConnection:
     def call(self, query: str, args: Sequence[Any]) -> Any:
         """Runs a one-value query written for it (REGISTER_IDLE...: its last parameter
         is the server pid it must run in) on this connection; its value."""
+        return self.row(query, args)[0]
+
+    def row(self, query: str, args: Sequence[Any]) -> Row:
+        """Runs a one-row query written for it (its last parameter is the server pid
+        it must run in) on this connection; its row."""
         try:
             rows = _execute(self._conn, query, tuple(args) + (self.server_pid,))
         except psycopg2.Error as e:
             raise wrap_error(e, self._conn) from e
         if not rows:
             raise Q4pgError(NOT_A_SESSION)
-        return rows[0][0]
+        return rows[0]
 
     def wait(self, seconds: float, wake_fd: int) -> int:
         """Sleeps until a notification arrives, `wake_fd` is readable or `seconds`
@@ -507,6 +601,91 @@ class ListenConnection:
         count = len(conn.notifies)
         del conn.notifies[:]
         return count
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg2.Error):
+            self._conn.close()
+
+
+def _sqlalchemy_error(exc: BaseException) -> Any:
+    """The psycopg2 error an SQLAlchemy error wraps (its .orig), or None."""
+    orig = getattr(exc, 'orig', None)
+    return orig if isinstance(orig, psycopg2.Error) else None
+
+
+class CallerSession:
+    """The caller's own session, given as other_sess (or conn): a psycopg2
+    connection or cursor, or an SQLAlchemy Session or Connection.  Calls run in
+    its current transaction (SQLAlchemy's begins one if none is open) and are
+    never committed or rolled back here: the caller does that."""
+
+    def __init__(self, other_sess: Any) -> None:
+        if isinstance(other_sess, psycopg2.extensions.connection):
+            self._conn, self._cursor, self._sa = other_sess, None, None
+        elif isinstance(other_sess, psycopg2.extensions.cursor):
+            self._conn, self._cursor, self._sa = other_sess.connection, other_sess, None
+        elif callable(getattr(other_sess, 'exec_driver_sql', None)):   # SQLAlchemy Connection
+            self._conn, self._cursor, self._sa = None, None, other_sess
+        elif (callable(getattr(other_sess, 'connection', None))
+              and callable(getattr(other_sess, 'execute', None))):      # SQLAlchemy Session
+            self._conn, self._cursor, self._sa = None, None, other_sess.connection()
+        else:
+            raise InvalidArgument('q4pg: other_sess must be a psycopg2 connection or cursor, or '
+                                 'an SQLAlchemy Session or Connection, not %s'
+                                 % type(other_sess).__name__)
+
+    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        """Runs `query` in the caller's current transaction; its rows."""
+        if self._sa is not None:
+            try:
+                result = self._sa.exec_driver_sql(query, tuple(args))
+                return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
+            except Exception as e:
+                orig = _sqlalchemy_error(e)
+                if orig is None:
+                    raise
+                raise wrap_error(orig) from e
+        try:
+            if self._cursor is not None:
+                self._cursor.execute(query, tuple(args))
+                return self._cursor.fetchall() if self._cursor.description is not None else []
+            return _execute(self._conn, query, args)
+        except (psycopg2.Error, ValueError) as e:
+            raise wrap_error(e, self._conn) from e
+
+    def usable(self) -> bool:
+        """False when the caller's transaction is known to be aborted (a failed
+        statement): nothing more can run in it until the caller rolls back."""
+        conn = self._conn
+        if conn is None:
+            fairy = getattr(self._sa, 'connection', None)
+            conn = getattr(fairy, 'dbapi_connection', None) or getattr(fairy, 'connection', None)
+        if not isinstance(conn, psycopg2.extensions.connection):
+            return True
+        return (not conn.closed and conn.info.transaction_status
+                != psycopg2.extensions.TRANSACTION_STATUS_INERROR)
+
+    def autocommit(self) -> bool:
+        """True for a psycopg2 connection in autocommit mode (each statement its own
+        transaction); SQLAlchemy sessions and connections always have one."""
+        return self._conn is not None and bool(self._conn.autocommit)
+
+
+class DedicatedConnection:
+    """An autocommit connection of its own (the lease heartbeat's), outside the pool."""
+
+    def __init__(self, dsn: str) -> None:
+        self._conn = _connect(dsn)
+
+    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        try:
+            return _execute(self._conn, query, args)
+        except (psycopg2.Error, ValueError) as e:
+            raise wrap_error(e, self._conn) from e
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._conn.closed)
 
     def close(self) -> None:
         with contextlib.suppress(psycopg2.Error):

@@ -11,7 +11,7 @@ import psycopg2
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
-           'InvalidDsn', 'UndecodableMessage', 'wrap_error', 'one_line']
+           'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'wrap_error', 'one_line']
 
 
 class Q4pgError(Exception):
@@ -25,7 +25,9 @@ class Q4pgError(Exception):
 
 
 class ExtensionNotInstalled(Q4pgError):
-    """The database has no q4pg functions: neither q4pg install nor CREATE EXTENSION q4pg ran."""
+    """The database has no q4pg functions (neither q4pg install nor CREATE EXTENSION
+    q4pg ran), or not this client's (q4pg is older: q4pg upgrade, or ALTER EXTENSION
+    q4pg UPDATE)."""
 
 
 class QueueNotFound(Q4pgError):
@@ -58,6 +60,16 @@ class UndecodableMessage(InvalidMessage):
         self.id = id
         self.tag = tag
         self.raw = raw
+
+
+class LeaseLost(Q4pgError):
+    """A lease ended before its work did: its message was leased again by another
+    consumer (or cancelled, or set aside), so the work may be done twice.  `id`
+    says which message."""
+
+    def __init__(self, message: str, id: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.id = id
 
 
 class InvalidArgument(Q4pgError, ValueError):
@@ -97,6 +109,8 @@ _BY_SQLSTATE = {
     '42622': InvalidArgument,
     '3F000': InvalidArgument,
     '42501': PermissionDenied,
+    '22007': InvalidArgument,     # a due time that is no timestamp
+    '22008': InvalidArgument,     # a due time out of range
 }
 
 # SQLSTATEs that mean the session is gone (admin_shutdown, crash_shutdown,
@@ -132,7 +146,8 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     if pgcode == '42883' and primary and 'q4pg_' in primary:
         cls = ExtensionNotInstalled
         message = ('%s: q4pg is not installed in this database (run q4pg install, or '
-                   'CREATE EXTENSION q4pg), or its schema is not in search_path'
+                   'CREATE EXTENSION q4pg), is older than this client (run q4pg upgrade, or '
+                   'ALTER EXTENSION q4pg UPDATE), or its schema is not in search_path'
                    % one_line(primary))
     elif cls is None:
         broken = conn is not None and conn.closed

@@ -2,19 +2,22 @@
 listener protocol of README.md ("Notifications").
 
 It sits between the client (client.py, which makes it and decodes what it
-takes) and the database layer (db.py), which it uses through Database and
-ListenConnection only.
+takes) and the database layer (db.py), which it uses through Database,
+Transaction and ListenConnection only; with leases, lease.py's Heartbeat
+keeps the message at hand leased.
 """
 
 import contextlib
+import datetime
 import logging
 import os
 import select
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from . import db
-from .errors import ConnectionLost, Q4pgError
+from .errors import ConnectionLost, Q4pgError, one_line
+from .lease import Heartbeat
 
 __all__ = ['Listener']
 
@@ -30,30 +33,67 @@ _BACKOFF_MAX = 5.0
 _BARRIER_FIRST = 0.005
 _BARRIER_MAX = 1.0
 _STOP = object()  # "no more items"
+_TICK = object()  # `timeout` seconds passed without a message
+_ERROR_MAX = 2000  # characters of an error text recorded as last_error
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as recorded in last_error: 'Type: message', on one line."""
+    text = one_line(exc)
+    text = '%s: %s' % (type(exc).__name__, text) if text else type(exc).__name__
+    return text[:_ERROR_MAX]
+
+
+def record_failures(run: Callable[[str, Any], List[db.Row]], queue: str, ids: List[int],
+                    error: str, max_attempts: Optional[int]) -> None:
+    """Counts a failure against each message of `ids` (q4pg_fail, through `run`,
+    in the transaction that took them); says at WARNING which became dead letters."""
+    for id_, outcome in run(db.FAIL, (queue, error, max_attempts, ids)):
+        if outcome == 'dead':
+            log.warning('q4pg: message %d of queue %s failed once too often and is now a dead '
+                        'letter (last error: %s)', id_, queue, error)
 
 
 class Listener:
     """Iterates the messages of a tag as they arrive (see QueueManager.listen).
 
     Made by QueueManager.listen() and QueueManager.listener().  One dedicated
-    autocommit connection LISTENs and never runs a transaction; each item is
-    dequeued on a pooled connection in a transaction of its own, committed
-    when the next item is asked for.  A lost connection is made again with
-    backoff, once the listener has been connected.
+    autocommit connection LISTENs and never runs a transaction.  Each item is
+    taken on a pooled connection: in a transaction of its own (q4pg_take),
+    finished when the next item is asked for (q4pg_done and COMMIT) or, when
+    the work failed, counted as a failure (q4pg_fail and COMMIT); or, with
+    `lease` (seconds), leased (q4pg_lease), kept leased by a heartbeat while
+    the work runs, and acknowledged (q4pg_ack) or given back (q4pg_nack).  A
+    lost connection is made again with backoff, once the listener has been
+    connected.
 
-    `decode` turns a dequeued row (id, tag, data, created_at) into the item to
-    hand out; when it raises, the message is given back and the error raised.
+    `decode` turns a taken row (id, tag, data, created_at, attempts,
+    last_error[, lease_token, lease_until]) into the item to hand out; when it
+    raises, the message is given back with the error counted, and the error
+    raised.  `timeout`: hand out None after that many seconds without a
+    message (and go on); `stop_after_idle`: stop after that many seconds
+    without a message; `limit`: stop after that many items.  `max_attempts`
+    is passed to q4pg_fail (None: the queue's setting).
     """
 
     def __init__(self, database: db.Database, queue: str, tag: str, *,
                  decode: Callable[[db.Row], Any], poll_interval: float,
-                 timeout: Optional[float] = None, limit: Optional[int] = None) -> None:
+                 timeout: Optional[float] = None, stop_after_idle: Optional[float] = None,
+                 limit: Optional[int] = None, lease: Optional[float] = None,
+                 max_attempts: Optional[int] = None) -> None:
         self._db, self._queue, self._tag = database, queue, tag
         self._decode = decode
         self._poll_interval, self._timeout, self._limit = poll_interval, timeout, limit
+        self._stop_after_idle = stop_after_idle
+        self._lease, self._max_attempts = lease, max_attempts
         self._conn: Optional[db.ListenConnection] = None
         self._channel: Optional[str] = None
         self._held: Optional[db.Transaction] = None  # the current item's transaction
+        self._leased: Optional[Tuple[int, str]] = None  # the current item's (id, token)
+        self._heartbeat = Heartbeat(database, queue) if lease is not None else None
+        self._idle_since: Optional[float] = None  # when the last message was handed out
+        self._due: Optional[float] = None  # seconds until the next message comes due (the
+        #                                    registration's answer; None: none scheduled)
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
         self._lost_at: Optional[float] = None  # when a connection was lost, until LISTENing again
@@ -73,18 +113,23 @@ class Listener:
         item = self._next()
         if item is _STOP:
             raise StopIteration
-        return item
+        return None if item is _TICK else item
 
     def __enter__(self) -> 'Listener':
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.close(ack=exc_type is None)
+        if exc_type is None:
+            self.close(ack=True)
+        elif isinstance(exc, Exception):
+            self.close(ack=False, error=error_text(exc))
+        else:                       # KeyboardInterrupt, SystemExit: given back uncounted
+            self.close(ack=False, count=False)
 
     def __del__(self) -> None:
-        if self._held is not None or self._conn is not None:
+        if self._held is not None or self._leased is not None or self._conn is not None:
             with contextlib.suppress(Exception):
-                self.close(ack=False)
+                self.close(ack=False, count=False)
 
     def stop(self) -> None:
         """Asks the listener to stop: the iteration ends at the next request for
@@ -95,12 +140,16 @@ class Listener:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b'.')
 
-    def close(self, ack: bool = False) -> None:
-        """Stops: commits (`ack`) or rolls back the current item, closes the LISTEN connection."""
+    def close(self, ack: bool = False, error: Optional[str] = None, count: bool = True) -> None:
+        """Stops, and closes the LISTEN connection.  The current item, if any, is
+        acknowledged (`ack`: removed), or else given back: with a failure counted
+        against it (`error`: the text recorded), or uncounted when not `count`."""
         self._closed = True
         try:
-            self._finish(ack)
+            self._finish(ack, error, count)
         finally:
+            if self._heartbeat is not None:
+                self._heartbeat.close()
             self._hang_up()
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
@@ -108,12 +157,18 @@ class Listener:
             self._wake_r = self._wake_w = -1
 
     def _next(self) -> Any:
-        """The next item, or _STOP; first acknowledges the current one."""
+        """The next item, _TICK or _STOP; first acknowledges the current one."""
+        had_item = self._held is not None or self._leased is not None
         self._finish(ack=True)
         if (self._closed or self._stopping
                 or (self._limit is not None and self._delivered >= self._limit)):
             return _STOP
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        now = time.monotonic()
+        if had_item or self._idle_since is None:
+            self._idle_since = now
+        stop_at = (None if self._stop_after_idle is None
+                   else self._idle_since + self._stop_after_idle)
+        tick_at = None if self._timeout is None else now + self._timeout
         delay = _BACKOFF_FIRST
         barrier = _BARRIER_FIRST
         while True:
@@ -141,26 +196,47 @@ class Listener:
                     barrier = min(barrier * 2, _BARRIER_MAX, self._poll_interval)
                 else:
                     barrier = _BARRIER_FIRST
+                    # NOTIFY cannot say when a scheduled message (or an
+                    # expired lease) comes due: the server can, and did in
+                    # the registration's round trip.
                     wait = self._poll_interval
-                if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                    if wait <= 0:
-                        return _STOP
+                    if self._due is not None:
+                        wait = max(0.001, min(wait, float(self._due)))
+                    # Woken with nothing to take, register again: that asks
+                    # again when the next message comes due.
+                    self._safe = False
+                wait, end = self._until(wait, stop_at, tick_at)
+                if end is not None:
+                    return end
                 self._sleep(wait)
                 if self._stopping:
                     return _STOP
             except ConnectionLost as e:
-                self._finish(ack=False)   # never leave a message held while we reconnect
+                self._finish(ack=False, count=False)   # never hold a message while we reconnect
                 if not self._listened:
                     raise
                 self._hang_up()
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - time.monotonic()))
+                delay, end = self._until(delay, stop_at, tick_at)
+                if end is not None:
+                    return end
                 self._lost(e, 'reconnecting in %.1f s' % delay)
                 select.select([self._wake_r], [], [], delay)
-                if self._stopping or (deadline is not None and time.monotonic() >= deadline):
+                if self._stopping:
                     return _STOP
                 delay = min(delay * 2, _BACKOFF_MAX)
+
+    @staticmethod
+    def _until(wait: float, stop_at: Optional[float],
+               tick_at: Optional[float]) -> Tuple[float, Any]:
+        """`wait` cut short by the deadlines; (wait, None), or (0, _STOP or _TICK)
+        when a deadline has come."""
+        now = time.monotonic()
+        for deadline, end in ((stop_at, _STOP), (tick_at, _TICK)):
+            if deadline is not None:
+                if deadline <= now:
+                    return 0.0, end
+                wait = min(wait, deadline - now)
+        return wait, None
 
     def _lost(self, error: Q4pgError, what_now: str) -> None:
         """Logs a lost connection (WARNING, logger q4pg) and remembers when."""
@@ -175,9 +251,12 @@ class Listener:
         return self._conn.call(query, (self._queue, self._tag))
 
     def _register(self) -> bool:
-        """Registers this listener as idle (q4pg_register_idle); True when it may sleep."""
+        """Registers this listener as idle (q4pg_register_idle); True when it may sleep.
+        Learns when the next message comes due in the same round trip."""
+        assert self._conn is not None
         self._registered = True
-        self._safe = bool(self._call(db.REGISTER_IDLE))
+        safe, self._due = self._conn.row(db.REGISTER_IDLE_DUE, (self._queue, self._tag) * 2)
+        self._safe = bool(safe)
         return self._safe
 
     def _unregister(self) -> None:
@@ -200,17 +279,40 @@ class Listener:
             self._lost_at = None
 
     def _take(self) -> Any:
-        """Dequeues one message in a new transaction on a pooled connection; _STOP if none."""
-        transaction = self._db.begin(db.DEQUEUE, (self._queue, self._tag))
+        """Takes one message (in a new transaction on a pooled connection, or
+        leased); the item, or _STOP if there is none."""
+        if self._lease is not None:
+            return self._take_leased()
+        transaction = self._db.begin(db.TAKE, (self._queue, self._tag, 1))
         if not transaction.rows:
             transaction.rollback()
             return _STOP
         self._held = transaction
         try:
             return self._decode(transaction.rows[0])
-        except BaseException:
-            self._finish(ack=False)
+        except Exception as e:
+            self._finish(ack=False, error=error_text(e))
             raise
+        except BaseException:
+            self._finish(ack=False, count=False)
+            raise
+
+    def _take_leased(self) -> Any:
+        assert self._lease is not None and self._heartbeat is not None
+        rows = self._db.run(db.LEASE, (self._queue, self._tag, 1,
+                                       datetime.timedelta(seconds=self._lease)),
+                            idempotent=False)
+        if not rows:
+            return _STOP
+        row = rows[0]
+        self._leased = (row[0], row[6])
+        try:
+            item = self._decode(row)
+        except BaseException as e:
+            self._finish(ack=False, error=error_text(e))
+            raise
+        self._heartbeat.start([self._leased], self._lease)
+        return item
 
     def _sleep(self, seconds: float) -> None:
         """Sleeps until a notification arrives on the LISTEN connection, stop() is
@@ -224,21 +326,58 @@ class Listener:
         if count:
             log.debug('q4pg: %d notification(s) on %s', count, self._channel)
 
-    def _finish(self, ack: bool) -> None:
-        """Commits (`ack`) or rolls back the current item's transaction, if any."""
+    def _finish(self, ack: bool, error: Optional[str] = None, count: bool = True) -> None:
+        """Ends the current item, if any: acknowledged (`ack`), or given back with a
+        failure counted (`error`) or uncounted (not `count`; a lease counted
+        its attempt when it was taken)."""
+        if self._leased is not None:
+            self._finish_lease(ack, error)
+            return
         transaction, self._held = self._held, None
         if transaction is None:
             return
-        if not ack:
+        if not ack and not count:
             transaction.rollback()
             return
+        ids = [row[0] for row in transaction.rows]
         try:
-            transaction.commit()
+            if ack:
+                transaction.commit(db.DONE, (self._queue, ids))
+                return
+            try:
+                record_failures(transaction.run, self._queue, ids,
+                                error or 'the listener was closed holding the message',
+                                self._max_attempts)
+            finally:
+                transaction.commit()
         except Q4pgError as e:
             if not db.retryable(e):
                 raise
-            log.warning('q4pg: could not acknowledge a message of tag %r, it may be '
-                        'delivered again: %s', self._tag, e)
+            log.warning('q4pg: could not %s a message of tag %r, it may be delivered again: %s',
+                        'acknowledge' if ack else 'count a failure against', self._tag, e)
+
+    def _finish_lease(self, ack: bool, error: Optional[str]) -> None:
+        assert self._leased is not None and self._heartbeat is not None
+        (id_, token), self._leased = self._leased, None
+        self._heartbeat.stop()
+        try:
+            if ack:
+                if not self._db.run(db.ACK, (self._queue, id_, token))[0][0]:
+                    log.warning('q4pg: the lease of message %d of queue %s was lost before its '
+                                'work ended: another consumer leased it since, so it may be '
+                                'processed twice', id_, self._queue)
+                return
+            outcome = self._db.run(db.NACK, (self._queue, id_, token, None,
+                                             error or 'the listener was closed holding the '
+                                             'message'))[0][0]
+            if outcome == 'dead':
+                log.warning('q4pg: message %d of queue %s failed once too often and is now a '
+                            'dead letter (last error: %s)', id_, self._queue, error)
+        except Q4pgError as e:
+            if not db.retryable(e):
+                raise
+            log.warning('q4pg: could not %s leased message %d of tag %r, its lease will run '
+                        'out: %s', 'acknowledge' if ack else 'give back', id_, self._tag, e)
 
     def _hang_up(self) -> None:
         """Closes the LISTEN connection (a new one LISTENs again) and with it

@@ -89,7 +89,7 @@ def main():
     received = []
 
     def listener():
-        for item in NS['q'].listen('tag', limit=3, timeout=30):
+        for item in NS['q'].listen('tag', limit=3, stop_after_idle=30):
             print('        (listener) => %r' % (item,), flush=True)
             received.append(item)
 

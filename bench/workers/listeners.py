@@ -19,7 +19,7 @@ def listen_q4pg(dsn, out, idle_timeout):
     qm = q4pg.QueueManager(dsn, table_name=QUEUE, max_connections=1)
     out.put(('ready', os.getpid(), None))
     try:
-        for data in qm.listen(TAG, timeout=idle_timeout):
+        for data in qm.listen(TAG, stop_after_idle=idle_timeout):
             if data['i'] == 'stop':
                 break
             out.put(('got', data['i'], time.monotonic()))

@@ -306,9 +306,11 @@ BEGIN%14$s
          WHERE q.id OPERATOR(pg_catalog.=) p_id;
         RETURN 'dead';
     END IF;
+    -- no retry_in: the message keeps its place, as after a rollback
     UPDATE %6$s AS q
        SET attempts = q.attempts OPERATOR(pg_catalog.+) 1, last_error = p_error, lease_token = NULL,
-           run_at = pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(p_retry_in, '0'::pg_catalog.interval)
+           run_at = CASE WHEN p_retry_in IS NULL THEN LEAST(q.run_at, pg_catalog.now())
+                         ELSE pg_catalog.now() OPERATOR(pg_catalog.+) p_retry_in END
      WHERE q.id OPERATOR(pg_catalog.=) p_id;
     IF coalesce(p_retry_in, '0'::pg_catalog.interval) OPERATOR(pg_catalog.=) '0'::pg_catalog.interval THEN
         %16$s

@@ -132,7 +132,8 @@ $$;
 -- q4pg_fail: records a failed attempt at a message and gives it back, in one
 -- step of the caller's transaction (so no other consumer can take it
 -- uncounted): attempts + 1, last_error := error, due again after retry_in
--- (null: at once, and idle listeners are woken).  When its attempts reach
+-- (null: at once and in its place, as after a rollback; idle listeners are
+-- woken).  When its attempts reach
 -- max_attempts (the argument, else the queue's) it becomes a dead letter
 -- instead.  Returns 'retry' or 'dead'; null when there is no such message.
 -- Locks the message (waits for a transaction that holds it).  Raises 55006

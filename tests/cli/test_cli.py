@@ -39,7 +39,8 @@ def test_version(cmd):
 def test_help_lists_every_command_and_the_exit_codes():
     out = ok(run_command(PYTHON_M, clean_env({}), ['--help']))
     for command in ('create-queue', 'enqueue', 'dequeue', 'listen', 'list', 'count', 'cancel',
-                    'stats'):
+                    'stats', 'set-max-attempts', 'lease', 'ack', 'nack', 'extend',
+                    'dead-letters', 'replay', 'purge-dead'):
         assert command in out
         sub = ok(run_command(PYTHON_M, clean_env({}), [command, '--help']))
         assert sub.startswith('usage: q4pg ' + command)
@@ -284,7 +285,11 @@ def test_stats_table_and_json(q4pg, mq, psql):
 
     lines = ok(q4pg('stats')).splitlines()
     header, rows = lines[0], lines[1:]
-    assert header.split() == ['queue', 'tag', 'waiting', 'oldest', 'age']
+    assert header.split() == ['queue', 'tag', 'waiting', 'oldest', 'age', 'scheduled', 'leased',
+                              'dead']
+    age_end = header.index('oldest age') + len('oldest age')
+    header = header[:age_end]
+    rows = [row[:age_end] for row in rows]
     # Aligned: queue and tag left-aligned, waiting and oldest age right-aligned,
     # every column at the same offsets in every line.
     tag_start = header.index('tag')
@@ -316,7 +321,8 @@ def test_stats_table_and_json(q4pg, mq, psql):
 
 
 def test_stats_with_no_queues_prints_just_the_header(q4pg):
-    assert ok(q4pg('stats')).split() == ['queue', 'tag', 'waiting', 'oldest', 'age']
+    assert ok(q4pg('stats')).split() == ['queue', 'tag', 'waiting', 'oldest', 'age',
+                                         'scheduled', 'leased', 'dead']
     assert ok(q4pg('stats', '--json')) == ''
 
 

@@ -53,7 +53,7 @@ def test_methods(q):
         bad_argument(lambda: q.listen('t', **kwargs), name)     # at once, not at next()
         bad_argument(lambda: q.listener('t', **kwargs), name)
     assert q.count() == 0
-    assert list(q.listen('t', timeout=0, limit=0)) == []
+    assert list(q.listen('t', stop_after_idle=0, limit=0)) == []
 
 
 def test_a_dsn_that_does_not_parse(cluster):

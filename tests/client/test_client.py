@@ -65,18 +65,18 @@ def test_enqueue_in_the_callers_transaction_commits_with_it(q, caller, conn):
     more = q.enqueue_many('order', [{'order': 3}, {'order': 4}], conn=caller)
     assert more == [first + 1, first + 2]
     # A listener is not woken (and finds nothing) before the commit...
-    assert list(q.listen('order', timeout=0.3)) == []
+    assert list(q.listen('order', stop_after_idle=0.3)) == []
     assert q.count() == 0
     caller.commit()
     # ...and gets everything after it.
     assert orders(conn) == [2]
-    assert [m.id for m in q.listen('order', timeout=0.3, full=True)] == [first] + more
+    assert [m.id for m in q.listen('order', stop_after_idle=0.3, full=True)] == [first] + more
 
 
 def test_listener_is_woken_by_the_callers_commit(q, caller):
     got = []
     listening = threading.Thread(
-        target=lambda: got.extend(q.listen('order', timeout=WAIT, limit=1)))
+        target=lambda: got.extend(q.listen('order', stop_after_idle=WAIT, limit=1)))
     listening.start()
     q.enqueue('order', 'in a transaction', conn=caller)
     threading.Timer(0.5, caller.commit).start()

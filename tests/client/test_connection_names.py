@@ -24,7 +24,7 @@ def test_connections_are_named_q4pg_unless_the_dsn_names_them(make_queue, conn):
     q.enqueue('t', 1)
     with q.dequeue('t'):
         assert [row[-1] for row in q.consumers()] == ['q4pg']
-    listening = q.listener('t', timeout=5)
+    listening = q.listener('t', stop_after_idle=5)
     q.enqueue('t', 2)
     assert next(listening) == 2
     assert set(application_names(conn, my_pid(conn))) == {'q4pg'}
@@ -37,7 +37,7 @@ def test_connections_are_named_q4pg_unless_the_dsn_names_them(make_queue, conn):
 def test_reconnection_is_logged_plainly(make_queue, conn, caplog):
     caplog.set_level(logging.INFO, logger='q4pg')
     q = make_queue('mq', poll_interval=60)
-    listening = q.listener('t', timeout=30)
+    listening = q.listener('t', stop_after_idle=30)
     q.enqueue('t', 'first')
     assert next(listening) == 'first'
     with conn.cursor() as cur:           # the LISTEN connection's backend

@@ -139,7 +139,7 @@ def test_woken_by_a_psql_producer(q, conn, psql):
 
     producer = threading.Thread(target=produce)
     producer.start()
-    got = run_within(lambda: list(q.listen('tag', timeout=WAIT, limit=1)))
+    got = run_within(lambda: list(q.listen('tag', stop_after_idle=WAIT, limit=1)))
     producer.join(WAIT)
     assert got == [{'x': 1}]
     assert q.count() == 0
@@ -147,7 +147,7 @@ def test_woken_by_a_psql_producer(q, conn, psql):
 
 def test_waiting_messages_come_first_oldest_first(q):
     ids = q.enqueue_many('tag', [1, 2, 3])
-    got = run_within(lambda: [m.id for m in q.listen('tag', timeout=0.2, full=True)])
+    got = run_within(lambda: [m.id for m in q.listen('tag', stop_after_idle=0.2, full=True)])
     assert got == ids
     assert q.count() == 0
 
@@ -157,7 +157,7 @@ def test_exception_in_the_loop_body_leaves_the_message(q):
     q.enqueue('tag', {'n': 2})
     seen = []
     with pytest.raises(Boom):
-        for message in q.listen('tag', timeout=WAIT, full=True):
+        for message in q.listen('tag', stop_after_idle=WAIT, full=True):
             seen.append(message.id)
             raise Boom
     assert seen == [first]
@@ -168,7 +168,7 @@ def test_exception_in_the_loop_body_leaves_the_message(q):
 
 def test_acknowledged_when_the_next_item_is_asked_for(q):
     first, second = q.enqueue_many('tag', ['a', 'b'])
-    listening = q.listen('tag', timeout=WAIT, full=True)
+    listening = q.listen('tag', stop_after_idle=WAIT, full=True)
     assert next(listening).id == first
     assert q.count('tag') == 2                  # held, not removed yet
     assert next(listening).id == second
@@ -182,7 +182,7 @@ def test_acknowledged_when_the_next_item_is_asked_for(q):
 def test_break_leaves_the_current_message(q):
     first = q.enqueue('tag', 'a')
     q.enqueue('tag', 'b')
-    for item in q.listen('tag', timeout=WAIT):
+    for item in q.listen('tag', stop_after_idle=WAIT):
         assert item == 'a'
         break
     assert q.count('tag') == 2
@@ -199,10 +199,10 @@ def test_limit(q):
 
 
 def test_timeout(q):
-    assert run_within(lambda: list(q.listen('tag', timeout=0.3))) == []
-    assert run_within(lambda: list(q.listen('tag', timeout=0))) == []
+    assert run_within(lambda: list(q.listen('tag', stop_after_idle=0.3))) == []
+    assert run_within(lambda: list(q.listen('tag', stop_after_idle=0))) == []
     q.enqueue_many('tag', ['a', 'b'])
-    assert run_within(lambda: list(q.listen('tag', timeout=0.3))) == ['a', 'b']
+    assert run_within(lambda: list(q.listen('tag', stop_after_idle=0.3))) == ['a', 'b']
     assert q.count() == 0
 
 
@@ -215,7 +215,7 @@ def test_timeout_counts_from_the_last_message(q):
 
     producer = threading.Thread(target=produce)
     producer.start()
-    got = run_within(lambda: list(q.listen('tag', timeout=3)))
+    got = run_within(lambda: list(q.listen('tag', stop_after_idle=3)))
     producer.join()
     assert got == [0, 1, 2]
 
@@ -225,7 +225,7 @@ def test_other_tags_and_queues_are_not_taken(q, dsn):
     other.create_table()
     other.enqueue('tag', 'other queue')
     q.enqueue('other-tag', 'other tag')
-    assert run_within(lambda: list(q.listen('tag', timeout=0.3))) == []
+    assert run_within(lambda: list(q.listen('tag', stop_after_idle=0.3))) == []
     assert q.count('other-tag') == 1
     assert other.count('tag') == 1
     other.close()
@@ -233,7 +233,7 @@ def test_other_tags_and_queues_are_not_taken(q, dsn):
 
 def test_listener_acknowledges_on_break(q):
     first, second = q.enqueue_many('tag', ['a', 'b'])
-    with q.listener('tag', timeout=WAIT, full=True) as listening:
+    with q.listener('tag', stop_after_idle=WAIT, full=True) as listening:
         for message in listening:
             assert message.id == first
             break
@@ -243,7 +243,7 @@ def test_listener_acknowledges_on_break(q):
 def test_listener_gives_back_on_exception(q):
     first, second = q.enqueue_many('tag', ['a', 'b'])
     with pytest.raises(Boom):
-        with q.listener('tag', timeout=WAIT) as listening:
+        with q.listener('tag', stop_after_idle=WAIT) as listening:
             for item in listening:
                 assert item == 'a'
                 raise Boom
@@ -255,7 +255,7 @@ def test_listener_stops_on_limit_and_timeout(q):
     q.enqueue_many('tag', ['a', 'b', 'c'])
     with q.listener('tag', limit=2) as listening:
         assert list(listening) == ['a', 'b']
-    with q.listener('tag', timeout=0.3) as listening:
+    with q.listener('tag', stop_after_idle=0.3) as listening:
         assert list(listening) == ['c']
     assert q.count() == 0
 
@@ -293,7 +293,7 @@ def test_listen_connection_is_never_in_a_transaction(q, conn):
         samples.append(listening[0])
         assert any(b[1] == 'idle in transaction' for b in worker_backends(conn))
 
-    consumer = Consumer(q, 'tag', body=body, timeout=WAIT)
+    consumer = Consumer(q, 'tag', body=body, stop_after_idle=WAIT)
     assert wait_until(lambda: len(listen_backends(conn)) == 1)
     for n in range(5):
         assert wait_until(lambda: asleep(conn))
@@ -321,7 +321,7 @@ def test_survives_termination_of_its_backends(q, conn, caplog):
             held.set()
             assert release.wait(WAIT)
 
-    consumer = Consumer(q, 'tag', body=body, timeout=3 * WAIT)
+    consumer = Consumer(q, 'tag', body=body, stop_after_idle=3 * WAIT)
     assert wait_until(lambda: len(listen_backends(conn)) == 1)
     q.enqueue('tag', 'first')
     assert consumer.next() == 'first'
@@ -360,11 +360,11 @@ def test_survives_termination_of_its_backends(q, conn, caplog):
 def test_listen_on_a_missing_queue_raises(dsn):
     q = q4pg.QueueManager(dsn, 'no_such_queue')
     with pytest.raises(q4pg.QueueNotFound):
-        next(q.listen('tag', timeout=WAIT))
+        next(q.listen('tag', stop_after_idle=WAIT))
 
 
 def test_listen_raises_when_the_database_cannot_be_reached_at_start(cluster):
     dsn = cluster.dsn_string(database='no_such_database_q4pg')
     q = q4pg.QueueManager(dsn, 'mq')
     with pytest.raises(q4pg.ConnectionLost):
-        run_within(lambda: next(q.listen('tag', timeout=WAIT)))
+        run_within(lambda: next(q.listen('tag', stop_after_idle=WAIT)))

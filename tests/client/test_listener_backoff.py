@@ -22,10 +22,11 @@ MOST_ATTEMPTS = 20       # the back-off makes about 13; polling every 0.1 s made
 
 
 def calls(conn):
-    """{function name: calls} of q4pg_register_idle and q4pg_dequeue in this database."""
+    """{function name: calls} of q4pg_register_idle and q4pg_take (the listener's
+    dequeue) in this database."""
     with conn.cursor() as cur:
         cur.execute("SELECT funcname, calls FROM pg_stat_user_functions "
-                    "WHERE funcname IN ('q4pg_register_idle', 'q4pg_dequeue')")
+                    "WHERE funcname IN ('q4pg_register_idle', 'q4pg_take')")
         return dict(cur.fetchall())
 
 
@@ -44,7 +45,7 @@ def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make
     with producer.cursor() as cur:
         cur.execute("SELECT q4pg_enqueue('mq', 'other', '1')")
     try:
-        got = list(q.listen('t', timeout=PRODUCER_SECONDS))
+        got = list(q.listen('t', stop_after_idle=PRODUCER_SECONDS))
     finally:
         producer.rollback()
         producer.close()
@@ -55,7 +56,7 @@ def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make
     made = {name: after.get(name, 0) - before.get(name, 0) for name in after}
     print('during a %d s producer transaction: %s' % (PRODUCER_SECONDS, made))
     assert 2 <= made['q4pg_register_idle'] <= MOST_ATTEMPTS, made
-    assert 2 <= made['q4pg_dequeue'] <= MOST_ATTEMPTS + 1, made
+    assert 2 <= made['q4pg_take'] <= MOST_ATTEMPTS + 1, made
 
 
 def test_a_newer_producer_wakes_the_backing_off_listener(dsn, make_queue):
@@ -66,7 +67,7 @@ def test_a_newer_producer_wakes_the_backing_off_listener(dsn, make_queue):
     timer = threading.Timer(2.5, q.enqueue, ('t', 'new'))   # while it backs off at 1 s
     timer.start()
     try:
-        assert list(q.listen('t', timeout=WAIT, limit=1)) == ['new']
+        assert list(q.listen('t', stop_after_idle=WAIT, limit=1)) == ['new']
     finally:
         timer.join()
         old.rollback()

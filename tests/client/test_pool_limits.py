@@ -32,7 +32,7 @@ def test_calling_the_manager_inside_a_listen_loop_with_one_connection(q):
     q.enqueue('t', 1)
 
     def loop():
-        for item in q.listen('t', timeout=WAIT):
+        for item in q.listen('t', stop_after_idle=WAIT):
             return q.count('t')
 
     ok, error = within(loop)

@@ -87,7 +87,7 @@ def test_tutorial_json_queue(dsn, conn):
             assert [m.id for m in held] == [2, 3]
             pusher = threading.Thread(target=someone_pushes)
             pusher.start()
-            for i in q.listen('tag', timeout=WAIT, limit=1):   # (1) waits for a message
+            for i in q.listen('tag', stop_after_idle=WAIT, limit=1):   # (1) waits for a message
                 got.append(i)
             pusher.join(WAIT)
             raise GiveBack
@@ -132,7 +132,7 @@ def test_tutorial_text_queue(dsn):
 
     pusher = threading.Timer(0.5, q.enqueue, ('other', 'pushed'))
     pusher.start()
-    assert list(q.listen('other', timeout=WAIT, limit=1)) == ['pushed']
+    assert list(q.listen('other', stop_after_idle=WAIT, limit=1)) == ['pushed']
     pusher.join()
 
     assert q.dequeue_immediate('tag') == 'serializable data'

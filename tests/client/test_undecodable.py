@@ -24,8 +24,8 @@ def every_dequeue(q):
         ('dequeue_message', lambda: q.dequeue_message('t').__enter__()),
         ('dequeue_many', lambda: q.dequeue_many('t', 5).__enter__()),
         ('dequeue_immediate', lambda: q.dequeue_immediate('t')),
-        ('listen', lambda: next(q.listen('t', timeout=5))),
-        ('listener', lambda: next(q.listener('t', timeout=5))),
+        ('listen', lambda: next(q.listen('t', stop_after_idle=5))),
+        ('listener', lambda: next(q.listener('t', stop_after_idle=5))),
     ]
 
 
@@ -53,7 +53,7 @@ def test_raw_gives_the_stored_text_and_the_tag_moves_on(deep):
 
 def test_raw_listen_and_dequeue_immediate(deep):
     q, (bad, good) = deep
-    assert [m.data for m in q.listen('t', timeout=0.3, limit=1, raw=True, full=True)] == [DEEP]
+    assert [m.data for m in q.listen('t', stop_after_idle=0.3, limit=1, raw=True, full=True)] == [DEEP]
     assert q.dequeue_immediate('t', raw=True) == '{"after":1}'
     with q.dequeue('t', raw=True) as data:
         assert data is None

@@ -129,7 +129,7 @@ def test_stored_data_that_is_no_json_is_refused_and_stays(tq, dsn):
     wrong = q4pg.QueueManager(dsn, 'tq', 'json')
     refused(tq, q4pg.InvalidMessage, wrong.dequeue, 'tag')
     refused(tq, q4pg.InvalidMessage, wrong.dequeue_immediate, 'tag')
-    refused(tq, q4pg.InvalidMessage, lambda: next(wrong.listen('tag', timeout=WAIT)))
+    refused(tq, q4pg.InvalidMessage, lambda: next(wrong.listen('tag', stop_after_idle=WAIT)))
     assert tq.dequeue_immediate('tag') == 'abc'
     wrong.close()
 
@@ -190,7 +190,7 @@ def every_call(manager):
         ('count', manager.count),
         ('cancel', lambda: manager.cancel(1)),
         ('channel', lambda: manager.channel('tag')),
-        ('listen', lambda: next(manager.listen('tag', timeout=0))),
+        ('listen', lambda: next(manager.listen('tag', stop_after_idle=0))),
     ]
 
 
@@ -383,7 +383,7 @@ def test_hostile_tags_round_trip(dsn):
     import threading
     timer = threading.Timer(0.5, q.enqueue, (HOSTILE_TAGS[7], 'ping'))
     timer.start()
-    assert list(q.listen(HOSTILE_TAGS[7], timeout=WAIT, limit=1)) == ['ping']
+    assert list(q.listen(HOSTILE_TAGS[7], stop_after_idle=WAIT, limit=1)) == ['ping']
     timer.join()
     q.close()
 
@@ -481,7 +481,7 @@ def test_hostile_search_path_changes_nothing(dsn, conn, search_path):
     for producer, consumer in ((q, normal), (normal, q)):
         timer = threading.Timer(0.5, producer.enqueue, ('tag', {'n': 'ping'}))
         timer.start()
-        assert list(consumer.listen('tag', timeout=WAIT, limit=1)) == [{'n': 'ping'}]
+        assert list(consumer.listen('tag', stop_after_idle=WAIT, limit=1)) == [{'n': 'ping'}]
         timer.join()
     q.close()
     hq.close()

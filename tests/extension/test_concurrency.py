@@ -21,7 +21,7 @@ import sys, q4pg
 q = q4pg.QueueManager(sys.argv[1], 'mq')
 q.channel('tag')
 print('ready', flush=True)
-for message in q.listen('tag', timeout=3, full=True):
+for message in q.listen('tag', stop_after_idle=3, full=True):
     print(message.id, flush=True)
 q.close()
 '''
@@ -127,7 +127,7 @@ def test_message_of_a_killed_consumer_comes_back(q, dsn, how):
     # The server notices the dead client and rolls back: the message is delivered again.
     # (No NOTIFY for a rollback: the listener's poll_interval finds it.)
     later = q4pg.QueueManager(dsn, 'mq', poll_interval=0.5)
-    got = [m.id for m in later.listen('tag', timeout=WAIT, limit=1, full=True)]
+    got = [m.id for m in later.listen('tag', stop_after_idle=WAIT, limit=1, full=True)]
     assert got == [first]
     assert q.count() == 0
     later.close()

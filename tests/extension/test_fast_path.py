@@ -224,7 +224,7 @@ def test_a_renamed_queue_still_wakes_its_listener(dsn, conn):
     timer = threading.Timer(0.5, q.enqueue, ('t', {'n': 1}))
     timer.start()
     try:
-        assert list(q.listen('t', timeout=10, limit=1)) == [{'n': 1}]
+        assert list(q.listen('t', stop_after_idle=10, limit=1)) == [{'n': 1}]
     finally:
         timer.join()
         q.close()

@@ -27,7 +27,7 @@ def queue(make_queue):
 
 def _listen(queue, tag, count, received, errors):
     try:
-        for message in queue.listen(tag, limit=count, timeout=PROMPT * 4, full=True):
+        for message in queue.listen(tag, limit=count, stop_after_idle=PROMPT * 4, full=True):
             received.append((message.raw, time.monotonic()))
     except Exception as e:  # reported by the test
         errors.append(e)
@@ -86,7 +86,7 @@ def test_many_listeners_many_producers_every_message_once(queue, dsn):
     def listen():
         try:
             q = q4pg.QueueManager(dsn, table_name='wake', data_type='text', poll_interval=POLL)
-            for raw in q.listen('many', timeout=PROMPT * 2):
+            for raw in q.listen('many', stop_after_idle=PROMPT * 2):
                 with lock:
                     received.append(raw)
             q.close()

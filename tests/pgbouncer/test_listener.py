@@ -33,7 +33,7 @@ def listen_in_thread(q, tag):
 
     def run():
         try:
-            got.extend(q.listen(tag, limit=1, timeout=SLEEPY))
+            got.extend(q.listen(tag, limit=1, stop_after_idle=SLEEPY))
         except Exception as e:  # reported by the test
             errors.append(e)
 
@@ -88,11 +88,11 @@ def test_listening_through_transaction_pooling_is_refused(listen_through, pooled
     kwargs = {'listen_dsn': pooled_dsn} if listen_through == 'listen_dsn' else {}
     with q4pg.QueueManager(pooled_dsn, 'mq', poll_interval=SLEEPY, **kwargs) as q:
         with pytest.raises(q4pg.Q4pgError) as raised:
-            list(q.listen('t', timeout=SLEEPY))
+            list(q.listen('t', stop_after_idle=SLEEPY))
         assert 'listen_dsn' in str(raised.value)
         assert 'transaction' in str(raised.value)
         with pytest.raises(q4pg.Q4pgError, match='listen_dsn'):
-            with q.listener('t', timeout=SLEEPY) as messages:
+            with q.listener('t', stop_after_idle=SLEEPY) as messages:
                 next(messages)
         assert idle_listeners(conn) == []     # nothing registered behind the pooler
         q.enqueue('t', 'still works')          # the rest of the client is untouched

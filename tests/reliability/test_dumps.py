@@ -151,7 +151,7 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
                 r.enqueue('wake', item)
             producer = threading.Thread(target=wake)
             producer.start()
-            assert list(r.listen('wake', timeout=20, limit=1)) == [item]
+            assert list(r.listen('wake', stop_after_idle=20, limit=1)) == [item]
             producer.join()
             # and every waiting message can be taken, in order
             key = [k for k in after if k[0] == regclass_text(new_dsn, q)]

@@ -66,9 +66,9 @@ def run(dsn, use_context_manager):
     seen = []
     listen_pids = set()
     if use_context_manager:
-        source = q.listener('t', timeout=10, limit=5)
+        source = q.listener('t', stop_after_idle=10, limit=5)
     else:
-        source = q.listen('t', timeout=10, limit=5)
+        source = q.listen('t', stop_after_idle=10, limit=5)
     with q:
         if use_context_manager:
             source = source.__enter__()

@@ -298,7 +298,7 @@ def test_client_under_hostile_search_path(dsn, conn, hostile):
         assert [r[0] for r in q.list()] == ids + [ids[-1] + 1]
         with q.dequeue('t') as data:
             assert data == {'n': 1}
-        assert list(q.listen('t', limit=2, timeout=10)) == [{'n': 2}, {'n': 3}]
+        assert list(q.listen('t', limit=2, stop_after_idle=10)) == [{'n': 2}, {'n': 3}]
         assert q.cancel(ids[0]) is False
         assert ('cq', 'json', 1023) in q.queues()
 
@@ -439,7 +439,7 @@ def test_role_without_rights_can_do_nothing(conn, roles):
         for action in (lambda: q.enqueue('t', 4), lambda: q.enqueue_many('t', [4]),
                        lambda: q.dequeue('t').__enter__(), lambda: q.dequeue_many('t', 5).__enter__(),
                        lambda: q.dequeue_immediate('t'), lambda: q.list(), lambda: q.count(),
-                       lambda: q.cancel(1), lambda: next(q.listen('t', timeout=5))):
+                       lambda: q.cancel(1), lambda: next(q.listen('t', stop_after_idle=5))):
             with pytest.raises(q4pg.PermissionDenied):
                 action()
     assert_unchanged(before, fingerprint(conn))
@@ -488,7 +488,7 @@ def test_producer_and_consumer_roles(conn, roles):
         with c.dequeue_many('t', 2) as messages:
             assert [m.data for m in messages] == [{'n': 1}, {'n': 2}]
         assert c.cancel(ids[3]) is True
-        assert [m for m in c.listen('t', limit=2, timeout=10)] == [{'n': 4}, {'n': 5}]
+        assert [m for m in c.listen('t', limit=2, stop_after_idle=10)] == [{'n': 4}, {'n': 5}]
         assert [s[:3] for s in c.stats()] == []
         with pytest.raises(q4pg.PermissionDenied):
             c.enqueue('t', {'n': 6})
@@ -497,7 +497,7 @@ def test_producer_and_consumer_roles(conn, roles):
         # a listener of the consumer wakes up on a producer's message (LISTEN needs no grant)
         timer = threading.Timer(0.3, p.enqueue, ('t', {'n': 7}))
         timer.start()
-        assert list(c.listen('t', limit=1, timeout=20)) == [{'n': 7}]
+        assert list(c.listen('t', limit=1, stop_after_idle=20)) == [{'n': 7}]
         timer.join()
         # neither may drop the queue
         for role_dsn in (producer_dsn, consumer_dsn):

@@ -127,7 +127,7 @@ def client_consume(args, log):
 def listen(args, log):
     q = manager(args)
     log('start')
-    for m in q.listen(args.tag, full=True, timeout=args.timeout):
+    for m in q.listen(args.tag, full=True, stop_after_idle=args.timeout):
         log('got', id=m.id, data=m.raw)
         hold(args, m.data, m.id)
         log('done', id=m.id)

@@ -1,0 +1,95 @@
+"""Heartbeat: keeps leases alive while their work runs (q4pg_extend).
+
+A lease (q4pg_lease) holds a message for a while without a transaction; the
+consumer extends it while it works.  The heartbeat does that from a thread of
+its own, on a connection of its own (never a pooled one: the pool may be
+exhausted by the very thread that waits for the work), every third of the
+lease.  A refused extension means another consumer has leased the message
+since (or it was cancelled or set aside): the heartbeat says so at WARNING on
+the q4pg logger and remembers it; whoever ends the lease decides what to do.
+
+Used by client.py (QueueManager.lease) and listener.py (listen(lease=...));
+it uses db.py's Database.dedicated() only.
+"""
+
+import datetime
+import logging
+import threading
+from typing import List, Optional, Set, Tuple
+
+from . import db
+from .errors import Q4pgError
+
+__all__ = ['Heartbeat']
+
+log = logging.getLogger('q4pg')
+
+
+class Heartbeat:
+    """Extends a set of leases every third of their length until stop().
+
+    start() watches new leases (stopping the previous watch); stop() ends the
+    watch and returns the ids whose extension was refused.  The connection is
+    opened at the first beat (a job shorter than a third of its lease never
+    opens one) and kept for the next watch until close().
+    """
+
+    def __init__(self, database: db.Database, queue: str) -> None:
+        self._db, self._queue = database, queue
+        self._conn: Optional[db.DedicatedConnection] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._lost: Set[int] = set()
+
+    def start(self, leases: List[Tuple[int, str]], seconds: float) -> None:
+        """Watches `leases` ((id, token) pairs) of `seconds` each."""
+        self.stop()
+        self._lost = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(list(leases), seconds,
+                                                                 self._stop),
+                                        name='q4pg-heartbeat', daemon=True)
+        self._thread.start()
+
+    def stop(self) -> Set[int]:
+        """Ends the watch (waits for a beat under way); the ids whose lease was refused."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+        return set(self._lost)
+
+    def close(self) -> None:
+        """Ends the watch and closes the connection."""
+        self.stop()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _beat(self, leases: List[Tuple[int, str]], seconds: float,
+              stop: threading.Event) -> None:
+        lease = datetime.timedelta(seconds=seconds)
+        interval = seconds / 3.0
+        while not stop.wait(interval):
+            live = [(i, t) for i, t in leases if i not in self._lost]
+            if not live:
+                return
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._db.dedicated()
+                refused = self._conn.run(db.EXTEND_MANY, ([i for i, _ in live],
+                                                          [t for _, t in live],
+                                                          self._queue, lease))
+            except Q4pgError as e:
+                log.warning('q4pg: could not extend the lease of message(s) %s of queue %s: %s; '
+                            'trying again in %.1f s', ', '.join(str(i) for i, _ in live),
+                            self._queue, e, interval)
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                continue
+            for (id_,) in refused:
+                self._lost.add(id_)
+                log.warning('q4pg: the lease of message %d of queue %s was lost: another '
+                            'consumer leased it since (or it was cancelled or set aside); '
+                            'its work may be done twice', id_, self._queue)
