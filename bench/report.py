@@ -53,8 +53,11 @@ def markdown(results):
             'in rotating order), so machine noise mostly cancels. Baselines are the same work '
             'in plain SQL on a table of the queue\'s shape (`raw`: id identity primary key, tag, '
             'json data, created_at, index (tag, id)): `INSERT`, and `DELETE ... WHERE id = '
-            '(SELECT id ... ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *`. Takers '
-            'drain a prefilled table and never find it empty.', '']
+            '(SELECT id ... ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *`; for leases, '
+            '`UPDATE ... SET run_at = now() + lease, attempts = attempts + 1, lease_token = '
+            'gen_random_uuid() WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)` then '
+            '`DELETE ... WHERE id = $1 AND lease_token = $2` on `raw_lease`, of a 1.1 queue\'s '
+            'shape. Takers drain a prefilled table and never find it empty.', '']
 
     rows = results['rows']
     if rows:
