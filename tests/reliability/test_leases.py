@@ -87,10 +87,10 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
             time.sleep(rng.uniform(0.05, 0.4))
             i = rng.randrange(len(live))
             w, options = live[i]
-            if w.alive():
-                w.kill(signal.SIGKILL)
-                killed += 1
-                held_at_death += [(w, lease) for lease in unfinished(w)]
+            assert w.alive(), 'consumer %s failed:\n%s' % (w.name, w.stderr())
+            w.kill(signal.SIGKILL)
+            killed += 1
+            held_at_death += [(w, lease) for lease in unfinished(w)]
             live[i] = (start(options), options)
         if len(sent) < messages:
             sent.update(enqueue(conn, len(sent), min(chunk, messages - len(sent))))

@@ -117,7 +117,7 @@ def run_scheduled(dsn, logdir, workers, figures, per_producer, producers=3, cons
 
 
 def test_scheduled_never_early_6_consumers(dsn, logdir, workers, figures):
-    run_scheduled(dsn, logdir, workers, figures, per_producer=400)
+    run_scheduled(dsn, logdir, workers, figures, per_producer=1000)
 
 
 @pytest.mark.soak
