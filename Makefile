@@ -12,7 +12,13 @@ EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION
 # versions are committed and never change (tests/test_versions.py).
 SCRIPT       = sql/$(EXTENSION)--$(EXTVERSION).sql
 SOURCES      = $(sort $(wildcard sql/src/*.sql))
-DATA         = $(sort $(wildcard sql/$(EXTENSION)--*.sql) $(SCRIPT))
+# The upgrade script into it likewise: sql/src/upgrade/<from>--<version>.sql
+# holds what changes the state (05_state.sql) by hand, and at its line
+# "-- @functions@" every function of sql/src/ comes in as CREATE OR REPLACE
+# (and at "-- @include <file>" that file of sql/src/, state new in the version).
+UPGRADES     = $(patsubst sql/src/upgrade/%,sql/$(EXTENSION)--%,$(wildcard sql/src/upgrade/*--$(EXTVERSION).sql))
+FUNCTION_SOURCES = $(filter-out sql/src/0%,$(SOURCES))
+DATA         = $(sort $(wildcard sql/$(EXTENSION)--*.sql) $(SCRIPT) $(UPGRADES))
 REGRESS      = $(patsubst tests/sql/%.sql,%,$(sort $(wildcard tests/sql/*.sql)))
 REGRESS_OPTS = --inputdir=tests
 ISOLATION    = $(patsubst tests/specs/%.spec,%,$(sort $(wildcard tests/specs/*.spec)))
@@ -33,9 +39,13 @@ include $(PGXS)
 # committed script is used as it is, and sql/src/ belongs to the next version.
 RELEASED := $(shell grep -qs '^\#\# $(EXTVERSION) — [0-9]' CHANGELOG.md && echo yes)
 ifeq ($(RELEASED),)
-all: $(SCRIPT)
+all: $(SCRIPT) $(UPGRADES)
 $(SCRIPT): $(SOURCES)
 	cat $(SOURCES) > $@
+sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/src/upgrade/%--$(EXTVERSION).sql $(SOURCES)
+	awk '/^-- @include /{while ((getline l < ("sql/src/" $$3)) > 0) print l; next} /^-- @functions@$$/{exit} {print}' $< > $@
+	sed 's/^CREATE FUNCTION /CREATE OR REPLACE FUNCTION /' $(FUNCTION_SOURCES) >> $@
+	sed '1,/^-- @functions@$$/d' $< >> $@
 endif
 
 PYTHON  ?= python3

@@ -44,7 +44,7 @@ def parse_args(argv):
                         help='add the q4pg_enqueue/q4pg_dequeue piece-by-piece section')
     parser.add_argument('--no-peers', action='store_true', help='leave PgQ and PGMQ out')
     parser.add_argument('--rounds', type=int, help='rounds per measurement (default 3; quick 1)')
-    parser.add_argument('--seconds', type=float, help='seconds per pgbench run (default 3; quick 1)')
+    parser.add_argument('--seconds', type=int, help='seconds per pgbench run (default 3; quick 1)')
     parser.add_argument('--clients', help='client counts (default 1,4,16)')
     parser.add_argument('--soak-messages', type=int, help='messages through the soak (default 1e6)')
     parser.add_argument('--out', help='where results.md, results.json and chart.png go (default: '
@@ -98,7 +98,9 @@ def measure(pg, cfg):
             sys.exit('bench: the q4pg extension is not installed in this server; '
                      'run `make install` (or `make bench`, which does it)')
         bench.setup()
-        if not cfg.no_peers:
+        if cfg.no_peers:
+            bench.has_pgq = bench.has_pgmq = False
+        else:
             peers.install(bench)
         fingerprint = machine.fingerprint(bench)
         for section in cfg.sections:

@@ -295,8 +295,10 @@ def cmd_listen(args):
     tag = _check_utf8(args.tag, 'TAG')
     printed = 0
     msg = None
+    listen_dsn = (args.listen_dsn if args.listen_dsn is not None
+                  else os.environ.get('Q4PG_LISTEN_DSN'))
     try:
-        with _manager(args) as q:
+        with _manager(args, listen_dsn=listen_dsn) as q:
             # Asking for the next message acknowledges the one printed before;
             # leaving the with block normally (the loop ends) does too.
             with q.listener(tag, timeout=args.timeout, limit=args.limit, full=True,
@@ -540,6 +542,10 @@ def build_parser():
                      help='stop after S seconds without a message')
     sub.add_argument('--limit', type=_positive_int, metavar='N',
                      help='stop after N messages')
+    sub.add_argument('--listen-dsn', metavar='DSN',
+                     help='where to LISTEN, when --dsn is a transaction-mode pool such as '
+                          'PgBouncer\'s: a direct or session-pooled connection (default: '
+                          '$Q4PG_LISTEN_DSN, else the same as --dsn)')
 
     sub = command('list', cmd_list, 'print waiting messages, oldest first (takes nothing)',
                   'Print the messages in the queue as JSON lines, oldest first, without taking\n'

@@ -102,12 +102,16 @@ class QueueManager:
     'app.jobs' is table jobs in schema app, 'Jobs' is jobs, '"Jobs"' is Jobs.
     `schema`, an SQL name too, qualifies an unqualified table_name (default:
     the connection's current schema).  Thread-safe: calls share a pool of at
-    most `max_connections` connections.
+    most `max_connections` connections.  `listen_dsn`, when given, is where
+    listeners connect to LISTEN (a session of their own: directly, or a
+    session-mode pool); everything else goes to `dsn`, which may be a
+    transaction-mode pool such as PgBouncer's.
     """
 
     def __init__(self, dsn: str = '', table_name: str = 'mq', data_type: str = 'json',
                  data_length: int = 1023, *, schema: Optional[str] = None,
-                 max_connections: int = 10, poll_interval: float = 5.0) -> None:
+                 max_connections: int = 10, poll_interval: float = 5.0,
+                 listen_dsn: Optional[str] = None) -> None:
         if not isinstance(data_type, str) or data_type.lower() not in DATA_TYPES:
             raise InvalidArgument('q4pg: data_type %r is not supported (use json, jsonb or '
                                   'text)' % (data_type,))
@@ -120,8 +124,11 @@ class QueueManager:
         _whole('data_length', data_length, -2 ** 31)    # its minimum is the server's to say
         _whole('max_connections', max_connections, 1)
         _seconds('poll_interval', poll_interval, positive=True)
-        self._db = db.Database(dsn, max_connections)   # InvalidDsn for a bad dsn
-        self.dsn = dsn
+        if listen_dsn is not None and not isinstance(listen_dsn, str):
+            raise InvalidArgument('q4pg: listen_dsn must be a str or None, not %r' % (listen_dsn,))
+        # InvalidDsn for a bad dsn or listen_dsn
+        self._db = db.Database(dsn, max_connections, listen_dsn=listen_dsn)
+        self.dsn, self.listen_dsn = dsn, listen_dsn
         self.table_name, self.schema = table_name, schema
         self.data_type, self.data_length = data_type.lower(), data_length
         self.poll_interval = poll_interval
@@ -130,11 +137,12 @@ class QueueManager:
 
     @classmethod
     def existing(cls, dsn: str = '', table_name: str = 'mq', *, schema: Optional[str] = None,
-                 max_connections: int = 10, poll_interval: float = 5.0) -> 'QueueManager':
+                 max_connections: int = 10, poll_interval: float = 5.0,
+                 listen_dsn: Optional[str] = None) -> 'QueueManager':
         """A QueueManager for a queue that exists, with the data type and length
         its table has (q4pg_queue_settings); QueueNotFound when there is none."""
         q = cls(dsn, table_name, schema=schema, max_connections=max_connections,
-                poll_interval=poll_interval)
+                poll_interval=poll_interval, listen_dsn=listen_dsn)
         try:
             q.data_type, q.data_length = q.settings()
         except BaseException:

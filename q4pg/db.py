@@ -10,7 +10,7 @@ and never lends one that is in a transaction or broken.
 The layers above (listener.py, client.py) use only what this module offers:
 
     Database          connections to one database, pooled: run(), begin(), run_in(),
-                      listen(), close()
+                      listen() (on listen_dsn when given), close()
     Transaction       a transaction left open by begin(): its rows, commit(), rollback()
     ListenConnection  the dedicated autocommit connection a listener LISTENs on
     the SQL constants the queries; the queue is always their first parameter
@@ -23,7 +23,8 @@ import contextlib
 import logging
 import select
 import threading
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import psycopg2
 import psycopg2.extensions
@@ -31,7 +32,8 @@ from psycopg2 import sql
 
 from .errors import ConnectionLost, InvalidDsn, Q4pgError, one_line, wrap_error
 
-__all__ = ['Database', 'Transaction', 'ListenConnection', 'Row', 'check_dsn', 'retryable']
+__all__ = ['Database', 'Transaction', 'ListenConnection', 'Row', 'check_dsn', 'retryable',
+           'NOT_A_SESSION']
 
 log = logging.getLogger('q4pg')
 
@@ -58,10 +60,15 @@ LIST = ('SELECT id, tag, data, created_at '
 COUNT = 'SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
 CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
 CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+# For ListenConnection.call: they run only in the server session that LISTENs
+# (its pid is the last parameter), so a pooler that hands the listener another
+# session registers nothing there.
 REGISTER_IDLE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
-                 '%s::pg_catalog.text)')
+                 '%s::pg_catalog.text) '
+                 'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 UNREGISTER_IDLE = ('SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, '
-                   '%s::pg_catalog.text)')
+                   '%s::pg_catalog.text) '
+                   'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 QUEUE_SETTINGS = ('SELECT data_type, data_length '
                   'FROM q4pg_queue_settings(%s::pg_catalog.text::pg_catalog.regclass)')
 QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
@@ -71,12 +78,13 @@ CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, a
              'FROM q4pg_consumers()')
 
 
-def check_dsn(dsn: str) -> None:
-    """Raises InvalidDsn unless libpq can parse `dsn` (nothing is sent anywhere)."""
+def check_dsn(dsn: str, what: str = 'connection string') -> None:
+    """Raises InvalidDsn ('bad <what>: ...') unless libpq can parse `dsn` (nothing
+    is sent anywhere)."""
     try:
         psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError as e:
-        raise InvalidDsn('q4pg: bad connection string: %s' % one_line(e)) from e
+        raise InvalidDsn('q4pg: bad %s: %s' % (what, one_line(e))) from e
 
 
 def retryable(error: Q4pgError) -> bool:
@@ -86,17 +94,19 @@ def retryable(error: Q4pgError) -> bool:
         error.__cause__, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
-def _connect(dsn: str) -> Any:
+def _connect(dsn: str, **kwargs: Any) -> Any:
     """A new autocommit connection; ConnectionLost when the database cannot be reached.
 
     Its application_name is q4pg unless the DSN (or PGAPPNAME) gives one.
+    `kwargs` go to psycopg2.connect (async_=True: an asynchronous connection,
+    still connecting).
     """
     try:
-        if 'fallback_application_name' in psycopg2.extensions.parse_dsn(dsn):
-            conn = psycopg2.connect(dsn)
-        else:
-            conn = psycopg2.connect(dsn, fallback_application_name='q4pg')
-        conn.autocommit = True
+        if 'fallback_application_name' not in psycopg2.extensions.parse_dsn(dsn):
+            kwargs['fallback_application_name'] = 'q4pg'
+        conn = psycopg2.connect(dsn, **kwargs)
+        if not kwargs.get('async_'):
+            conn.autocommit = True
         return conn
     except psycopg2.Error as e:
         raise wrap_error(e) from e
@@ -259,9 +269,12 @@ class Database:
     """Connections to one database: a pool of at most `max_connections`, shared
     by threads, and dedicated LISTEN connections."""
 
-    def __init__(self, dsn: str, max_connections: int) -> None:
+    def __init__(self, dsn: str, max_connections: int, listen_dsn: Optional[str] = None) -> None:
         check_dsn(dsn)
+        if listen_dsn is not None:
+            check_dsn(listen_dsn, 'listen_dsn connection string')
         self.dsn = dsn
+        self.listen_dsn = dsn if listen_dsn is None else listen_dsn
         self._pool = _Pool(dsn, max_connections)
 
     def begin(self, query: str, args: Sequence[Any]) -> Transaction:
@@ -321,36 +334,106 @@ class Database:
             raise wrap_error(e, conn) from e
 
     def listen(self, channel: str) -> 'ListenConnection':
-        """A new autocommit connection that LISTENs on `channel`."""
-        return ListenConnection(self.dsn, channel)
+        """A new autocommit connection to listen_dsn that LISTENs on `channel`."""
+        return ListenConnection(self.listen_dsn, channel)
 
     def close(self) -> None:
         """Closes the pooled connections (those in use when they are given back)."""
         self._pool.close()
 
 
+# Raised when the listener's connection turns out to share its server session.
+NOT_A_SESSION = (
+    "q4pg: the listener's connection (listen_dsn, else dsn) does not keep a server session "
+    "of its own: it goes through a pooler in transaction or statement mode (PgBouncer's "
+    "pool_mode = transaction), where LISTEN and q4pg_register_idle cannot work (the "
+    "notifications would reach other clients). Give QueueManager a listen_dsn that reaches "
+    "PostgreSQL directly or through a session-mode pool (README: Deploying behind PgBouncer)")
+SESSION_PROBE_TIMEOUT = 2.0  # seconds the pooler check waits for a second connection
+
+
+def _shared_session(dsn: str, pid: int) -> bool:
+    """True when a new connection to `dsn` lands in server session `pid`, which
+    another connection holds: the pooler shares sessions.  False when it lands
+    elsewhere, or cannot tell: no answer within SESSION_PROBE_TIMEOUT (a full
+    session pool makes it wait), or no second connection."""
+    deadline = time.monotonic() + SESSION_PROBE_TIMEOUT
+
+    def ready(conn: Any) -> bool:
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if state == psycopg2.extensions.POLL_READ:
+                select.select([conn], [], [], left)
+            else:
+                select.select([], [conn], [], left)
+
+    try:
+        probe = _connect(dsn, async_=True)
+    except ConnectionLost as e:
+        log.info('q4pg: cannot tell whether the pooler shares LISTEN sessions: %s', e)
+        return False
+    try:
+        if not ready(probe):
+            return False
+        cur = probe.cursor()
+        cur.execute('SELECT pg_catalog.pg_backend_pid()')
+        return ready(probe) and cur.fetchone()[0] == pid
+    except psycopg2.Error as e:
+        log.info('q4pg: cannot tell whether the pooler shares LISTEN sessions: %s', one_line(e))
+        return False
+    finally:
+        probe.close()
+
+
 class ListenConnection:
     """A connection of its own, in autocommit mode (it never holds a transaction),
-    LISTENing on one channel."""
+    LISTENing on one channel, in one server session (`server_pid`).
+
+    LISTEN and the listener's registration belong to a server session.  A
+    pooler in transaction mode gives each transaction of a client any server
+    session, shared with other clients: the notifications would go to them.
+    So when a pooler stands between us and the server (libpq's backend pid,
+    which a pooler makes up, is not the server's), a second connection asks
+    for the server's pid: the same session as ours means the pooler shares
+    it, and we raise Q4pgError(NOT_A_SESSION).  The registration calls (call())
+    run only in `server_pid`, and raise the same when they land elsewhere.
+    """
 
     def __init__(self, dsn: str, channel: str) -> None:
         self.channel = channel
         conn = _connect(dsn)
         try:
-            conn.autocommit = True
             with conn.cursor() as cur:
-                cur.execute(sql.SQL('LISTEN {}').format(sql.Identifier(channel)))
+                cur.execute(sql.SQL('LISTEN {}; SELECT pg_catalog.pg_backend_pid()').format(
+                    sql.Identifier(channel)))
+                self.server_pid = cur.fetchone()[0]
+            if self.server_pid != conn.info.backend_pid and _shared_session(dsn, self.server_pid):
+                with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
+                    cur.execute(sql.SQL('UNLISTEN {}').format(sql.Identifier(channel)))
+                raise Q4pgError(NOT_A_SESSION)
         except psycopg2.Error as e:
             conn.close()
             raise wrap_error(e, conn) from e
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     def call(self, query: str, args: Sequence[Any]) -> Any:
-        """Runs a one-value query (q4pg_register_idle...) on this connection; its value."""
+        """Runs a one-value query written for it (REGISTER_IDLE...: its last parameter
+        is the server pid it must run in) on this connection; its value."""
         try:
-            return _execute(self._conn, query, args)[0][0]
+            rows = _execute(self._conn, query, tuple(args) + (self.server_pid,))
         except psycopg2.Error as e:
             raise wrap_error(e, self._conn) from e
+        if not rows:
+            raise Q4pgError(NOT_A_SESSION)
+        return rows[0][0]
 
     def wait(self, seconds: float, wake_fd: int) -> int:
         """Sleeps until a notification arrives, `wake_fd` is readable or `seconds`

@@ -1,10 +1,12 @@
 """The test harness itself: the cluster is real and each test's database has q4pg."""
 
+import q4pg
+
 
 def test_database_has_the_extension(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'q4pg'")
-        assert cur.fetchone() == ('1.0',)
+        assert cur.fetchone() == (q4pg.__version__,)
 
 
 def test_bare_database_has_no_extension(bare_dsn):

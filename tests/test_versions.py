@@ -1,7 +1,10 @@
-"""Released install scripts never change, and sql/src/ builds the current one.
+"""Released scripts never change, and sql/src/ builds the current one.
 
 A version is released when CHANGELOG.md gives it a date ("## 1.0 — 2026-12-01");
-sql/released.sha256 holds the checksum of each released script.
+sql/released.sha256 holds the checksum of each released script: its install
+script and the upgrade scripts into it (sql/q4pg--<from>--<version>.sql).
+On release, commit them (git add -f: .gitignore hides built scripts) and add
+their checksums.
 """
 
 import hashlib
@@ -21,14 +24,21 @@ def recorded_checksums():
     return dict(reversed(line.split()) for line in lines if line.strip())
 
 
+def released_scripts():
+    scripts = set()
+    for version in released_versions():
+        scripts.add('sql/q4pg--%s.sql' % version)
+        scripts.update('sql/' + p.name for p in (ROOT / 'sql').glob('q4pg--*--%s.sql' % version))
+    return scripts
+
+
 def test_every_released_script_is_recorded_and_unchanged():
     checksums = recorded_checksums()
-    for version in released_versions():
-        script = 'sql/q4pg--%s.sql' % version
+    for script in sorted(released_scripts()):
         assert script in checksums, '%s is released but has no checksum' % script
         digest = hashlib.sha256((ROOT / script).read_bytes()).hexdigest()
         assert digest == checksums[script], '%s changed after its release' % script
-    assert set(checksums) == {'sql/q4pg--%s.sql' % v for v in released_versions()}
+    assert set(checksums) == released_scripts()
 
 
 def test_the_sources_build_the_current_script():

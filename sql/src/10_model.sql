@@ -1,14 +1,5 @@
 -- The shapes and constants every other part uses, each defined once.
 
--- A message as every function that returns messages returns it.  data is text
--- whatever the queue's data type: JSON text on json and jsonb queues.
-CREATE TYPE @extschema@.q4pg_message AS (
-    id         bigint,
-    tag        text,
-    data       text,
-    created_at timestamptz
-);
-
 -- q4pg_lock_class: the first key of q4pg's two-key advisory locks.
 -- Takes 'barrier' or 'presence'; returns 1899262055 or 1899262056.
 -- barrier:  producers hold it shared from their INSERT to their commit;

@@ -18,31 +18,10 @@
 --     still running: a dequeue made after a true answer sees every message
 --     that will not be notified.
 -- Both are taken by the WHEN clause of each queue's trigger (see
--- q4pg_attach_queue), built-in functions only, so that while nobody waits an
+-- q4pg_set_queue_trigger), built-in functions only, so that while nobody waits an
 -- INSERT runs no PL/pgSQL at all.
 
--- The registry: one row per (queue, tag, backend) of listeners idle now.
--- Run-time state, meaningless after a restore: unlogged, and not dumped.
--- Everyone may read it; a backend may add and remove only its own rows, and
--- remove the rows of backends that are gone.
-CREATE UNLOGGED TABLE @extschema@.q4pg_idle_listeners (
-    queue    oid NOT NULL,
-    tag      text NOT NULL,
-    pid      integer NOT NULL,
-    since    timestamptz NOT NULL DEFAULT now(),
-    lock_key integer NOT NULL,      -- the queue's lock key
-    PRIMARY KEY (queue, tag, pid)
-);
-ALTER TABLE @extschema@.q4pg_idle_listeners ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON @extschema@.q4pg_idle_listeners FOR SELECT USING (true);
-CREATE POLICY add_own ON @extschema@.q4pg_idle_listeners FOR INSERT
-    WITH CHECK (pid = pg_catalog.pg_backend_pid());
-CREATE POLICY remove_own_or_gone ON @extschema@.q4pg_idle_listeners FOR DELETE
-    USING (pid = pg_catalog.pg_backend_pid()
-           OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity AS a
-                           WHERE a.pid OPERATOR(pg_catalog.=) q4pg_idle_listeners.pid));
-REVOKE ALL ON @extschema@.q4pg_idle_listeners FROM PUBLIC;
-GRANT SELECT, INSERT, DELETE ON @extschema@.q4pg_idle_listeners TO PUBLIC;
+-- The registry of idle listeners, q4pg_idle_listeners, is in 05_state.sql.
 
 -- q4pg_notify: the trigger on every queue table (AFTER INSERT, per statement,
 -- gated by its WHEN clause: it runs only when some listener is registered).
@@ -66,6 +45,28 @@ BEGIN
         PERFORM pg_notify(@extschema@.q4pg_channel_name(v_name, v_tag), '');
     END LOOP;
     RETURN NULL;
+END
+$$;
+
+-- q4pg_wake: what the trigger does, for a message that an UPDATE made due
+-- (q4pg_fail, q4pg_nack, q4pg_replay: no INSERT, so no trigger).  Takes the
+-- queue's qualified name (q4pg_queue_info), lock key and the tag.  Passes
+-- the same gate as the trigger's WHEN clause (holds the barrier shared until
+-- commit, probes presence), then NOTIFYs the tag's channel when an idle
+-- listener waits for it.  Reads q4pg_idle_listeners.
+CREATE FUNCTION @extschema@.q4pg_wake(p_qualified_name text, p_lock_key integer, p_tag text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_advisory_xact_lock_shared(@extschema@.q4pg_lock_class('barrier'), p_lock_key) IS NOT NULL
+       AND NOT (pg_try_advisory_lock(@extschema@.q4pg_lock_class('presence'), p_lock_key)
+                AND pg_advisory_unlock(@extschema@.q4pg_lock_class('presence'), p_lock_key))
+       AND EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
+                    WHERE w.queue = p_qualified_name::regclass AND w.tag = p_tag) THEN
+        PERFORM pg_notify(@extschema@.q4pg_channel_name(p_qualified_name, p_tag), '');
+    END IF;
 END
 $$;
 
@@ -114,7 +115,14 @@ BEGIN
     INSERT INTO @extschema@.q4pg_idle_listeners AS w (queue, tag, pid, lock_key)
     VALUES (queue, tag, pg_backend_pid(), v_key)
     ON CONFLICT DO NOTHING;
-    IF FOUND THEN
+    -- registered already, but without the presence lock (DISCARD ALL or
+    -- pg_advisory_unlock_all released it, as a pooler does between clients):
+    -- take it again, or producers would never notify this session
+    IF FOUND OR NOT EXISTS (
+           SELECT FROM pg_locks AS l
+            WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
+              AND l.classid = v_presence::oid AND l.objid = v_key::oid AND l.objsubid = 2
+              AND l.mode = 'ShareLock') THEN
         -- a new registration holds the presence lock until q4pg_unregister_idle
         -- or the end of the session.  Never wait for it: should a producer's
         -- probe hold it this instant, undo and let the caller try again.

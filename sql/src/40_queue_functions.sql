@@ -3,40 +3,47 @@
 -- A queue is a table of the caller's choosing, so a generic function can
 -- reach it only through dynamic SQL, which PostgreSQL parses and plans on
 -- every call (most of what a message cost: README, Performance).  So
--- each queue gets five small PL/pgSQL functions with static SQL naming its
--- table, whose plans PL/pgSQL keeps for the session:
---     q4pg_<key>_enqueue(tag text, data text)           -> bigint
---     q4pg_<key>_enqueue_many(tag text, data text[])    -> SETOF bigint
---     q4pg_<key>_dequeue(tag text)                      -> q4pg_message rows
---     q4pg_<key>_dequeue_many(tag text, n integer)      -> q4pg_message rows
---     q4pg_<key>_cancel(id bigint)                      -> boolean
+-- each queue gets small PL/pgSQL functions with static SQL naming its table,
+-- whose plans PL/pgSQL keeps for the session, one per message function
+-- (q4pg_queue_function_names):
+--     q4pg_<key>_enqueue(tag, data, run_at)       q4pg_<key>_take(tag, n)
+--     q4pg_<key>_enqueue_many(tag, data[], run_at) q4pg_<key>_done(id)
+--     q4pg_<key>_dequeue(tag)                     q4pg_<key>_fail(id, error, retry_in, max_attempts)
+--     q4pg_<key>_dequeue_many(tag, n)             q4pg_<key>_lease(tag, n, lease)
+--     q4pg_<key>_cancel(id)                       q4pg_<key>_ack(id, token)
+--     q4pg_<key>_nack(id, token, retry_in, error) q4pg_<key>_extend(id, token, lease)
 -- (<key>: the queue's lock key in hex).  They live in the queue's schema and
 -- are owned by its owner, SECURITY INVOKER like everything else; they are not
 -- extension members, so pg_dump keeps them with the table.  The public
 -- functions (q4pg_enqueue, ...) reach them through q4pg_route().
 --
--- Their bodies name the table, so renaming the table or moving it to another
--- schema leaves them stale.  Each body carries a marker, a digest of the
--- table's name and settings; q4pg_build_route() checks it, rebuilds stale functions when
--- the caller owns the queue, and otherwise builds session-private copies in
--- pg_temp: a queue always works, stale or not.
+-- Their bodies name the table and carry its settings (max_attempts too), so
+-- renaming the table, moving it to another schema or changing its settings
+-- leaves them stale.  Each body carries a marker, a digest of the table's
+-- name and settings; q4pg_build_route() checks it, rebuilds stale functions
+-- when the caller owns the queue, and otherwise builds session-private copies
+-- in pg_temp: a queue always works, stale or not.
 --
 -- They do not pin search_path (it costs a catalog lookup per call): every
 -- name, type and operator in them is schema-qualified.
+--
+-- The states of a message, from its columns (README, "Message states"):
+--   due        run_at <= now()  (dead letters have run_at 'infinity')
+--   scheduled  run_at > now(), lease_token null
+--   leased     lease_token not null and coalesce(dead_at, run_at) > now()
+--              (a lease on the last allowed attempt keeps run_at 'infinity'
+--              and its end in dead_at: when it ends, the message is dead)
+--   dead       dead_at <= now()
 
--- q4pg_queue_function_names: the generated functions' name suffixes and
--- argument types, the one list that building, checking and dropping use.
-CREATE FUNCTION @extschema@.q4pg_queue_function_names(OUT suffix text, OUT arguments text)
-RETURNS SETOF record
+-- q4pg_queue_function_names: the generated functions' name suffixes, the one
+-- list that building, checking and dropping use.
+CREATE FUNCTION @extschema@.q4pg_queue_function_names(OUT suffix text)
+RETURNS SETOF text
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT * FROM (VALUES ('enqueue', 'text, text'),
-                          ('enqueue_many', 'text, text[]'),
-                          ('dequeue', 'text'),
-                          ('dequeue_many', 'text, integer'),
-                          ('cancel', 'bigint')) AS f(suffix, arguments);
+    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,fail,lease,ack,nack,extend}'::text[]);
 END;
 
 -- q4pg_queue_function_prefix: 'q4pg_<key in hex>_', the start of the names of
@@ -54,13 +61,14 @@ RETURN 'q4pg_' || to_hex(p_lock_key) || '_';
 -- line must not carry a table name, which may hold a line break, and with it
 -- code.
 CREATE FUNCTION @extschema@.q4pg_queue_function_marker(p_qualified_name text, p_data_type text,
-                                                       p_data_length integer)
+                                                       p_data_length integer, p_max_attempts integer)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN format('-- q4pg 1.0 generated function, queue %s',
-              md5(format('%s %s %s', p_qualified_name, p_data_type, p_data_length)));
+RETURN format('-- q4pg 1.1 generated function, queue %s',
+              md5(format('%s %s %s %s', p_qualified_name, p_data_type, p_data_length,
+                         coalesce(p_max_attempts::text, 'none'))));
 
 -- q4pg_queue_functions_sql: the CREATE OR REPLACE FUNCTION statements of a
 -- queue's generated functions, in schema p_schema (a quoted name, or
@@ -81,6 +89,10 @@ DECLARE
                                           ELSE 'pg_catalog.char_length(%s)' END;
     v_tag_check text;
     v_too_long  text;
+    v_run_at    text;
+    v_n_check   text;
+    v_lease_check text;
+    v_retry_check text;
     v_dollar    text;
     -- the columns of q4pg_message: the generated functions return its shape
     -- without naming the type, so that DROP EXTENSION does not reach them
@@ -88,6 +100,9 @@ DECLARE
                                      ', ' ORDER BY a.attnum)
                      FROM pg_attribute AS a
                     WHERE a.attrelid = '@extschema@.q4pg_message'::regclass AND a.attnum > 0);
+    v_max text := coalesce(v_info.max_attempts::text, 'NULL::pg_catalog.int4');
+    -- wakes idle listeners of a message made due by fail or nack (its tag follows)
+    v_wake text := format('PERFORM @extschema@.q4pg_wake(%L, %s, ', v_table, v_info.lock_key);
 BEGIN
     -- p_schema is spliced into the statements: a schema's name as an SQL
     -- identifier (what quote_ident makes), or pg_temp, and nothing else
@@ -111,6 +126,26 @@ BEGIN
                 v_length, %2$L
             USING ERRCODE = 'string_data_right_truncation';
     END IF;$c$, v_info.data_length, v_table);
+    v_run_at := $c$
+    IF NOT pg_catalog.isfinite(p_run_at) THEN
+        RAISE EXCEPTION 'q4pg: run_at must be a finite time, not %', p_run_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$c$;
+    v_n_check := $c$
+    IF p_n IS NULL OR p_n OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', coalesce(p_n::pg_catalog.text, 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$c$;
+    v_lease_check := $c$
+    IF p_lease IS NULL OR p_lease OPERATOR(pg_catalog.<=) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'q4pg: lease must be longer than zero, not %', coalesce(p_lease::pg_catalog.text, 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$c$;
+    v_retry_check := $c$
+    IF p_retry_in OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$c$;
 
     -- the bodies' dollar quote: one the table's name does not hold, so that
     -- no name can end a body and go on as code
@@ -120,7 +155,7 @@ BEGIN
     END LOOP;
 
     RETURN format($f$
-%1$senqueue(p_tag text, p_data text)
+%1$senqueue(p_tag text, p_data text, p_run_at timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
 AS %10$s
@@ -132,14 +167,16 @@ BEGIN
     IF p_tag IS NULL OR p_data IS NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
-    END IF;%3$s
+    END IF;%3$s%11$s
     v_length := %4$s;%5$s
-    INSERT INTO %6$s AS q (tag, data) VALUES (p_tag, p_data::%7$s) RETURNING q.id INTO v_id;
+    INSERT INTO %6$s AS q (tag, data, run_at)
+    VALUES (p_tag, p_data::%7$s, coalesce(p_run_at, pg_catalog.now()))
+    RETURNING q.id INTO v_id;
     RETURN v_id;
 END
 %10$s;
 
-%1$senqueue_many(p_tag text, p_data text[])
+%1$senqueue_many(p_tag text, p_data text[], p_run_at timestamptz)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
 AS %10$s
@@ -151,11 +188,12 @@ BEGIN
        OR pg_catalog.array_position(p_data, NULL::pg_catalog.text) IS NOT NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
-    END IF;%3$s
+    END IF;%3$s%11$s
     SELECT pg_catalog.max(%8$s) INTO v_length FROM pg_catalog.unnest(p_data) AS u(d);%5$s
     RETURN QUERY
-        INSERT INTO %6$s AS q (tag, data)
-        SELECT p_tag, u.d::%7$s FROM pg_catalog.unnest(p_data) WITH ORDINALITY AS u(d, n)
+        INSERT INTO %6$s AS q (tag, data, run_at)
+        SELECT p_tag, u.d::%7$s, coalesce(p_run_at, pg_catalog.now())
+          FROM pg_catalog.unnest(p_data) WITH ORDINALITY AS u(d, n)
          ORDER BY u.n
         RETURNING q.id;
 END
@@ -170,8 +208,9 @@ BEGIN
     RETURN QUERY
         DELETE FROM %6$s AS q
          WHERE q.id OPERATOR(pg_catalog.=)
-               (SELECT s.id FROM %6$s AS s WHERE s.tag OPERATOR(pg_catalog.=) p_tag
-                 ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+               (SELECT s.id FROM %6$s AS s
+                 WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                 ORDER BY s.run_at, s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at;
 END
 %10$s;
@@ -181,17 +220,14 @@ RETURNS TABLE (%9$s)
 LANGUAGE plpgsql
 AS %10$s
 %2$s
-BEGIN
-    IF p_n IS NULL OR p_n OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %%', coalesce(p_n::pg_catalog.text, 'null')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+BEGIN%12$s
     RETURN QUERY
         WITH taken AS (
             DELETE FROM %6$s AS q
              WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                       SELECT s.id FROM %6$s AS s WHERE s.tag OPERATOR(pg_catalog.=) p_tag
-                        ORDER BY s.id LIMIT p_n FOR UPDATE SKIP LOCKED))
+                       SELECT s.id FROM %6$s AS s
+                        WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                        ORDER BY s.run_at, s.id LIMIT p_n FOR UPDATE SKIP LOCKED))
             RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
         SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;
 END
@@ -203,16 +239,177 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 BEGIN
+    -- not one a transaction holds, nor one under a live lease
     DELETE FROM %6$s AS q
      WHERE q.id OPERATOR(pg_catalog.=)
-           (SELECT s.id FROM %6$s AS s WHERE s.id OPERATOR(pg_catalog.=) p_id FOR UPDATE SKIP LOCKED);
+           (SELECT s.id FROM %6$s AS s
+             WHERE s.id OPERATOR(pg_catalog.=) p_id
+               AND NOT (s.lease_token IS NOT NULL
+                        AND coalesce(s.dead_at, s.run_at) OPERATOR(pg_catalog.>) pg_catalog.now())
+               FOR UPDATE SKIP LOCKED);
     RETURN FOUND;
+END
+%10$s;
+
+%1$stake(p_tag text, p_n integer)
+RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz, attempts integer, last_error text)
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+BEGIN%12$s
+    RETURN QUERY
+        SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
+          FROM %6$s AS s
+         WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+         ORDER BY s.run_at, s.id LIMIT p_n FOR UPDATE SKIP LOCKED;
+END
+%10$s;
+
+%1$sdone(p_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+BEGIN
+    DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id;
+    RETURN FOUND;
+END
+%10$s;
+
+%1$sfail(p_id bigint, p_error text, p_retry_in interval, p_max_attempts integer)
+RETURNS text
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+DECLARE
+    v_row  record;
+    v_max  integer := coalesce(p_max_attempts, %13$s);
+BEGIN%14$s
+    SELECT q.tag, q.attempts, q.lease_token, q.run_at, q.dead_at INTO v_row
+      FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF v_row.dead_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RETURN 'dead';
+    END IF;
+    IF v_row.lease_token IS NOT NULL
+       AND coalesce(v_row.dead_at, v_row.run_at) OPERATOR(pg_catalog.>) pg_catalog.now() THEN
+        RAISE EXCEPTION 'q4pg: message %% of queue %% is leased: its lease holder ends it with q4pg_ack or q4pg_nack',
+                p_id, %15$L
+            USING ERRCODE = 'object_in_use';
+    END IF;
+    IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
+        UPDATE %6$s AS q
+           SET attempts = q.attempts OPERATOR(pg_catalog.+) 1, last_error = p_error, lease_token = NULL,
+               run_at = 'infinity'::pg_catalog.timestamptz, dead_at = pg_catalog.now()
+         WHERE q.id OPERATOR(pg_catalog.=) p_id;
+        RETURN 'dead';
+    END IF;
+    UPDATE %6$s AS q
+       SET attempts = q.attempts OPERATOR(pg_catalog.+) 1, last_error = p_error, lease_token = NULL,
+           run_at = pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(p_retry_in, '0'::pg_catalog.interval)
+     WHERE q.id OPERATOR(pg_catalog.=) p_id;
+    IF coalesce(p_retry_in, '0'::pg_catalog.interval) OPERATOR(pg_catalog.=) '0'::pg_catalog.interval THEN
+        %16$s
+    END IF;
+    RETURN 'retry';
+END
+%10$s;
+
+%1$slease(p_tag text, p_n integer, p_lease interval)
+RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz, attempts integer, last_error text,
+               lease_token uuid, lease_until timestamptz)
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+DECLARE
+    v_until timestamptz;
+BEGIN%12$s%17$s
+    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
+    -- a message on its last allowed attempt keeps its lease's end in dead_at
+    RETURN QUERY
+        WITH leased AS (
+            UPDATE %6$s AS q
+               SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
+                   lease_token = pg_catalog.gen_random_uuid(),
+                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
+                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
+                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
+                                  THEN v_until END
+             WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                       SELECT s.id FROM %6$s AS s
+                        WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                        ORDER BY s.run_at, s.id LIMIT p_n FOR UPDATE SKIP LOCKED))
+            RETURNING q.id, q.tag, q.data::pg_catalog.text AS data, q.created_at, q.attempts, q.last_error,
+                      q.lease_token)
+        SELECT l.id, l.tag, l.data, l.created_at, l.attempts, l.last_error, l.lease_token, v_until
+          FROM leased AS l ORDER BY l.id;
+END
+%10$s;
+
+%1$sack(p_id bigint, p_token uuid)
+RETURNS boolean
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+BEGIN
+    DELETE FROM %6$s AS q
+     WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token;
+    RETURN FOUND;
+END
+%10$s;
+
+%1$snack(p_id bigint, p_token uuid, p_retry_in interval, p_error text)
+RETURNS text
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+DECLARE
+    v_tag  text;
+    v_dead timestamptz;
+BEGIN%14$s
+    UPDATE %6$s AS q
+       SET lease_token = NULL, last_error = p_error,
+           run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) %13$s THEN 'infinity'::pg_catalog.timestamptz
+                         ELSE pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(p_retry_in, '0'::pg_catalog.interval) END,
+           dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) %13$s THEN pg_catalog.now() END
+     WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
+    RETURNING q.tag, q.dead_at INTO v_tag, v_dead;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    ELSIF v_dead IS NOT NULL THEN
+        RETURN 'dead';
+    END IF;
+    IF coalesce(p_retry_in, '0'::pg_catalog.interval) OPERATOR(pg_catalog.=) '0'::pg_catalog.interval THEN
+        %18$s
+    END IF;
+    RETURN 'retry';
+END
+%10$s;
+
+%1$sextend(p_id bigint, p_token uuid, p_lease interval)
+RETURNS timestamptz
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+DECLARE
+    v_until timestamptz;
+BEGIN%17$s
+    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
+    UPDATE %6$s AS q
+       SET run_at = CASE WHEN q.dead_at IS NULL THEN v_until ELSE q.run_at END,
+           dead_at = CASE WHEN q.dead_at IS NOT NULL THEN v_until END
+     WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
+       AND (q.dead_at IS NULL OR q.dead_at OPERATOR(pg_catalog.>) pg_catalog.now());
+    RETURN CASE WHEN FOUND THEN v_until END;
 END
 %10$s;
 $f$,
         v_head,                                             -- 1
         @extschema@.q4pg_queue_function_marker(
-            v_table, v_info.data_type, v_info.data_length), -- 2
+            v_table, v_info.data_type, v_info.data_length,
+            v_info.max_attempts),                           -- 2
         v_tag_check,                                        -- 3
         format(v_length, 'p_data'),                         -- 4
         v_too_long,                                         -- 5
@@ -220,7 +417,15 @@ $f$,
         v_cast,                                             -- 7
         format(v_length, 'u.d'),                            -- 8
         v_row,                                              -- 9
-        v_dollar);                                          -- 10
+        v_dollar,                                           -- 10
+        v_run_at,                                           -- 11
+        v_n_check,                                          -- 12
+        v_max,                                              -- 13
+        v_retry_check,                                      -- 14
+        v_table,                                            -- 15
+        v_wake || 'v_row.tag);',                            -- 16
+        v_lease_check,                                      -- 17
+        v_wake || 'v_tag);');                               -- 18
 END
 $$;
 
@@ -238,12 +443,13 @@ BEGIN ATOMIC
      WHERE p.pronamespace = p_schema::oid
        AND p.proname = @extschema@.q4pg_queue_function_prefix(i.lock_key) || f.suffix
        AND strpos(p.prosrc, @extschema@.q4pg_queue_function_marker(
-                                i.qualified_name, i.data_type, i.data_length)) > 0;
+                                i.qualified_name, i.data_type, i.data_length, i.max_attempts)) > 0;
 END;
 
 -- q4pg_build_queue_functions: (re)creates a queue's generated functions in
--- the queue's own schema.  Needs the rights to create functions there (the
--- queue's owner has them); writes pg_proc.
+-- the queue's own schema, owned by the queue's owner.  Needs the rights to
+-- create functions there and to act as the owner (the owner has them, and a
+-- superuser running ALTER EXTENSION q4pg UPDATE); writes pg_proc.
 CREATE FUNCTION @extschema@.q4pg_build_queue_functions(p_queue regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -251,30 +457,41 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_info record := @extschema@.q4pg_queue_info(p_queue);
+    v_fn   regprocedure;
 BEGIN
+    -- every overload of the names goes first: the arguments of a generated
+    -- function may differ from an older version's
+    PERFORM @extschema@.q4pg_drop_queue_functions(p_queue, v_info.schema);
     EXECUTE @extschema@.q4pg_queue_functions_sql(p_queue, v_info.schema::text);
+    FOR v_fn IN
+        SELECT p.oid FROM pg_proc AS p, @extschema@.q4pg_queue_function_names() AS f
+         WHERE p.pronamespace = v_info.schema
+           AND p.proname = @extschema@.q4pg_queue_function_prefix(v_info.lock_key) || f.suffix
+           AND p.proowner <> v_info.owner
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', v_fn, v_info.owner::regrole);
+    END LOOP;
 END
 $$;
 
 -- q4pg_drop_queue_functions: drops generated functions from a schema and
--- from the session's pg_temp: those of the queue p_queue, or (p_queue null)
--- those whose queue is gone (a queue table dropped by hand leaves them).
+-- from the session's pg_temp, every overload of their names: those of the
+-- queue p_queue, or (p_queue null) those whose queue is gone (a queue table
+-- dropped by hand leaves them).
 CREATE FUNCTION @extschema@.q4pg_drop_queue_functions(p_queue regclass, p_schema regnamespace)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix text := CASE WHEN p_queue IS NOT NULL THEN @extschema@.q4pg_queue_function_prefix(
-                                (@extschema@.q4pg_queue_info(p_queue)).lock_key) END;
-    v_fn     record;
+    v_prefix text := (SELECT @extschema@.q4pg_queue_function_prefix(t.lock_key)
+                        FROM @extschema@.q4pg_queue_triggers(p_queue) AS t WHERE p_queue IS NOT NULL);
+    v_fn     regprocedure;
 BEGIN
     FOR v_fn IN
-        SELECT format('%I.%I(%s)', n.nspname, p.proname, f.arguments) AS signature
-          FROM @extschema@.q4pg_queue_function_names() AS f, pg_proc AS p, pg_namespace AS n
+        SELECT p.oid
+          FROM @extschema@.q4pg_queue_function_names() AS f, pg_proc AS p
          WHERE p.proname LIKE 'q4pg\_%\_' || f.suffix
-           AND p.pronargs = (SELECT cardinality(string_to_array(f.arguments, ',')))
-           AND n.oid = p.pronamespace
            AND (p.pronamespace = p_schema::oid OR p.pronamespace = pg_my_temp_schema())
            AND CASE WHEN v_prefix IS NOT NULL THEN p.proname = v_prefix || f.suffix
                     ELSE p.proname ~ ('^q4pg_[0-9a-f]{1,8}_' || f.suffix || '$')
@@ -283,21 +500,21 @@ BEGIN
                               WHERE p.proname = @extschema@.q4pg_queue_function_prefix(t.lock_key)
                                                 || f.suffix) END
     LOOP
-        EXECUTE 'DROP FUNCTION IF EXISTS ' || v_fn.signature;
+        EXECUTE format('DROP FUNCTION IF EXISTS %s', v_fn);
     END LOOP;
 END
 $$;
 
 -- q4pg_build_route: finds (or makes) the generated functions a session uses
--- for a queue and remembers them for the session.  p_name is the queue's name
--- as the caller sees it (queue::text under the caller's search_path).
--- Returns the functions' schema-qualified name prefix: '<schema>.q4pg_<key>_'.
+-- for a queue and remembers them for the session, with the queue's
+-- schema-qualified name.  Returns the functions' schema-qualified name
+-- prefix: '<schema>.q4pg_<key>_'.
 -- Uses the queue's own functions when they are current; rebuilds them when
 -- the caller owns the queue; otherwise builds copies in pg_temp.  Remembers
 -- the answer in the settings q4pg.name_<oid> and q4pg.route_<oid> (RESET ALL,
 -- DISCARD ALL and a rolled-back transaction forget it).  Raises as
 -- q4pg_queue_info.
-CREATE FUNCTION @extschema@.q4pg_build_route(p_queue regclass, p_name text)
+CREATE FUNCTION @extschema@.q4pg_build_route(p_queue regclass)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -317,7 +534,7 @@ BEGIN
         END IF;
         v_schema := 'pg_temp';
     END IF;
-    PERFORM set_config('q4pg.name_' || p_queue::oid, p_name, false);
+    PERFORM set_config('q4pg.name_' || p_queue::oid, v_info.qualified_name, false);
     RETURN set_config('q4pg.route_' || p_queue::oid,
                       v_schema || '.' || @extschema@.q4pg_queue_function_prefix(v_info.lock_key), false);
 END
@@ -325,9 +542,13 @@ $$;
 
 -- q4pg_route: the name prefix of the generated functions this session uses for
 -- a queue (see q4pg_build_route), from the session's memory when the queue
--- still has the name it had then.  An SQL function so that the planner inlines
--- it into the callers' expressions: on the hot path it costs three setting
--- lookups, a regular expression match and no function call.  A session can
+-- still has the schema-qualified name it had then (the name as the caller
+-- sees it would not do: after ALTER TABLE ... SET SCHEMA and a new table of
+-- the old name, a search_path can show the moved table under the remembered
+-- name while the remembered functions write to the new one).  An SQL function
+-- so that the planner inlines it into the callers' expressions: on the hot
+-- path it costs three setting lookups, a name lookup, a regular expression
+-- match and no function call.  A session can
 -- only ever misroute its own calls by setting these settings itself.  Not
 -- pinned (inlining forbids it): its SQL-standard body is bound when the
 -- extension is created, whatever the caller's search_path.
@@ -335,12 +556,14 @@ CREATE FUNCTION @extschema@.q4pg_route(p_queue regclass)
 RETURNS text
 LANGUAGE sql
 RETURN CASE
-    WHEN pg_catalog.current_setting('q4pg.name_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true)
-         OPERATOR(pg_catalog.=) p_queue::pg_catalog.text
+    -- (a setting RESET, or set in a rolled back transaction, reads '')
+    WHEN pg_catalog.to_regclass(NULLIF(pg_catalog.current_setting(
+             'q4pg.name_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true), ''))
+         OPERATOR(pg_catalog.=) p_queue
      -- the callers splice the route into SQL: only the shape q4pg_build_route
      -- writes passes (any session may set any setting of its own)
      AND pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true)
          OPERATOR(pg_catalog.~) '^(pg_temp|[a-z_][a-z0-9_$]*|"([^"]|"")+")\.q4pg_[0-9a-f]{1,8}_$'
     THEN pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text)
-    ELSE @extschema@.q4pg_build_route(p_queue, p_queue::pg_catalog.text)
+    ELSE @extschema@.q4pg_build_route(p_queue)
 END;

@@ -1,12 +1,97 @@
 -- Creating, adopting and dropping queue tables.
 
--- q4pg_attach_queue: makes a table of a queue's shape (q4pg_queue_shape) a
--- q4pg queue: its (tag, id) index when missing, its q4pg_notify trigger with a
--- lock key no other queue of the database uses, its comment and its
--- generated functions.  Returns the table.  Raises duplicate_table (42P07)
--- for a queue already and for a table of another shape, saying what differs.
--- Writes the catalogs.
-CREATE FUNCTION @extschema@.q4pg_attach_queue(p_queue regclass)
+-- q4pg_reshape_queue: brings a table of a queue's shape (q4pg_queue_shape)
+-- to this version's: adds the columns q4pg 1.1 added to a 1.0 queue table
+-- (every message stays, due at once), replaces 1.0's (tag, id) index by the
+-- (tag, run_at, id) index dequeues walk, and creates that index when
+-- missing.  Returns the table.  Needs ALTER rights on it (its owner); writes
+-- the catalogs and, for a 1.0 table, builds an index over its rows.
+CREATE FUNCTION @extschema@.q4pg_reshape_queue(p_queue regclass)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_shape record := @extschema@.q4pg_queue_shape(p_queue);
+    v_index regclass;
+BEGIN
+    IF v_shape.missing IS NOT NULL THEN
+        RAISE EXCEPTION 'q4pg: table % does not have a queue''s shape: %', p_queue, v_shape.missing
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF v_shape.old_shape THEN
+        EXECUTE format('ALTER TABLE %s
+                            ADD COLUMN run_at timestamptz NOT NULL DEFAULT now(),
+                            ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+                            ADD COLUMN last_error text,
+                            ADD COLUMN lease_token uuid,
+                            ADD COLUMN dead_at timestamptz', p_queue);
+    END IF;
+    -- the indexes on exactly (tag, id) and (tag, run_at, id), by their columns
+    FOR v_index IN
+        SELECT i.indexrelid::regclass FROM pg_index AS i
+         WHERE i.indrelid = p_queue AND NOT i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+           AND i.indkey::text = (SELECT string_agg(a.attnum::text, ' ' ORDER BY k.n)
+                                   FROM unnest('{tag,id}'::name[]) WITH ORDINALITY AS k(col, n)
+                                   JOIN pg_attribute AS a ON a.attrelid = p_queue AND a.attname = k.col)
+    LOOP
+        EXECUTE format('DROP INDEX %s', v_index);
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_index AS i
+                    WHERE i.indrelid = p_queue AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND i.indkey::text = (
+                          SELECT string_agg(a.attnum::text, ' ' ORDER BY k.n)
+                            FROM unnest('{tag,run_at,id}'::name[]) WITH ORDINALITY AS k(col, n)
+                            JOIN pg_attribute AS a ON a.attrelid = p_queue AND a.attname = k.col)) THEN
+        EXECUTE format('CREATE INDEX ON %s (tag, run_at, id)', p_queue);
+    END IF;
+    RETURN p_queue;
+END
+$$;
+
+-- q4pg_set_queue_trigger: (re)creates a queue's q4pg_notify trigger, which
+-- carries the queue's settings as its arguments: its lock key and (when not
+-- null) its max_attempts.  Its WHEN clause is the gate of 30_listeners.sql,
+-- with the lock key as a constant.  Raises 42809 for a table that has no
+-- queue's shape.  Needs the rights to create triggers on the table (its
+-- owner); writes pg_trigger.
+CREATE FUNCTION @extschema@.q4pg_set_queue_trigger(p_queue regclass, p_key integer,
+                                                   p_max_attempts integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_missing text := (@extschema@.q4pg_queue_shape(p_queue)).missing;
+BEGIN
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'q4pg: table % does not have a queue''s shape: %', p_queue, v_missing
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify') THEN
+        EXECUTE format('DROP TRIGGER q4pg_notify ON %s', p_queue);
+    END IF;
+    EXECUTE format(
+        'CREATE TRIGGER q4pg_notify AFTER INSERT ON %1$s
+             REFERENCING NEW TABLE AS q4pg_new_rows
+             FOR EACH STATEMENT
+             WHEN (pg_catalog.pg_advisory_xact_lock_shared(%3$s, %2$s) IS NOT NULL
+                   AND NOT (pg_catalog.pg_try_advisory_lock(%4$s, %2$s)
+                            AND pg_catalog.pg_advisory_unlock(%4$s, %2$s)))
+             EXECUTE FUNCTION @extschema@.q4pg_notify(%2$L%5$s)',
+        p_queue, p_key,
+        @extschema@.q4pg_lock_class('barrier'), @extschema@.q4pg_lock_class('presence'),
+        CASE WHEN p_max_attempts IS NOT NULL THEN format(', %L', p_max_attempts) ELSE '' END);
+END
+$$;
+
+-- q4pg_attach_queue: makes a table of a queue's shape (q4pg_queue_shape, 1.0's
+-- too) a q4pg queue: this version's columns and index (q4pg_reshape_queue),
+-- its q4pg_notify trigger with a lock key no other queue of the database uses
+-- and max_attempts, its comment and its generated functions.  Returns the
+-- table.  Raises duplicate_table (42P07) for a queue already and for a table
+-- of another shape, saying what differs.  Writes the catalogs.
+CREATE FUNCTION @extschema@.q4pg_attach_queue(p_queue regclass, p_max_attempts integer)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -29,25 +114,8 @@ BEGIN
     WHILE EXISTS (SELECT FROM @extschema@.q4pg_queue_triggers() AS t WHERE t.lock_key = v_key) LOOP
         v_key := (random() * 4294967295 - 2147483648)::bigint::integer;
     END LOOP;
-    IF NOT EXISTS (SELECT FROM pg_index AS i
-                    WHERE i.indrelid = p_queue AND i.indkey::text = (
-                          SELECT a1.attnum || ' ' || a2.attnum
-                            FROM pg_attribute AS a1, pg_attribute AS a2
-                           WHERE a1.attrelid = p_queue AND a1.attname = 'tag'
-                             AND a2.attrelid = p_queue AND a2.attname = 'id')) THEN
-        EXECUTE format('CREATE INDEX ON %s (tag, id)', p_queue);
-    END IF;
-    -- the gate (see 30_listeners.sql), with the queue's lock key as a constant
-    EXECUTE format(
-        'CREATE TRIGGER q4pg_notify AFTER INSERT ON %1$s
-             REFERENCING NEW TABLE AS q4pg_new_rows
-             FOR EACH STATEMENT
-             WHEN (pg_catalog.pg_advisory_xact_lock_shared(%3$s, %2$s) IS NOT NULL
-                   AND NOT (pg_catalog.pg_try_advisory_lock(%4$s, %2$s)
-                            AND pg_catalog.pg_advisory_unlock(%4$s, %2$s)))
-             EXECUTE FUNCTION @extschema@.q4pg_notify(%2$L)',
-        p_queue, v_key,
-        @extschema@.q4pg_lock_class('barrier'), @extschema@.q4pg_lock_class('presence'));
+    PERFORM @extschema@.q4pg_reshape_queue(p_queue);
+    PERFORM @extschema@.q4pg_set_queue_trigger(p_queue, v_key, p_max_attempts);
     EXECUTE format('COMMENT ON TABLE %s IS %L', p_queue,
                    format('q4pg queue: %s data of at most %s characters',
                           v_shape.data_type, v_shape.data_length));
@@ -71,11 +139,17 @@ $$;
 -- table, messages intact.  Raises 22004 for nulls, 22023 for an unsupported
 -- type or a length below 1, 42602/42622/3F000 for a bad name, 42P07 for
 -- another table or other settings.
+-- max_attempts (1.1): the attempts after which a message becomes a dead
+-- letter; null: none for a new queue, and an existing queue keeps its own (a
+-- different number raises 42P07: q4pg_set_max_attempts changes it).  A queue
+-- table of q4pg 1.0 (restored from a 1.0 dump) is brought to 1.1 when the
+-- caller owns it.
 CREATE FUNCTION @extschema@.q4pg_create_queue(
     table_name text,
     data_type text DEFAULT 'json',
     data_length integer DEFAULT 1023,
-    schema_name name DEFAULT current_schema())
+    schema_name name DEFAULT current_schema(),
+    max_attempts integer DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -101,6 +175,10 @@ BEGIN
     END IF;
     IF data_length < 1 THEN
         RAISE EXCEPTION 'q4pg: data length must be at least 1, not %', data_length
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_attempts < 1 THEN
+        RAISE EXCEPTION 'q4pg: max_attempts must be at least 1 (or null: no limit), not %', max_attempts
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -138,13 +216,18 @@ BEGIN
                  tag text NOT NULL,
                  data %s NOT NULL,
                  created_at timestamptz NOT NULL DEFAULT now(),
-                 CONSTRAINT %I CHECK (char_length(data::text) <= %s)
+                 CONSTRAINT %I CHECK (char_length(data::text) <= %s),
+                 run_at timestamptz NOT NULL DEFAULT now(),
+                 attempts integer NOT NULL DEFAULT 0,
+                 last_error text,
+                 lease_token uuid,
+                 dead_at timestamptz
              ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000,
                      autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000,
                      autovacuum_vacuum_cost_delay = 0)',
             v_schema, v_name, v_type::regtype,
             format('q4pg_data_max_%s_chars', data_length), data_length);
-        RETURN @extschema@.q4pg_attach_queue(format('%I.%I', v_schema, v_name)::regclass);
+        RETURN @extschema@.q4pg_attach_queue(format('%I.%I', v_schema, v_name)::regclass, max_attempts);
     END IF;
 
     -- a table of that name exists: a queue, a queue's table without its
@@ -158,7 +241,17 @@ BEGIN
                   DETAIL = format('Asked for data type %s and data length %s.', v_type, data_length);
     END IF;
     IF NOT v_shape.is_queue THEN
-        RETURN @extschema@.q4pg_attach_queue(v_queue);     -- raises for another shape
+        RETURN @extschema@.q4pg_attach_queue(v_queue, max_attempts);  -- raises for another shape
+    END IF;
+    IF max_attempts IS NOT NULL AND max_attempts IS DISTINCT FROM v_shape.max_attempts THEN
+        RAISE EXCEPTION 'q4pg: queue % already exists with max_attempts %', v_queue,
+                coalesce(v_shape.max_attempts::text, 'null (no limit)')
+            USING ERRCODE = 'duplicate_table',
+                  DETAIL = format('Asked for max_attempts %s.', max_attempts),
+                  HINT = 'Change it with q4pg_set_max_attempts().';
+    END IF;
+    IF v_shape.old_shape AND pg_has_role((SELECT c.relowner FROM pg_class AS c WHERE c.oid = v_queue), 'USAGE') THEN
+        PERFORM @extschema@.q4pg_reshape_queue(v_queue);
     END IF;
     v_info := @extschema@.q4pg_queue_info(v_queue);
     IF NOT @extschema@.q4pg_queue_functions_current(v_queue, v_info.schema)
@@ -181,5 +274,37 @@ BEGIN
         queue, (@extschema@.q4pg_queue_info(queue)).schema);
     EXECUTE format('DROP TABLE %s', queue);
     RETURN true;
+END
+$$;
+
+-- q4pg_set_max_attempts: changes a queue's max_attempts (null: no limit;
+-- else at least 1, or 22023).  Messages that have used that many attempts
+-- already become dead letters now (one under a live lease when its lease
+-- ends).  Needs the queue's owner's rights (it rewrites the queue's trigger
+-- and generated functions); raises as q4pg_queue_info.
+CREATE FUNCTION @extschema@.q4pg_set_max_attempts(queue regclass, max_attempts integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_info record := @extschema@.q4pg_queue_info(queue);
+BEGIN
+    IF max_attempts < 1 THEN
+        RAISE EXCEPTION 'q4pg: max_attempts must be at least 1 (or null: no limit), not %', max_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM @extschema@.q4pg_set_queue_trigger(queue, v_info.lock_key, max_attempts);
+    IF max_attempts IS NOT NULL THEN
+        EXECUTE format(
+            'UPDATE %s AS q
+                SET dead_at = CASE WHEN q.lease_token IS NOT NULL AND q.run_at > now() THEN q.run_at
+                                   ELSE now() END,
+                    run_at = ''infinity''
+              WHERE q.dead_at IS NULL AND q.attempts >= $1', queue)
+          USING max_attempts;
+    END IF;
+    PERFORM @extschema@.q4pg_build_queue_functions(queue);
 END
 $$;

@@ -1,25 +1,27 @@
 -- What operators look at: the queues, their backlog, their consumers.
 
 -- q4pg_queues: every q4pg queue of this database the caller may read, with
--- its data type and data length.
+-- its data type, data length and max_attempts (null: no limit).
 CREATE FUNCTION @extschema@.q4pg_queues()
-RETURNS TABLE (queue regclass, data_type text, data_length integer)
+RETURNS TABLE (queue regclass, data_type text, data_length integer, max_attempts integer)
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT t.queue, s.data_type, s.data_length
+    SELECT t.queue, s.data_type, s.data_length, t.max_attempts
       FROM @extschema@.q4pg_queue_triggers() AS t
       CROSS JOIN LATERAL @extschema@.q4pg_queue_shape(t.queue) AS s
      WHERE has_table_privilege(t.queue, 'SELECT')
      ORDER BY t.queue::text;
 END;
 
--- q4pg_stats: per queue and tag, the messages waiting and the age of the
--- oldest, for every queue the caller may read.
+-- q4pg_stats: per queue and tag, for every queue the caller may read: the
+-- messages due now (waiting) and the age of the oldest message that is not
+-- a dead letter, then the messages scheduled for later, under a live lease,
+-- and the dead letters.  One scan of each queue.
 CREATE FUNCTION @extschema@.q4pg_stats()
 RETURNS TABLE (queue regclass, tag text, waiting bigint, oldest_created_at timestamptz,
-               oldest_age interval)
+               oldest_age interval, scheduled bigint, leased bigint, dead bigint)
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
@@ -29,11 +31,131 @@ DECLARE
 BEGIN
     FOR v_queue IN SELECT q.queue FROM @extschema@.q4pg_queues() AS q LOOP
         RETURN QUERY EXECUTE format(
-            'SELECT $1, tag, count(*), min(created_at), now() - min(created_at)
+            'SELECT $1, tag,
+                    count(*) FILTER (WHERE run_at <= now()),
+                    min(created_at) FILTER (WHERE NOT coalesce(dead_at <= now(), false)),
+                    now() - min(created_at) FILTER (WHERE NOT coalesce(dead_at <= now(), false)),
+                    count(*) FILTER (WHERE run_at > now() AND lease_token IS NULL AND dead_at IS NULL),
+                    count(*) FILTER (WHERE lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()),
+                    count(*) FILTER (WHERE dead_at <= now())
                FROM %s GROUP BY tag ORDER BY tag',
             v_queue)
           USING v_queue;
     END LOOP;
+END
+$$;
+
+-- q4pg_next_due: when the next message of a tag that is not due yet comes
+-- due: the earliest run_at after now() of a scheduled message or a live
+-- lease (which, should it end unacknowledged, makes its message due).  Null
+-- when there is none.  A listener that found nothing to dequeue sleeps until
+-- this time at the latest: no NOTIFY says that a message came due.  Reads
+-- the (tag, run_at, id) index: one probe.
+CREATE FUNCTION @extschema@.q4pg_next_due(queue regclass, tag text)
+RETURNS timestamptz
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_next timestamptz;
+BEGIN
+    PERFORM @extschema@.q4pg_check_tag(tag);
+    PERFORM @extschema@.q4pg_queue_info(queue);
+    EXECUTE format('SELECT run_at FROM %s
+                     WHERE tag = $1 AND run_at > now() AND run_at < ''infinity''
+                     ORDER BY run_at LIMIT 1', queue)
+       INTO v_next
+      USING tag;
+    RETURN v_next;
+END
+$$;
+
+-- q4pg_dead_letters: the dead letters of a queue, of one tag or (tag null)
+-- of all, oldest death first, at most n (null: all), each with its attempts,
+-- last error and when it died.  Raises 22023 for a negative n.
+CREATE FUNCTION @extschema@.q4pg_dead_letters(queue regclass, tag text DEFAULT NULL,
+                                              n integer DEFAULT NULL)
+RETURNS SETOF @extschema@.q4pg_dead_letter
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF n < 0 THEN
+        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', n
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM @extschema@.q4pg_queue_info(queue);
+    RETURN QUERY EXECUTE format(
+        'SELECT id, tag, data::text, created_at, attempts, last_error, dead_at FROM %s
+          WHERE ($1 IS NULL OR tag = $1) AND dead_at <= now()
+          ORDER BY dead_at, id LIMIT $2',
+        queue)
+      USING tag, n;
+END
+$$;
+
+-- q4pg_replay: gives dead letters another life: due now, attempts back to
+-- 0 (last_error kept), and their tags' idle listeners woken.  Takes the ids
+-- (null: every dead letter) and a tag (null: any).  Returns how many it
+-- replayed; ids that are no dead letter are left alone.  Needs UPDATE on the
+-- queue.
+CREATE FUNCTION @extschema@.q4pg_replay(queue regclass, ids bigint[] DEFAULT NULL,
+                                        tag text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_info  record := @extschema@.q4pg_queue_info(queue);
+    v_count bigint := 0;
+    v_tag   text;
+    v_n     bigint;
+BEGIN
+    FOR v_tag, v_n IN EXECUTE format(
+        'WITH replayed AS (
+             UPDATE %s AS q SET run_at = now(), dead_at = NULL, attempts = 0, lease_token = NULL
+              WHERE q.dead_at <= now() AND ($1 IS NULL OR q.id = ANY ($1)) AND ($2 IS NULL OR q.tag = $2)
+             RETURNING q.tag)
+         SELECT r.tag, count(*) FROM replayed AS r GROUP BY r.tag',
+        queue)
+      USING ids, tag
+    LOOP
+        PERFORM @extschema@.q4pg_wake(v_info.qualified_name, v_info.lock_key, v_tag);
+        v_count := v_count + v_n;
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+
+-- q4pg_purge_dead: deletes dead letters of a queue, of one tag or (tag null)
+-- of all, dead for longer than older_than (null: all).  Returns how many.
+-- Needs DELETE on the queue.
+CREATE FUNCTION @extschema@.q4pg_purge_dead(queue regclass, tag text DEFAULT NULL,
+                                            older_than interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_count bigint;
+BEGIN
+    PERFORM @extschema@.q4pg_queue_info(queue);
+    EXECUTE format(
+        'WITH purged AS (
+             DELETE FROM %s AS q
+              WHERE q.dead_at <= now() - coalesce($2, ''0'') AND ($1 IS NULL OR q.tag = $1)
+             RETURNING 1)
+         SELECT count(*) FROM purged',
+        queue)
+       INTO v_count
+      USING tag, older_than;
+    RETURN v_count;
 END
 $$;
 

@@ -35,6 +35,7 @@ def bad_argument(call, name):
     (dict(table_name='app.jobs', schema='app'), 'table_name'),
     (dict(schema='a.b'), 'schema'),
     (dict(schema=''), 'schema'),
+    (dict(listen_dsn=b'host=x'), 'listen_dsn'),
 ], ids=lambda x: repr(x) if isinstance(x, dict) else x)
 def test_constructor(dsn, kwargs, name):
     bad_argument(lambda: q4pg.QueueManager(dsn, **kwargs), name)
@@ -61,3 +62,5 @@ def test_a_dsn_that_does_not_parse(cluster):
             q4pg.QueueManager(dsn)
         assert isinstance(info.value, q4pg.ConnectionLost)
         assert 'connection string' in str(info.value)
+        with pytest.raises(q4pg.InvalidDsn, match='bad listen_dsn connection string'):
+            q4pg.QueueManager(cluster.dsn_string(), listen_dsn=dsn)

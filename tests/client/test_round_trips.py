@@ -61,22 +61,23 @@ class QueryRecorder:
                 with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
                 return
+            if from_client:
+                # recorded before the server sees it, so that the order of the
+                # queries of several connections is the order they were sent in
+                buffer += chunk
+                while True:
+                    head = 4 if not started else 5
+                    if len(buffer) < head:
+                        break
+                    length = struct.unpack('!I', buffer[head - 4:head])[0] + head - 4
+                    if len(buffer) < length:
+                        break
+                    if started and buffer[:1] == b'Q':
+                        with self._lock:
+                            self._queries.append(buffer[5:length - 1].decode())
+                    started = True
+                    buffer = buffer[length:]
             sink.sendall(chunk)
-            if not from_client:
-                continue
-            buffer += chunk
-            while True:
-                head = 4 if not started else 5
-                if len(buffer) < head:
-                    break
-                length = struct.unpack('!I', buffer[head - 4:head])[0] + head - 4
-                if len(buffer) < length:
-                    break
-                if started and buffer[:1] == b'Q':
-                    with self._lock:
-                        self._queries.append(buffer[5:length - 1].decode())
-                started = True
-                buffer = buffer[length:]
 
 
 @pytest.fixture

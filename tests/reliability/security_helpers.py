@@ -141,7 +141,8 @@ def quote(name):
 # The hot path: unpinned on purpose (a pinned search_path costs a catalog lookup per
 # call); every name, type and operator in it is qualified (tests/sql/lint.sql).
 HOT_PATH = {'q4pg_route', 'q4pg_enqueue', 'q4pg_enqueue_many', 'q4pg_dequeue',
-            'q4pg_dequeue_many', 'q4pg_cancel'}
+            'q4pg_dequeue_many', 'q4pg_cancel', 'q4pg_take', 'q4pg_done', 'q4pg_fail',
+            'q4pg_lease', 'q4pg_ack', 'q4pg_nack', 'q4pg_extend'}
 
 
 def unpinned_copies_sql(cur):
@@ -185,6 +186,8 @@ CLEAN_ERRORS = {
     '42602', '42622',  # invalid_name, name_too_long
     '3F000',  # invalid_schema_name
     '42P01', '42P07',  # no such queue / exists with other settings
+    '42809',  # wrong_object_type (a table that has no queue's shape)
+    '55000', '55006',  # a queue of 1.0's shape; a message under a live lease
     '42501',  # insufficient_privilege
     '2202E',  # array_subscript_error
 }
@@ -210,7 +213,11 @@ VALID = {'queue': 'inj.q', 'tag': 't', 'data': '{"a": 1}', 'data_type': 'json',
          'data_length': 100, 'schema_name': 'inj', 'table_name': 'inj.made', 'n': 2, 'id': 1,
          'p_queue': 'inj.q', 'p_table': 'inj.q', 'p_tag': 't', 'p_kind': 'barrier',
          'p_qualified_name': 'inj.q', 'p_lock_key': 1, 'p_schema': 'inj', 'p_name': 'inj.q',
-         'p_data_type': 'json', 'p_data_length': 100}
+         'p_data_type': 'json', 'p_data_length': 100,
+         'run_at': None, 'token': '00000000-0000-0000-0000-000000000000', 'error': 'e',
+         'retry_in': '1 second', 'max_attempts': 3, 'lease': '1 second',
+         'include_scheduled': True, 'ids': None, 'older_than': '1 hour', 'p_max_attempts': 3,
+         'p_key': 1}
 HOSTILE_TYPES = ('text', 'name', 'regclass', 'text[]')
 
 

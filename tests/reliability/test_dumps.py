@@ -5,7 +5,9 @@ database with queues of every data type, one in a schema and under a name
 full of quotes, dots and semicolons, one whose name needs quoting ("Text
 Queue"), one emptied before the dump (its ids must still go on from where they
 were, not from the largest id left), and one message held by a consumer while
-the dump runs (the dump's snapshot still sees it: it is restored as waiting).
+the dump runs (the dump's snapshot still sees it: it is restored as waiting),
+and in 'mq' a scheduled message, a leased one and a dead letter (restored
+with every column: due time, attempts, last error, lease, death).
 After the restore every queue keeps its settings (its length limit too), new
 ids go on above the old ones, NOTIFY wakes a listener, and every waiting
 message can be taken, in order.
@@ -36,7 +38,9 @@ def contents(dsn):
             queues = cur.fetchall()
             result = {}
             for name, data_type, data_length in queues:
-                cur.execute('SELECT id, tag, data, created_at FROM q4pg_list(%s::regclass)', (name,))
+                # every column of every row: scheduled, leased and dead ones too
+                cur.execute('SELECT id, tag, data::text, created_at, run_at, attempts, last_error, '
+                            'lease_token::text, dead_at FROM %s ORDER BY id' % name)
                 result[name, data_type, data_length] = cur.fetchall()
         return result
     finally:
@@ -73,6 +77,15 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
             assert data == items[0]
         with q.dequeue_many('t', 9):
             pass
+    with conn.cursor() as cur:          # a message of every state of 1.1 in 'mq'
+        cur.execute("SELECT q4pg_enqueue('mq', 'later', '1', now() + interval '1 day')")
+        cur.execute("SELECT q4pg_lease('mq', 'leased', 1, '1 day') FROM (SELECT q4pg_enqueue("
+                    "'mq', 'leased', '2')) AS e")
+        cur.execute("SELECT q4pg_enqueue('mq', 'dead', '3')")
+        cur.execute("SELECT q4pg_fail('mq', id, 'the error', max_attempts => 1) "
+                    "FROM q4pg_take('mq', 'dead')")
+        cur.execute("SELECT attempts, last_error FROM q4pg_dead_letters('mq')")
+        assert cur.fetchall() == [(1, 'the error')]
     with queues['emptied'].dequeue_many('t', 100):
         pass
     with queues['emptied'].dequeue_many('other tag', 100):

@@ -16,22 +16,25 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
 -- the unpinned PL/pgSQL functions, the queue's generated ones among them,
 -- qualify every operator (OPERATOR(pg_catalog.x)) and every cast
 -- (::pg_catalog.type): with string literals, qualified operators and
--- PL/pgSQL's := and ERRCODE = taken out, no operator character is left, and every :: is
+-- PL/pgSQL's :=, ERRCODE = and UPDATE's SET column = taken out, no operator character is left, and every :: is
 -- followed by pg_catalog.  (q4pg_route has an SQL-standard body: PostgreSQL
 -- binds its names when the extension is created, whatever the search_path.)
+-- the names of generated functions (q4pg_dead_letters is none: "dead" is hex)
+SELECT '^q4pg_[0-9a-f]+_(' || string_agg(suffix, '|') || ')$' AS generated
+  FROM q4pg_queue_function_names() \gset
 CREATE TEMP VIEW unpinned AS
 SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>_') AS function,
        regexp_replace(regexp_replace(regexp_replace(p.prosrc,
            '''([^'']|'''')*''', '', 'g'),
            'OPERATOR\(pg_catalog\.[^)]+\)', '', 'g'),
-           '(:=|ERRCODE =)', '', 'g') AS code
+           '(:=|ERRCODE =|(SET\s+|,\s*)[a-z_]+ = )', '', 'g') AS code
   FROM pg_proc AS p
  WHERE p.oid IN (SELECT d.objid FROM pg_depend AS d
                   WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
                     AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'q4pg'))
        AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
        AND p.prosqlbody IS NULL
-    OR p.proname ~ '^q4pg_[0-9a-f]+_' AND p.pronamespace = 'public'::regnamespace;
+    OR p.proname ~ :'generated' AND p.pronamespace = 'public'::regnamespace;
 SELECT function, 'operator' AS unqualified, (regexp_match(code, '.{0,20}[=<>|+*/-].{0,20}'))[1] AS near
   FROM unpinned
  WHERE regexp_replace(code, '(--[^\n]*|RETURNS[^\n]*|\$[a-z]*\$)', '', 'g') ~ '[=<>|+*/-]'
@@ -40,7 +43,7 @@ SELECT function, 'cast', (regexp_match(code, '.{0,20}::(?!pg_catalog\.).{0,20}')
   FROM unpinned
  WHERE code ~ '::(?!pg_catalog\.)'
  ORDER BY 1;
-SELECT count(*) = 5 AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
+SELECT count(*) = 12 AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
 
 SELECT count(*) AS security_definer
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid
@@ -69,7 +72,7 @@ SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>
   FROM pg_proc AS p
  CROSS JOIN LATERAL plpgsql_check_function_tb(p.oid, fatal_errors => false,
                                               extra_warnings => false) AS c
- WHERE p.proname ~ '^q4pg_[0-9a-f]+_' AND p.pronamespace = 'public'::regnamespace
+ WHERE p.proname ~ :'generated' AND p.pronamespace = 'public'::regnamespace
  ORDER BY 1;
 
 -- clean up in a new session: plpgsql_check leaves this one's compiled functions
