@@ -89,7 +89,6 @@ class Bench:
         self.prefill = {}           # label -> messages a taker needs so as not to run dry
         self.pool = None
         self.peer_versions = {}
-        self.has_pgq = self.has_pgmq = False   # peers.install() finds out (not with --no-peers)
         self.client_problem = loops.client_available()
         self.stores = {}
 
@@ -125,8 +124,7 @@ class Bench:
         cmd = [os.path.join(PG_BINDIR, 'pgbench'), '-n', '-M', 'prepared',
                '-f', os.path.join(BENCH, script),
                '-c', str(clients), '-j', str(min(clients, os.cpu_count() or 1))]
-        # pgbench -T takes whole seconds
-        cmd += ['-T', str(max(1, round(seconds)))] if seconds else ['-t', str(transactions)]
+        cmd += ['-T', str(seconds)] if seconds else ['-t', str(transactions)]
         for name, value in (defines or {}).items():
             cmd += ['-D', '%s=%s' % (name, value)]
         env = dict(self.env, PGOPTIONS=pgoptions) if pgoptions else self.env
