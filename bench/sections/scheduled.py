@@ -13,7 +13,8 @@ class ScheduledAhead(Store):
 
     def __init__(self, bench):
         super().__init__(bench, 'q', truncate='TRUNCATE q RESTART IDENTITY',
-                         prefill="INSERT INTO q (tag, data) SELECT 't', %s FROM generate_series(1, %s)",
+                         prefill="INSERT INTO q (tag, data) "
+                                 "SELECT 't', %s FROM generate_series(1, %s)",
                          count="SELECT q4pg_count('q', 't', include_scheduled => false)",
                          vacuum='q')
 

@@ -189,7 +189,8 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
              expiries, late_acks_refused, redelivered))
 
     assert len(sent) == messages
-    assert not lost, '%d messages neither acked nor dead letters: %s' % (len(lost), sorted(lost)[:10])
+    assert not lost, '%d messages neither acked nor dead letters: %s' % (
+        len(lost), sorted(lost)[:10])
     assert not acked_twice, 'acked more than once: %s' % sorted(acked_twice.items())[:10]
     assert not acked_and_dead, 'acked and a dead letter: %s' % sorted(acked_and_dead)[:10]
     assert set(acks) | set(dead) <= sent_ids

@@ -215,8 +215,9 @@ def lease_consume(args, log):
             if message.get('fail') or rng.random() < args.nack_rate:
                 error = 'always fails: %s' % message['n'] if message.get('fail') else 'flaky'
                 retry_in = None if message.get('fail') else args.retry_in
-                cur.execute('SELECT q4pg_nack(%s::regclass, %s, %s::uuid, make_interval(secs => %s), '
-                            '%s), ' + US % 'now()', (queue, id_, token, retry_in, error))
+                cur.execute('SELECT q4pg_nack(%s::regclass, %s, %s::uuid, '
+                            'make_interval(secs => %s), %s), ' + US % 'now()',
+                            (queue, id_, token, retry_in, error))
                 result, now = cur.fetchone()
                 log('nack', id=id_, token=token, result=result, error=error,
                     retry_in=retry_in or 0, at=now)
@@ -287,8 +288,8 @@ def scheduled_consume(args, log):
     conn.autocommit = how == 'lease'        # a lease is its own transaction
     while True:
         if how == 'dequeue':
-            cur.execute('SELECT id, data, now(), clock_timestamp() FROM q4pg_dequeue(%s::regclass, %s)',
-                        (queue, args.tag))
+            cur.execute('SELECT id, data, now(), clock_timestamp() '
+                        'FROM q4pg_dequeue(%s::regclass, %s)', (queue, args.tag))
         elif how == 'dequeue_many':
             cur.execute('SELECT id, data, now(), clock_timestamp() '
                         'FROM q4pg_dequeue_many(%s::regclass, %s, %s)', (queue, args.tag, n))
@@ -308,14 +309,15 @@ def scheduled_consume(args, log):
             cur.execute(RECORD_DELIVERY, (id_, data, now, clock, how, pid))
             if how == 'take':
                 if failing:
-                    cur.execute("SELECT q4pg_fail(%s::regclass, %s, 'again', make_interval(secs => %s))",
-                                (queue, id_, args.retry_in))
+                    cur.execute("SELECT q4pg_fail(%s::regclass, %s, 'again', "
+                                "make_interval(secs => %s))", (queue, id_, args.retry_in))
                 else:
                     cur.execute('SELECT q4pg_done(%s::regclass, %s)', (queue, id_))
             elif how == 'lease':
                 if failing:
                     cur.execute("SELECT q4pg_nack(%s::regclass, %s, %s::uuid, "
-                                "make_interval(secs => %s), 'again')", (queue, id_, row[4], args.retry_in))
+                                "make_interval(secs => %s), 'again')",
+                                (queue, id_, row[4], args.retry_in))
                 else:
                     cur.execute('SELECT q4pg_ack(%s::regclass, %s, %s::uuid)', (queue, id_, row[4]))
             result = cur.fetchone()[0] if how in ('take', 'lease') else True
