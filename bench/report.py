@@ -153,7 +153,7 @@ def markdown(results):
                         out.append('| %s | %.1f | %+.1f |' % (r['subject'], us, us - base_us))
             out.append('')
 
-    out += ['## Targets (issue #3)', '']
+    out += ['## Targets (issues #3 and #11)', '']
     for line in targets(results):
         out.append('- ' + line)
     if results['notes']:
