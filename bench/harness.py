@@ -95,7 +95,7 @@ class Bench:
     def setup(self):
         """The tables every section shares (bench/setup.sql)."""
         self.psql_file(os.path.join(BENCH, 'setup.sql'))
-        self.stores = {name: table_store(self, name) for name in ('raw', 'q')}
+        self.stores = {name: table_store(self, name) for name in ('raw', 'q', 'raw_lease')}
         self.stores['raw_notify'] = Store(self, 'raw_notify', 'TRUNCATE raw_notify RESTART IDENTITY')
 
     # --- SQL on the admin connection, psql, pgbench -----------------------------

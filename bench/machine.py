@@ -30,7 +30,7 @@ def fingerprint(bench):
         settings=['%s=%s%s' % (n, s, u or '') for n, s, u in settings],
         python=platform.python_version(), psycopg2=psycopg2.__version__.split()[0],
         commit=_commit(),
-        installed='q4pg--1.0.sql sha1 %s' % _installed_script_sha1(bench),
+        installed=_installed_script(bench),
         peers=bench.peer_versions,
         client=bench.client_problem and 'q4pg client not importable: ' + bench.client_problem
         or 'q4pg client importable')
@@ -45,11 +45,14 @@ def _commit():
     return commit + (' (sql/ or q4pg/ modified)' if dirty else '')
 
 
-def _installed_script_sha1(bench):
-    """The first 12 hex digits of the sha1 of the q4pg script the server installs, or '?'."""
+def _installed_script(bench):
+    """The script of the q4pg version the bench database runs, and the first 12 hex
+    digits of its sha1 ('?' when the file cannot be read)."""
     sharedir = bench.query("SELECT setting FROM pg_config() WHERE name = 'SHAREDIR'")[0][0]
-    script = os.path.join(sharedir, 'extension', 'q4pg--1.0.sql')
+    version = bench.query("SELECT extversion FROM pg_extension WHERE extname = 'q4pg'")
+    name = 'q4pg--%s.sql' % (version[0][0] if version else '?')
+    script = os.path.join(sharedir, 'extension', name)
     if not os.path.exists(script):
-        return '?'
+        return name + ' sha1 ?'
     with open(script, 'rb') as f:
-        return hashlib.sha1(f.read()).hexdigest()[:12]
+        return '%s sha1 %s' % (name, hashlib.sha1(f.read()).hexdigest()[:12])

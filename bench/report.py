@@ -53,8 +53,11 @@ def markdown(results):
             'in rotating order), so machine noise mostly cancels. Baselines are the same work '
             'in plain SQL on a table of the queue\'s shape (`raw`: id identity primary key, tag, '
             'json data, created_at, index (tag, id)): `INSERT`, and `DELETE ... WHERE id = '
-            '(SELECT id ... ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *`. Takers '
-            'drain a prefilled table and never find it empty.', '']
+            '(SELECT id ... ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *`; for leases, '
+            '`UPDATE ... SET run_at = now() + lease, attempts = attempts + 1, lease_token = '
+            'gen_random_uuid() WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)` then '
+            '`DELETE ... WHERE id = $1 AND lease_token = $2` on `raw_lease`, of a 1.1 queue\'s '
+            'shape. Takers drain a prefilled table and never find it empty.', '']
 
     rows = results['rows']
     if rows:
@@ -150,7 +153,7 @@ def markdown(results):
                         out.append('| %s | %.1f | %+.1f |' % (r['subject'], us, us - base_us))
             out.append('')
 
-    out += ['## Targets (issue #3)', '']
+    out += ['## Targets (issues #3 and #11)', '']
     for line in targets(results):
         out.append('- ' + line)
     if results['notes']:

@@ -27,7 +27,8 @@ FIGURES_DIR = os.path.join(HERE, 'figures')
 
 # The figures every run reports, in the order the README lists them.
 FIGURE_KEYS = ('messages', 'kills', 'kills_while_holding', 'crashes', 'connection_cuts',
-               'hypothesis_inputs', 'hostile_inputs', 'redelivered', 'lost', 'duplicated')
+               'hypothesis_inputs', 'hostile_inputs', 'lease_expiries', 'dead_letters',
+               'redelivered', 'lost', 'duplicated')
 
 
 class Figures(dict):

@@ -1,0 +1,18 @@
+"""Leases at the SQL level: q4pg_lease then q4pg_ack (two transactions a message)
+against the same work in plain SQL on a table of the same shape (UPDATE ... SKIP
+LOCKED that sets the lease, then a DELETE that checks its token); and, a
+diagnostic, that plain SQL on the q4pg queue's own table: what the table costs
+and what the functions cost."""
+
+from bench.subjects import taker
+
+
+def run(bench):
+    s = bench.stores
+    bench.compare('lease', 'lease + ack',
+                  taker(bench, 'UPDATE ... SKIP LOCKED, DELETE', 'scripts/lease_raw.sql',
+                        s['raw_lease'], 'baseline'),
+                  [taker(bench, 'q4pg_lease + q4pg_ack', 'scripts/lease_q4pg.sql', s['q']),
+                   taker(bench, 'the same UPDATE, DELETE on the q4pg queue table',
+                         'scripts/lease_queue_table.sql', s['q'], 'diagnostic')],
+                  unit='msg/s', target=('ratio', 0.90))
