@@ -257,6 +257,16 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 BEGIN%12$s
+    -- LIMIT 1 apart: with LIMIT p_n, PL/pgSQL's plan cache finds no generic
+    -- plan worth keeping (it guesses 10%% of the rows) and plans every call
+    IF p_n OPERATOR(pg_catalog.=) 1 THEN
+        RETURN QUERY
+            SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
+              FROM %6$s AS s
+             WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+             ORDER BY s.run_at, s.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        RETURN;
+    END IF;
     RETURN QUERY
         SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
           FROM %6$s AS s
@@ -329,7 +339,25 @@ DECLARE
     v_until timestamptz;
 BEGIN%12$s%17$s
     v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
-    -- a message on its last allowed attempt keeps its lease's end in dead_at
+    -- a message on its last allowed attempt keeps its lease's end in dead_at;
+    -- LIMIT 1 apart, as in take
+    IF p_n OPERATOR(pg_catalog.=) 1 THEN
+        RETURN QUERY
+            UPDATE %6$s AS q
+               SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
+                   lease_token = pg_catalog.gen_random_uuid(),
+                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
+                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
+                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
+                                  THEN v_until END
+             WHERE q.id OPERATOR(pg_catalog.=) (
+                       SELECT s.id FROM %6$s AS s
+                        WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                        ORDER BY s.run_at, s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at, q.attempts, q.last_error,
+                      q.lease_token, v_until;
+        RETURN;
+    END IF;
     RETURN QUERY
         WITH leased AS (
             UPDATE %6$s AS q
