@@ -96,8 +96,7 @@ SET_MAX_ATTEMPTS = ('SELECT q4pg_set_max_attempts(%s::pg_catalog.text::pg_catalo
 TAKE = ('SELECT id, tag, data, created_at, attempts, last_error '
         'FROM q4pg_take(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
         '%s::integer)')
-DONE = ('SELECT q4pg_done(%s::pg_catalog.text::pg_catalog.regclass, i) '
-        'FROM pg_catalog.unnest(%s::bigint[]) AS i')
+DONE = 'SELECT q4pg_done_many(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint[])'
 FAIL = ('SELECT i, q4pg_fail(%s::pg_catalog.text::pg_catalog.regclass, i, %s::pg_catalog.text, '
         'NULL::pg_catalog.interval, %s::integer) FROM pg_catalog.unnest(%s::bigint[]) AS i')
 # Leases.

@@ -11,6 +11,7 @@
 --     q4pg_<key>_dequeue(tag)                     q4pg_<key>_fail(id, error, retry_in, max_attempts)
 --     q4pg_<key>_dequeue_many(tag, n)             q4pg_<key>_lease(tag, n, lease)
 --     q4pg_<key>_cancel(id)                       q4pg_<key>_ack(id, token)
+--     q4pg_<key>_done_many(ids)
 --     q4pg_<key>_nack(id, token, retry_in, error) q4pg_<key>_extend(id, token, lease)
 -- (<key>: the queue's lock key in hex).  They live in the queue's schema and
 -- are owned by its owner, SECURITY INVOKER like everything else; they are not
@@ -43,7 +44,7 @@ LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,fail,lease,ack,nack,extend}'::text[]);
+    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,done_many,fail,lease,ack,nack,extend}'::text[]);
 END;
 
 -- q4pg_queue_function_prefix: 'q4pg_<key in hex>_', the start of the names of
@@ -283,6 +284,20 @@ AS %10$s
 BEGIN
     DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id;
     RETURN FOUND;
+END
+%10$s;
+
+%1$sdone_many(p_ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+DECLARE
+    v_count bigint;
+BEGIN
+    WITH done AS (DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) ANY (p_ids) RETURNING 1)
+    SELECT pg_catalog.count(1) INTO v_count FROM done;
+    RETURN v_count;
 END
 %10$s;
 

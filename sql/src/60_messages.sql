@@ -1,7 +1,7 @@
 -- The message functions: what producers and consumers call.
 --
--- The twelve on the hot path (enqueue, enqueue_many, dequeue, dequeue_many,
--- cancel; take, done, fail; lease, ack, nack, extend) hand the call to the
+-- The thirteen on the hot path (enqueue, enqueue_many, dequeue, dequeue_many,
+-- cancel; take, done, done_many, fail; lease, ack, nack, extend) hand the call to the
 -- queue's generated function (see 40_queue_functions.sql) through
 -- q4pg_route(), with one EXECUTE of a one-call statement.  They do not pin
 -- search_path (it costs a catalog lookup per call): every name, type and
@@ -126,6 +126,23 @@ BEGIN
        INTO v_done
       USING id;
     RETURN v_done;
+END
+$$;
+
+-- q4pg_done_many: q4pg_done for many messages in one call (what a batch
+-- taken with q4pg_take(queue, tag, n) needs).  Returns how many it removed.
+CREATE FUNCTION @extschema@.q4pg_done_many(queue regclass, ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    EXECUTE 'SELECT ' OPERATOR(pg_catalog.||) @extschema@.q4pg_route(queue)
+            OPERATOR(pg_catalog.||) 'done_many($1)'
+       INTO v_count
+      USING ids;
+    RETURN v_count;
 END
 $$;
 

@@ -120,7 +120,7 @@ def test_a_dequeue_sends_begin_with_its_statement_then_done_with_commit(q, recor
                                 'FROM q4pg_take(')
     assert data == 1
     [done] = recorder.queries()
-    assert done.startswith('SELECT q4pg_done(') and done.endswith('; COMMIT')
+    assert done.startswith('SELECT q4pg_done_many(') and done.endswith('; COMMIT')
     # A failure is counted before the commit (two round trips: failures are rare);
     # KeyboardInterrupt gives the messages back uncounted, with ROLLBACK.
     with pytest.raises(KeyError):
@@ -150,10 +150,10 @@ def test_a_listener_takes_a_message_in_two_round_trips(q, recorder):
         assert sent[-1].startswith('BEGIN; SELECT')
         assert next(items) == 2
         done, take = recorder.queries()
-        assert done.startswith('SELECT q4pg_done(') and done.endswith('; COMMIT')
+        assert done.startswith('SELECT q4pg_done_many(') and done.endswith('; COMMIT')
         assert take == sent[-1]
     [done] = recorder.queries()
-    assert done.startswith('SELECT q4pg_done(') and done.endswith('; COMMIT')
+    assert done.startswith('SELECT q4pg_done_many(') and done.endswith('; COMMIT')
 
 
 def test_a_connection_given_back_in_a_transaction_is_rolled_back_before_reuse(q, recorder,

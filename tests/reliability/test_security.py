@@ -226,6 +226,7 @@ PROBES = {
     'q4pg_consumers': 'SELECT queue::text FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_take': "SELECT id, tag, data FROM {f}(%s, 'a')",
     'q4pg_done': 'SELECT {f}(%s, 1)',
+    'q4pg_done_many': "SELECT {f}(%s, ARRAY[1, 2]::bigint[])",
     'q4pg_fail': "SELECT {f}(%s, 1, 'e')",
     'q4pg_lease': "SELECT id, tag, data, attempts FROM {f}(%s, 'a', 1, '1 minute')",
     'q4pg_ack': "SELECT {f}(%s, 1, '00000000-0000-0000-0000-000000000000')",
