@@ -94,6 +94,8 @@ DECLARE
     v_n_check   text;
     v_lease_check text;
     v_retry_check text;
+    v_due       text;
+    v_lease_set text;
     v_dollar    text;
     -- the columns of q4pg_message: the generated functions return its shape
     -- without naming the type, so that DROP EXTENSION does not reach them
@@ -147,6 +149,20 @@ BEGIN
         RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
             USING ERRCODE = 'invalid_parameter_value';
     END IF;$c$;
+
+    -- the due messages of a tag, first due first: the one definition that
+    -- dequeue, dequeue_many, take and lease select from
+    v_due := format($c$FROM %s AS s
+                 WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                 ORDER BY s.run_at, s.id$c$, v_table);
+    -- what a lease sets: an attempt counted, a fresh token, the lease's end
+    -- (kept in dead_at on the last allowed attempt, run_at then 'infinity')
+    v_lease_set := format($c$SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
+                   lease_token = pg_catalog.gen_random_uuid(),
+                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %1$s
+                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
+                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %1$s
+                                  THEN v_until END$c$, v_max);
 
     -- the bodies' dollar quote: one the table's name does not hold, so that
     -- no name can end a body and go on as code
@@ -209,9 +225,7 @@ BEGIN
     RETURN QUERY
         DELETE FROM %6$s AS q
          WHERE q.id OPERATOR(pg_catalog.=)
-               (SELECT s.id FROM %6$s AS s
-                 WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                 ORDER BY s.run_at, s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+               (SELECT s.id %19$s LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at;
 END
 %10$s;
@@ -226,9 +240,7 @@ BEGIN%12$s
         WITH taken AS (
             DELETE FROM %6$s AS q
              WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                       SELECT s.id FROM %6$s AS s
-                        WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                        ORDER BY s.run_at, s.id LIMIT p_n FOR UPDATE SKIP LOCKED))
+                       SELECT s.id %19$s LIMIT p_n FOR UPDATE SKIP LOCKED))
             RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
         SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;
 END
@@ -263,16 +275,12 @@ BEGIN%12$s
     IF p_n OPERATOR(pg_catalog.=) 1 THEN
         RETURN QUERY
             SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
-              FROM %6$s AS s
-             WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-             ORDER BY s.run_at, s.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+              %19$s LIMIT 1 FOR UPDATE SKIP LOCKED;
         RETURN;
     END IF;
     RETURN QUERY
         SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
-          FROM %6$s AS s
-         WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-         ORDER BY s.run_at, s.id LIMIT p_n FOR UPDATE SKIP LOCKED;
+          %19$s LIMIT p_n FOR UPDATE SKIP LOCKED;
 END
 %10$s;
 
@@ -354,21 +362,13 @@ DECLARE
     v_until timestamptz;
 BEGIN%12$s%17$s
     v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
-    -- a message on its last allowed attempt keeps its lease's end in dead_at;
     -- LIMIT 1 apart, as in take
     IF p_n OPERATOR(pg_catalog.=) 1 THEN
         RETURN QUERY
             UPDATE %6$s AS q
-               SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
-                   lease_token = pg_catalog.gen_random_uuid(),
-                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
-                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
-                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
-                                  THEN v_until END
+               %20$s
              WHERE q.id OPERATOR(pg_catalog.=) (
-                       SELECT s.id FROM %6$s AS s
-                        WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                        ORDER BY s.run_at, s.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                       SELECT s.id %19$s LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at, q.attempts, q.last_error,
                       q.lease_token, v_until;
         RETURN;
@@ -376,16 +376,9 @@ BEGIN%12$s%17$s
     RETURN QUERY
         WITH leased AS (
             UPDATE %6$s AS q
-               SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
-                   lease_token = pg_catalog.gen_random_uuid(),
-                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
-                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
-                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %13$s
-                                  THEN v_until END
+               %20$s
              WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                       SELECT s.id FROM %6$s AS s
-                        WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                        ORDER BY s.run_at, s.id LIMIT p_n FOR UPDATE SKIP LOCKED))
+                       SELECT s.id %19$s LIMIT p_n FOR UPDATE SKIP LOCKED))
             RETURNING q.id, q.tag, q.data::pg_catalog.text AS data, q.created_at, q.attempts, q.last_error,
                       q.lease_token)
         SELECT l.id, l.tag, l.data, l.created_at, l.attempts, l.last_error, l.lease_token, v_until
@@ -470,7 +463,9 @@ $f$,
         v_table,                                            -- 15
         v_wake || 'v_row.tag);',                            -- 16
         v_lease_check,                                      -- 17
-        v_wake || 'v_tag);');                               -- 18
+        v_wake || 'v_tag);',                                -- 18
+        v_due,                                              -- 19
+        v_lease_set);                                       -- 20
 END
 $$;
 
