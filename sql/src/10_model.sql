@@ -52,3 +52,20 @@ BEGIN
     END IF;
 END
 $$;
+
+-- q4pg_check_max_attempts: raises invalid_parameter_value (22023) unless
+-- p_max_attempts is a queue's possible max_attempts: null (no limit) or at
+-- least 1.  q4pg_create_queue and q4pg_set_max_attempts use it.
+CREATE FUNCTION @extschema@.q4pg_check_max_attempts(p_max_attempts integer)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_max_attempts < 1 THEN
+        RAISE EXCEPTION 'q4pg: max_attempts must be at least 1 (or null: no limit), not %', p_max_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;

@@ -177,10 +177,7 @@ BEGIN
         RAISE EXCEPTION 'q4pg: data length must be at least 1, not %', data_length
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF max_attempts < 1 THEN
-        RAISE EXCEPTION 'q4pg: max_attempts must be at least 1 (or null: no limit), not %', max_attempts
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM @extschema@.q4pg_check_max_attempts(max_attempts);
 
     BEGIN
         v_parts := parse_ident(table_name);
@@ -291,10 +288,7 @@ AS $$
 DECLARE
     v_info record := @extschema@.q4pg_queue_info(queue);
 BEGIN
-    IF max_attempts < 1 THEN
-        RAISE EXCEPTION 'q4pg: max_attempts must be at least 1 (or null: no limit), not %', max_attempts
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM @extschema@.q4pg_check_max_attempts(max_attempts);
     PERFORM @extschema@.q4pg_set_queue_trigger(queue, v_info.lock_key, max_attempts);
     IF max_attempts IS NOT NULL THEN
         EXECUTE format(
