@@ -254,8 +254,12 @@ class Listener:
         """Registers this listener as idle (q4pg_register_idle); True when it may sleep.
         Learns when the next message comes due in the same round trip."""
         assert self._conn is not None
-        self._registered = True
+        new, self._registered = not self._registered, True
         safe, self._due = self._conn.row(db.REGISTER_IDLE_DUE, (self._queue, self._tag) * 2)
+        if new and not safe:
+            # A new registration says false until it has committed (producers
+            # cannot see it before): it has now, in autocommit; ask again.
+            safe, self._due = self._conn.row(db.REGISTER_IDLE_DUE, (self._queue, self._tag) * 2)
         self._safe = bool(safe)
         return self._safe
 

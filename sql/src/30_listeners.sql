@@ -89,10 +89,14 @@ END;
 -- could have missed the registration has finished, so a dequeue attempt made
 -- now sees their messages.  Returns false when such a producer still runs:
 -- the session stays registered (later producers notify it); it should try to
--- dequeue and call again after a short while.  Never waits, and never makes a
--- producer wait: every lock it takes is session-level, so calling it inside a
--- transaction block blocks nobody (but LISTEN, and the registration, take
--- effect only at commit: register on an autocommit connection).
+-- dequeue and call again after a short while.  A new registration always
+-- returns false: producers read q4pg_idle_listeners with their own snapshot,
+-- so until the registration commits a producer can miss it after the barrier
+-- was probed; only a call made after that commit can say true.  Never waits,
+-- and never makes a producer wait: every lock it takes is session-level, so
+-- calling it inside a transaction block blocks nobody (but LISTEN, and the
+-- registration, take effect only at commit: register on an autocommit
+-- connection).
 -- Raises for a bad tag (q4pg_check_tag), a table that is no queue (42P01) and
 -- without SELECT on the queue (42501).  Writes q4pg_idle_listeners.
 CREATE FUNCTION @extschema@.q4pg_register_idle(queue regclass, tag text)
@@ -105,6 +109,7 @@ DECLARE
     v_key      integer;
     v_presence integer := @extschema@.q4pg_lock_class('presence');
     v_barrier  integer := @extschema@.q4pg_lock_class('barrier');
+    v_new      boolean;
 BEGIN
     PERFORM @extschema@.q4pg_check_tag(tag);
     v_key := (@extschema@.q4pg_queue_info(queue)).lock_key;
@@ -115,10 +120,11 @@ BEGIN
     INSERT INTO @extschema@.q4pg_idle_listeners AS w (queue, tag, pid, lock_key)
     VALUES (queue, tag, pg_backend_pid(), v_key)
     ON CONFLICT DO NOTHING;
+    v_new := FOUND;
     -- registered already, but without the presence lock (DISCARD ALL or
     -- pg_advisory_unlock_all released it, as a pooler does between clients):
     -- take it again, or producers would never notify this session
-    IF FOUND OR NOT EXISTS (
+    IF v_new OR NOT EXISTS (
            SELECT FROM pg_locks AS l
             WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
               AND l.classid = v_presence::oid AND l.objid = v_key::oid AND l.objsubid = 2
@@ -134,6 +140,13 @@ BEGIN
         -- forget the registrations of sessions that are gone
         DELETE FROM @extschema@.q4pg_idle_listeners AS w
          WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
+    END IF;
+    -- a registration is seen by producers only once it commits: a producer
+    -- that takes the barrier after the probe below but reads the registry
+    -- before that commit would not notify, and a dequeue made in between
+    -- would miss its message.  So the first answer is "not yet".
+    IF v_new THEN
+        RETURN false;
     END IF;
     -- the barrier, taken and released at once
     RETURN pg_try_advisory_lock(v_barrier, v_key) AND pg_advisory_unlock(v_barrier, v_key);

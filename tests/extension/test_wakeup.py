@@ -171,6 +171,8 @@ def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
     cur = live.cursor()
     cur.execute('LISTEN "%s"' % channel)
     cur.execute("SELECT q4pg_register_idle('wake', 't')")
+    assert cur.fetchone() == (False,)          # a new registration: "not yet"
+    cur.execute("SELECT q4pg_register_idle('wake', 't')")
     assert cur.fetchone() == (True,)
     queue.enqueue('t', 'someone waits')
     assert _notifications(observer) == [channel]

@@ -166,6 +166,7 @@ def test_a_session_pool_reused_after_a_listener_died(cluster, dbname, dsn, conn,
         with q4pg.QueueManager(dsn, 'mq') as q:
             channel = q.channel('t')
         died = db.ListenConnection(listen_dsn, channel)
+        assert died.call(db.REGISTER_IDLE, ('mq', 't')) is False   # new: "not yet"
         assert died.call(db.REGISTER_IDLE, ('mq', 't')) is True
         assert presence_locks(conn, died.server_pid) == 1
         died.close()   # as a process that was killed: no q4pg_unregister_idle
