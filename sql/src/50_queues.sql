@@ -53,8 +53,11 @@ $$;
 -- carries the queue's settings as its arguments: its lock key and (when not
 -- null) its max_attempts.  Its WHEN clause is the gate of 30_listeners.sql,
 -- with the lock key as a constant.  Raises 42809 for a table that has no
--- queue's shape.  Needs the rights to create triggers on the table (its
--- owner); writes pg_trigger.
+-- queue's shape, and 22023 for a queue and another lock key than its own: a
+-- queue keeps its lock key for life (its channels, its advisory locks, the
+-- names of its generated functions and the sessions' routes to them hang on
+-- it).  Needs the rights to create triggers on the table (its owner); writes
+-- pg_trigger.
 CREATE FUNCTION @extschema@.q4pg_set_queue_trigger(p_queue regclass, p_key integer,
                                                    p_max_attempts integer)
 RETURNS void
@@ -63,10 +66,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_missing text := (@extschema@.q4pg_queue_shape(p_queue)).missing;
+    v_key     integer := (SELECT t.lock_key FROM @extschema@.q4pg_queue_triggers(p_queue) AS t);
 BEGIN
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'q4pg: table % does not have a queue''s shape: %', p_queue, v_missing
             USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF v_key IS NOT NULL AND v_key IS DISTINCT FROM p_key THEN
+        RAISE EXCEPTION 'q4pg: queue % has lock key %, not %: a queue''s lock key never changes',
+                        p_queue, v_key, p_key
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify') THEN
         EXECUTE format('DROP TRIGGER q4pg_notify ON %s', p_queue);

@@ -239,7 +239,9 @@ PROBES = {
     'q4pg_purge_dead': 'SELECT {f}(%s)',
     'q4pg_set_max_attempts': 'SELECT {f}(%s, 5) IS NULL',
     'q4pg_reshape_queue': 'SELECT {f}(%s)::text',
-    'q4pg_set_queue_trigger': 'SELECT {f}(%s, 7, NULL) IS NULL',
+    # with the queue's own lock key (its oid, for a new queue): a key never changes
+    'q4pg_set_queue_trigger': 'SELECT {f}(q, q::pg_catalog.oid::pg_catalog.int4, NULL) IS NULL '
+                              'FROM (SELECT %s::pg_catalog.regclass AS q) AS a',
     'q4pg_wake': "SELECT {f}(%s::text, 1, 'a') IS NULL",
 }
 

@@ -47,6 +47,8 @@ SELECT q4pg_lease('plain', 'tag', 1, '1 minute');
 SELECT q4pg_replay('plain');
 SELECT q4pg_purge_dead('plain');
 SELECT q4pg_set_max_attempts('plain', 3);
+-- a queue's lock key never changes (its generated functions and routes hang on it)
+SELECT q4pg_set_queue_trigger('mq', (SELECT lock_key FROM q4pg_queue_info('mq')) + 1, NULL);
 SELECT lease_token AS token FROM q4pg_lease('mq', 'tag', 1, '1 hour') \gset
 SELECT q4pg_fail('mq', id) FROM mq;
 SELECT q4pg_nack('mq', id, :'token') FROM mq;
