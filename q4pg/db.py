@@ -123,6 +123,8 @@ _DUE_IN = ('pg_catalog.date_part(\'epoch\', '
 REGISTER_IDLE_DUE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
                      '%s::pg_catalog.text), ' + _DUE_IN +
                      ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+# When the next message comes due, alone (a listener that stayed registered).
+DUE_IN = ('SELECT ' + _DUE_IN + ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 NEXT_DUE_AT = ('SELECT q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, '
                '%s::pg_catalog.text)')
 # Dead letters.

@@ -94,6 +94,7 @@ class Listener:
         self._idle_since: Optional[float] = None  # when the last message was handed out
         self._due: Optional[float] = None  # seconds until the next message comes due (the
         #                                    registration's answer; None: none scheduled)
+        self._due_fresh = False  # the server said _due since the listener last slept
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
         self._lost_at: Optional[float] = None  # when a connection was lost, until LISTENing again
@@ -196,15 +197,18 @@ class Listener:
                     barrier = min(barrier * 2, _BARRIER_MAX, self._poll_interval)
                 else:
                     barrier = _BARRIER_FIRST
-                    # NOTIFY cannot say when a scheduled message (or an
-                    # expired lease) comes due: the server can, and did in
-                    # the registration's round trip.
+                    # Registered without a break since the barrier passed:
+                    # every producer since notifies us, so an empty look
+                    # after a wake-up needs no new registration.  But NOTIFY
+                    # cannot say when a scheduled message (or an expired
+                    # lease) comes due: the server can, and did in the
+                    # registration's round trip; after a wake-up, ask again.
+                    if not self._due_fresh:
+                        self._due = self._call(db.DUE_IN)
+                    self._due_fresh = False
                     wait = self._poll_interval
                     if self._due is not None:
                         wait = max(0.001, min(wait, float(self._due)))
-                    # Woken with nothing to take, register again: that asks
-                    # again when the next message comes due.
-                    self._safe = False
                 wait, end = self._until(wait, stop_at, tick_at)
                 if end is not None:
                     return end
@@ -260,6 +264,7 @@ class Listener:
             # A new registration says false until it has committed (producers
             # cannot see it before): it has now, in autocommit; ask again.
             safe, self._due = self._conn.row(db.REGISTER_IDLE_DUE, (self._queue, self._tag) * 2)
+        self._due_fresh = True
         self._safe = bool(safe)
         return self._safe
 

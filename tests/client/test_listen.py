@@ -12,7 +12,7 @@ import time
 import pytest
 
 import q4pg
-from tests.helpers import WAIT, wait_until
+from tests.helpers import WAIT, is_listen_connection, wait_until
 
 APP = 'q4pg_listen_test'  # application_name of the listener's connections
 
@@ -32,17 +32,12 @@ def backends(conn):
         return cur.fetchall()
 
 
-def on_listen_connection(query):
-    """True for what a LISTEN connection runs: LISTEN, q4pg_register_idle, q4pg_unregister_idle."""
-    return query.startswith('LISTEN ') or 'q4pg_register_idle(' in query or 'q4pg_unregister_idle(' in query
-
-
 def listen_backends(conn):
-    return [b for b in backends(conn) if on_listen_connection(b[4])]
+    return [b for b in backends(conn) if is_listen_connection(b[4])]
 
 
 def worker_backends(conn):
-    return [b for b in backends(conn) if not on_listen_connection(b[4])]
+    return [b for b in backends(conn) if not is_listen_connection(b[4])]
 
 
 def registered(conn, tag):
@@ -114,6 +109,12 @@ class Consumer:
         assert self.errors == []
 
 
+# The LISTEN connection's last statements before a sleep: the registration, or
+# (woken for nothing, still registered) when the next message comes due.
+REGISTERED = 'SELECT q4pg_register_idle('
+ASKED_DUE = 'SELECT pg_catalog.date_part('
+
+
 def asleep(conn):
     """True when the listener has registered (q4pg_register_idle) and its worker is not dequeueing now.
 
@@ -122,7 +123,7 @@ def asleep(conn):
     """
     listening = listen_backends(conn)
     return (len(listening) == 1 and listening[0][1] == 'idle'
-            and listening[0][4].startswith('SELECT q4pg_register_idle(')
+            and listening[0][4].startswith((REGISTERED, ASKED_DUE))
             and all(b[1] == 'idle' and (b[4] in ('COMMIT', 'ROLLBACK')
                                         or b[4].startswith('SELECT q4pg_enqueue('))
                     for b in worker_backends(conn)))
@@ -308,7 +309,24 @@ def test_listen_connection_is_never_in_a_transaction(q, conn):
         assert state == 'idle'
         assert xact_start is None
         assert backend_xid is None
-        assert on_listen_connection(query)
+        assert is_listen_connection(query)
+
+
+def test_woken_for_nothing_it_sleeps_again_still_registered(q, conn):
+    """Woken by a message it cannot take (one scheduled for later), a listener
+    asks only when the next message comes due and sleeps again: it stayed
+    registered, so it registers no more, and the next producer wakes it."""
+    consumer = Consumer(q, 'tag', stop_after_idle=3 * WAIT)
+    assert wait_until(lambda: asleep(conn) and listen_backends(conn)[0][4].startswith(REGISTERED))
+    pid = listen_backends(conn)[0][0]
+    q.enqueue('tag', 'later', schedule=3600)      # notifies: the listener wakes, finds none due
+    assert wait_until(lambda: asleep(conn) and listen_backends(conn)[0][4].startswith(ASKED_DUE))
+    with conn.cursor() as cur:
+        cur.execute('SELECT count(*) FROM q4pg_idle_listeners WHERE pid = %s', (pid,))
+        assert cur.fetchone() == (1,)
+    q.enqueue('tag', 'now')
+    assert consumer.next() == 'now'
+    consumer.stop(q)
 
 
 def test_survives_termination_of_its_backends(q, conn, caplog):

@@ -13,6 +13,7 @@ import sys
 import time
 
 import psycopg2
+from tests.helpers import LISTEN_CONNECTION
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -211,18 +212,6 @@ def assert_unchanged(before, after, what=''):
     tables = sorted(set(before[1]) ^ set(after[1]))
     raise AssertionError('the database changed %s: catalog entries gone %s, new %s; '
                          'tables %s' % (what, gone[:5], new[:5], tables[:6]))
-
-
-# A listener's LISTEN connection runs LISTEN, and (since the client registers idle
-# listeners, so that producers notify only those) q4pg_register_idle / q4pg_unregister_idle; its
-# pooled connections run dequeues, COMMIT and ROLLBACK.
-LISTEN_CONNECTION = ("(query ILIKE 'LISTEN %%' OR query LIKE '%%q4pg\\_register\\_idle(%%' "
-                     "OR query LIKE '%%q4pg\\_unregister\\_idle(%%')")
-
-
-def is_listen_connection(query_text):
-    q = query_text.strip()
-    return (q.upper().startswith('LISTEN ') or 'q4pg_register_idle(' in q or 'q4pg_unregister_idle(' in q)
 
 
 def listen_pids(dsn, application_name=None):

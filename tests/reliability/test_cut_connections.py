@@ -15,8 +15,8 @@ import uuid
 import psycopg2
 import pytest
 
-from tests.helpers import wait_until
-from tests.reliability.helpers import is_listen_connection, query, quiet
+from tests.helpers import is_listen_connection, wait_until
+from tests.reliability.helpers import query, quiet
 
 POLL_INTERVAL = 60  # the listener's safety-net poll: longer than any wait below
 WAIT = 30

@@ -11,8 +11,8 @@ import json
 import uuid
 
 import q4pg
-from tests.helpers import wait_until
-from tests.reliability.helpers import is_listen_connection, query
+from tests.helpers import is_listen_connection, wait_until
+from tests.reliability.helpers import query
 
 
 def backends(dsn, app):
