@@ -294,7 +294,11 @@ class Listener:
             return self._take_leased()
         transaction = self._db.begin(db.TAKE, (self._queue, self._tag, 1))
         if not transaction.rows:
-            transaction.rollback()
+            # COMMIT, not ROLLBACK: it costs the same here, and a rollback
+            # would make the session forget its route to the queue's
+            # generated functions (q4pg_build_route: settings, transactional),
+            # found again at the next take, at a cost of a few catalog reads.
+            transaction.commit()
             return _STOP
         self._held = transaction
         try:
