@@ -30,28 +30,9 @@ SELECT q4pg_create_queue('bad', 'xml');
 SELECT q4pg_create_queue('bad', 'json', 0);
 SELECT q4pg_create_queue('x; DROP TABLE plain');
 -- 1.1
-SELECT q4pg_enqueue('mq', 'tag', '1', 'infinity');
-SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1'], '-infinity');
-SELECT q4pg_take('mq', 'tag', -1);
-SELECT q4pg_lease('mq', 'tag', NULL, '1 minute');
-SELECT q4pg_lease('mq', 'tag', 1, '-1 second');
-SELECT q4pg_extend('mq', 1, gen_random_uuid(), '0 seconds');
-SELECT q4pg_nack('mq', 1, gen_random_uuid(), '-1 second');
-SELECT q4pg_fail('mq', 1, 'e', '-1 second');
-SELECT q4pg_set_max_attempts('mq', 0);
-SELECT q4pg_create_queue('mq', 'json', 20, max_attempts => 5);
-SELECT q4pg_create_queue('bad', max_attempts => -1);
-SELECT q4pg_dead_letters('mq', n => -1);
-SELECT q4pg_next_due('mq', NULL);
-SELECT q4pg_lease('plain', 'tag', 1, '1 minute');
-SELECT q4pg_replay('plain');
-SELECT q4pg_purge_dead('plain');
-SELECT q4pg_set_max_attempts('plain', 3);
+\i tests/sql/include/bad_calls_1_1.sql
 -- a queue's lock key never changes (its generated functions and routes hang on it)
 SELECT q4pg_set_queue_trigger('mq', (SELECT lock_key FROM q4pg_queue_info('mq')) + 1, NULL);
-SELECT lease_token AS token FROM q4pg_lease('mq', 'tag', 1, '1 hour') \gset
-SELECT q4pg_fail('mq', id) FROM mq;
-SELECT q4pg_nack('mq', id, :'token') FROM mq;
 SELECT q4pg_create_queue('a.b.c');
 SELECT q4pg_create_queue('nosuchschema.q');
 SELECT q4pg_create_queue(repeat('q', 64));
@@ -64,26 +45,7 @@ SELECT q4pg_dequeue('plain', 'tag');
 SELECT q4pg_create_queue('mq', 'text', 20);
 SELECT q4pg_create_queue('x; DROP TABLE plain');
 -- 1.1
-SELECT q4pg_enqueue('mq', 'tag', '1', 'infinity');
-SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1'], '-infinity');
-SELECT q4pg_take('mq', 'tag', -1);
-SELECT q4pg_lease('mq', 'tag', NULL, '1 minute');
-SELECT q4pg_lease('mq', 'tag', 1, '-1 second');
-SELECT q4pg_extend('mq', 1, gen_random_uuid(), '0 seconds');
-SELECT q4pg_nack('mq', 1, gen_random_uuid(), '-1 second');
-SELECT q4pg_fail('mq', 1, 'e', '-1 second');
-SELECT q4pg_set_max_attempts('mq', 0);
-SELECT q4pg_create_queue('mq', 'json', 20, max_attempts => 5);
-SELECT q4pg_create_queue('bad', max_attempts => -1);
-SELECT q4pg_dead_letters('mq', n => -1);
-SELECT q4pg_next_due('mq', NULL);
-SELECT q4pg_lease('plain', 'tag', 1, '1 minute');
-SELECT q4pg_replay('plain');
-SELECT q4pg_purge_dead('plain');
-SELECT q4pg_set_max_attempts('plain', 3);
-SELECT lease_token AS token FROM q4pg_lease('mq', 'tag', 1, '1 hour') \gset
-SELECT q4pg_fail('mq', id) FROM mq;
-SELECT q4pg_nack('mq', id, :'token') FROM mq;
+\i tests/sql/include/bad_calls_1_1.sql
 
 -- nothing changed
 SELECT data FROM q4pg_list('mq');
