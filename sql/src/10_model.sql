@@ -53,6 +53,24 @@ BEGIN
 END
 $$;
 
+-- q4pg_check_limit: raises invalid_parameter_value (22023) for a negative
+-- limit of the listing functions (q4pg_list, q4pg_dead_letters); null is no
+-- limit.  (The generated functions' n, which may not be null, is checked
+-- inline.)
+CREATE FUNCTION @extschema@.q4pg_check_limit(p_n integer)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_n < 0 THEN
+        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', p_n
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+
 -- q4pg_check_max_attempts: raises invalid_parameter_value (22023) unless
 -- p_max_attempts is a queue's possible max_attempts: null (no limit) or at
 -- least 1.  q4pg_create_queue and q4pg_set_max_attempts use it.

@@ -84,10 +84,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 BEGIN
-    IF n < 0 THEN
-        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', n
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM @extschema@.q4pg_check_limit(n);
     PERFORM @extschema@.q4pg_queue_info(queue);
     RETURN QUERY EXECUTE format(
         'SELECT id, tag, data::text, created_at, attempts, last_error, dead_at FROM %s

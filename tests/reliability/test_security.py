@@ -200,6 +200,7 @@ PROBES = {
     'q4pg_channel_name': "SELECT {f}(%s, 'a')",
     'q4pg_check_tag': "SELECT {f}('a') IS NULL WHERE %s IS NOT NULL",
     'q4pg_check_max_attempts': 'SELECT {f}(3) IS NULL WHERE %s IS NOT NULL',
+    'q4pg_check_limit': 'SELECT {f}(3) IS NULL WHERE %s IS NOT NULL',
     'q4pg_queue_function_names': 'SELECT * FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_queue_function_prefix': 'SELECT {f}(1) WHERE %s IS NOT NULL',
     'q4pg_queue_function_marker': "SELECT {f}(%s, 'json', 1, NULL) IS NOT NULL",
