@@ -33,6 +33,18 @@ def wait_until(predicate, timeout=WAIT, what='the condition', interval=0.05):
         time.sleep(interval)
 
 
+def query(dsn, sql, args=None):
+    """Runs one statement on a fresh autocommit connection; returns all rows (or None)."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
 # What a listener's LISTEN connection runs (pg_stat_activity.query): LISTEN,
 # q4pg_register_idle / q4pg_unregister_idle, and, registered, when the next
 # message comes due (q4pg_next_due with the server pid check of every query

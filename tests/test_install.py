@@ -10,6 +10,7 @@ import pytest
 
 import q4pg
 from q4pg import install
+from tests.helpers import query
 
 REAL = install.scripts()
 BASE = REAL.versions[0]         # the oldest released version: its real install script
@@ -54,13 +55,7 @@ def functions(dsn):
 
 
 def functions_left(dsn):
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'q4pg%'")
-            return [row[0] for row in cur.fetchall()]
-    finally:
-        conn.close()
+    return [row[0] for row in query(dsn, "SELECT proname FROM pg_proc WHERE proname LIKE 'q4pg%'")]
 
 
 def test_upgrade_paths_are_the_shortest_chain_of_scripts():

@@ -19,7 +19,7 @@ import pytest
 from psycopg2 import sql
 
 from q4pg import install
-from tests.helpers import INSTALL, install_q4pg, members_sql
+from tests.helpers import INSTALL, install_q4pg, members_sql, query
 
 SCRIPTS = install.scripts()
 DEFAULT = SCRIPTS.default_version
@@ -218,33 +218,19 @@ def use_queues(dsn, queues, role):
 
 def drop_owned(dsns, role):
     for dsn in dsns:
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL('DROP OWNED BY {}').format(sql.Identifier(role)))
-        conn.close()
+        query(dsn, sql.SQL('DROP OWNED BY {}').format(sql.Identifier(role)))
 
 
 def recorded(dsn):
     """The objects q4pg install's record lists."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute('SELECT members FROM q4pg_install')
-            return sorted(map(repr, cur.fetchone()[0]))
-    finally:
-        conn.close()
+    return sorted(map(repr, query(dsn, 'SELECT members FROM q4pg_install')[0][0]))
 
 
 def upgrade_q4pg(dsn):
     if INSTALL == 'sql':
         install.upgrade(dsn)
-        return
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute('ALTER EXTENSION q4pg UPDATE')
-    conn.close()
+    else:
+        query(dsn, 'ALTER EXTENSION q4pg UPDATE')
 
 
 @pytest.mark.parametrize('version', OLDER or [pytest.param(None, marks=pytest.mark.skip(

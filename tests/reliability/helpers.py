@@ -12,24 +12,11 @@ import subprocess
 import sys
 import time
 
-import psycopg2
-from tests.helpers import LISTEN_CONNECTION
+from tests.helpers import LISTEN_CONNECTION, query
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKER = os.path.join(HERE, 'worker.py')
-
-
-def query(dsn, sql, args=None):
-    """Runs one statement on a fresh autocommit connection; returns all rows (or None)."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
 
 
 def read_log(path):
