@@ -65,16 +65,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_missing text := (@extschema@.q4pg_queue_shape(p_queue)).missing;
-    v_key     integer := (SELECT t.lock_key FROM @extschema@.q4pg_queue_triggers(p_queue) AS t);
+    v_shape record := @extschema@.q4pg_queue_shape(p_queue);
 BEGIN
-    IF v_missing IS NOT NULL THEN
-        RAISE EXCEPTION 'q4pg: table % does not have a queue''s shape: %', p_queue, v_missing
+    IF v_shape.missing IS NOT NULL THEN
+        RAISE EXCEPTION 'q4pg: table % does not have a queue''s shape: %', p_queue, v_shape.missing
             USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF v_key IS NOT NULL AND v_key IS DISTINCT FROM p_key THEN
+    IF v_shape.lock_key IS NOT NULL AND v_shape.lock_key IS DISTINCT FROM p_key THEN
         RAISE EXCEPTION 'q4pg: queue % has lock key %, not %: a queue''s lock key never changes',
-                        p_queue, v_key, p_key
+                        p_queue, v_shape.lock_key, p_key
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_notify') THEN
