@@ -24,8 +24,8 @@ CREATE TYPE @extschema@.q4pg_leased_message AS (
     lease_until timestamptz
 );
 
--- A message as q4pg_list shows it: run_at null while leased, leased_until
--- null unless leased.
+-- A message as q4pg_list shows it: run_at is when it is (or comes) due,
+-- while leased the lease's end; leased_until null unless leased.
 CREATE TYPE @extschema@.q4pg_listed_message AS (
     id           bigint,
     tag          text,

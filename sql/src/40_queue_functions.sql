@@ -11,7 +11,7 @@
 --     q4pg_<key>_dequeue(tag)                     q4pg_<key>_fail(id, error, retry_in, max_attempts)
 --     q4pg_<key>_dequeue_many(tag, n)             q4pg_<key>_lease(tag, n, lease)
 --     q4pg_<key>_cancel(id)                       q4pg_<key>_ack(id, token)
---     q4pg_<key>_done_many(ids)
+--     q4pg_<key>_done_many(ids)                   q4pg_<key>_give_back(ids)
 --     q4pg_<key>_nack(id, token, retry_in, error) q4pg_<key>_extend(id, token, lease)
 -- (<key>: the queue's lock key in hex).  They live in the queue's schema and
 -- are owned by its owner, SECURITY INVOKER like everything else; they are not
@@ -35,6 +35,17 @@
 --              (a lease on the last allowed attempt keeps run_at 'infinity'
 --              and its end in dead_at: when it ends, the message is dead)
 --   dead       dead_at <= now()
+--
+-- What a transaction took and removed, it remembers in two settings local to
+-- the transaction (so a ROLLBACK, or a ROLLBACK TO SAVEPOINT, forgets them
+-- with the locks and deletes they go with), named by the queue's lock key:
+--   q4pg.taken_<key>    ',<id>,<id>,': the messages take locked; done and
+--                       fail act on these only, and never wait for a lock
+--   q4pg.removed_<key>  the rows dequeue and dequeue_many deleted, as an
+--                       array of the table's row type: fail puts one back
+--                       with its failure counted, give_back uncounted, under
+--                       its own id (the deleted row and its copy are one
+--                       message: nobody else sees either until commit)
 
 -- q4pg_queue_function_names: the generated functions' name suffixes, the one
 -- list that building, checking and dropping use.
@@ -44,7 +55,7 @@ LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,done_many,fail,lease,ack,nack,extend}'::text[]);
+    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,done_many,fail,give_back,lease,ack,nack,extend}'::text[]);
 END;
 
 -- q4pg_queue_function_prefix: 'q4pg_<key in hex>_', the start of the names of
@@ -97,6 +108,12 @@ DECLARE
     v_due       text;
     v_lease_set text;
     v_dollar    text;
+    v_null_json text;     -- refuses a JSON null on json and jsonb queues
+    v_tag_null  text;
+    v_taken     text;     -- the settings that remember (see above), as literals
+    v_removed   text;
+    v_put_back  text;     -- the INSERT that puts a removed message back
+    v_remember  text;     -- adds removed rows (an array, %s) to q4pg.removed_<key>
     -- the columns of q4pg_message: the generated functions return its shape
     -- without naming the type, so that DROP EXTENSION does not reach them
     v_row text := (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
@@ -144,6 +161,32 @@ BEGIN
         RAISE EXCEPTION 'q4pg: lease must be longer than zero, not %', coalesce(p_lease::pg_catalog.text, 'null')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;$c$;
+    v_taken := quote_literal('q4pg.taken_' || to_hex(v_info.lock_key));
+    v_removed := quote_literal('q4pg.removed_' || to_hex(v_info.lock_key));
+    -- a JSON null would come out of a dequeue as nothing at all (None in
+    -- Python): refused here with a clear error, and by the table's
+    -- q4pg_data_not_json_null constraint for a plain INSERT
+    v_null_json := CASE WHEN v_info.data_type IN ('json', 'jsonb') THEN $c$
+    IF v_null THEN
+        RAISE EXCEPTION 'q4pg: data must not be the JSON null: a consumer could not tell it from no message'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;$c$ ELSE '' END;
+    v_tag_null := $c$
+    IF p_tag IS NULL THEN
+        RAISE EXCEPTION 'q4pg: tag must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;$c$;
+    -- a removed message (v_row) back in the table under its id, with the
+    -- attempts, error, due time and death given as %s
+    v_put_back := format($c$INSERT INTO %s AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at)
+        OVERRIDING SYSTEM VALUE
+        VALUES (v_row.id, v_row.tag, v_row.data, v_row.created_at, %%s, %%s, %%s, NULL, %%s)$c$, v_table);
+    -- (an empty list reads '' or '{}'; two arrays' texts join inside one pair of braces)
+    v_remember := format($c$PERFORM pg_catalog.set_config(%1$s, CASE
+            WHEN pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), '')) OPERATOR(pg_catalog.<=) 2
+            THEN (%%1$s)::pg_catalog.text
+            ELSE pg_catalog.rtrim(pg_catalog.current_setting(%1$s, true), '}') OPERATOR(pg_catalog.||) ','
+                 OPERATOR(pg_catalog.||) pg_catalog.ltrim((%%1$s)::pg_catalog.text, '{') END, true);$c$, v_removed);
     v_retry_check := $c$
     IF p_retry_in OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
         RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
@@ -180,12 +223,15 @@ AS %10$s
 DECLARE
     v_length integer;
     v_id     bigint;
+    v_null   boolean;
 BEGIN
     IF p_tag IS NULL OR p_data IS NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;%3$s%11$s
     v_length := %4$s;%5$s
+    v_null := v_length OPERATOR(pg_catalog.<) 64
+              AND pg_catalog.btrim(p_data, E' \t\n\r') OPERATOR(pg_catalog.=) 'null';%21$s
     INSERT INTO %6$s AS q (tag, data, run_at)
     VALUES (p_tag, p_data::%7$s, coalesce(p_run_at, pg_catalog.now()))
     RETURNING q.id INTO v_id;
@@ -200,13 +246,17 @@ AS %10$s
 %2$s
 DECLARE
     v_length integer;
+    v_null   boolean;
 BEGIN
     IF p_tag IS NULL OR p_data IS NULL
        OR pg_catalog.array_position(p_data, NULL::pg_catalog.text) IS NOT NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;%3$s%11$s
-    SELECT pg_catalog.max(%8$s) INTO v_length FROM pg_catalog.unnest(p_data) AS u(d);%5$s
+    SELECT pg_catalog.max(%8$s),
+           pg_catalog.bool_or(pg_catalog.char_length(u.d) OPERATOR(pg_catalog.<) 64
+                              AND pg_catalog.btrim(u.d, E' \t\n\r') OPERATOR(pg_catalog.=) 'null')
+      INTO v_length, v_null FROM pg_catalog.unnest(p_data) AS u(d);%5$s%21$s
     RETURN QUERY
         INSERT INTO %6$s AS q (tag, data, run_at)
         SELECT p_tag, u.d::%7$s, coalesce(p_run_at, pg_catalog.now())
@@ -221,12 +271,19 @@ RETURNS TABLE (%9$s)
 LANGUAGE plpgsql
 AS %10$s
 %2$s
-BEGIN
-    RETURN QUERY
-        DELETE FROM %6$s AS q
-         WHERE q.id OPERATOR(pg_catalog.=)
-               (SELECT s.id %19$s LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at;
+DECLARE
+    v_row %6$s;
+BEGIN%22$s%3$s
+    DELETE FROM %6$s AS q
+     WHERE q.id OPERATOR(pg_catalog.=)
+           (SELECT s.id %19$s LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at
+         INTO v_row;
+    IF FOUND THEN
+        %24$s
+        id := v_row.id; tag := v_row.tag; data := v_row.data::pg_catalog.text; created_at := v_row.created_at;
+        RETURN NEXT;
+    END IF;
 END
 %10$s;
 
@@ -235,14 +292,20 @@ RETURNS TABLE (%9$s)
 LANGUAGE plpgsql
 AS %10$s
 %2$s
-BEGIN%12$s
-    RETURN QUERY
-        WITH taken AS (
-            DELETE FROM %6$s AS q
-             WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                       SELECT s.id %19$s LIMIT p_n FOR UPDATE SKIP LOCKED))
-            RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
-        SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;
+DECLARE
+    v_rows %6$s[];
+BEGIN%22$s%3$s%12$s
+    WITH removed AS (
+        DELETE FROM %6$s AS q
+         WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT s.id %19$s LIMIT p_n FOR UPDATE SKIP LOCKED))
+        RETURNING q)
+    SELECT pg_catalog.array_agg(r.q ORDER BY (r.q).id) INTO v_rows FROM removed AS r;
+    IF v_rows IS NOT NULL THEN
+        %25$s
+        RETURN QUERY SELECT r.id, r.tag, r.data::pg_catalog.text, r.created_at
+                       FROM pg_catalog.unnest(v_rows) AS r;
+    END IF;
 END
 %10$s;
 
@@ -269,18 +332,33 @@ RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz, attempts 
 LANGUAGE plpgsql
 AS %10$s
 %2$s
-BEGIN%12$s
+DECLARE
+    v_ids text := '';
+BEGIN%22$s%3$s%12$s
     -- LIMIT 1 apart: with LIMIT p_n, PL/pgSQL's plan cache finds no generic
     -- plan worth keeping (it guesses 10%% of the rows) and plans every call
     IF p_n OPERATOR(pg_catalog.=) 1 THEN
-        RETURN QUERY
-            SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
-              %19$s LIMIT 1 FOR UPDATE SKIP LOCKED;
-        RETURN;
-    END IF;
-    RETURN QUERY
         SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
-          %19$s LIMIT p_n FOR UPDATE SKIP LOCKED;
+          INTO id, tag, data, created_at, attempts, last_error
+          %19$s LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF FOUND THEN
+            RETURN NEXT;
+            v_ids := id::pg_catalog.text OPERATOR(pg_catalog.||) ',';
+        END IF;
+    ELSE
+        FOR id, tag, data, created_at, attempts, last_error IN
+            SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
+              %19$s LIMIT p_n FOR UPDATE SKIP LOCKED
+        LOOP
+            RETURN NEXT;
+            v_ids := v_ids OPERATOR(pg_catalog.||) id::pg_catalog.text OPERATOR(pg_catalog.||) ',';
+        END LOOP;
+    END IF;
+    IF v_ids OPERATOR(pg_catalog.<>) '' THEN
+        PERFORM pg_catalog.set_config(%23$s,
+                    coalesce(pg_catalog.current_setting(%23$s, true), '') OPERATOR(pg_catalog.||) ','
+                    OPERATOR(pg_catalog.||) v_ids, true);
+    END IF;
 END
 %10$s;
 
@@ -290,6 +368,12 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 BEGIN
+    -- only a message this transaction took (never one another holds: no wait)
+    IF pg_catalog.strpos(coalesce(pg_catalog.current_setting(%23$s, true), ''),
+                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
+       OPERATOR(pg_catalog.=) 0 THEN
+        RETURN false;
+    END IF;
     DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id;
     RETURN FOUND;
 END
@@ -303,7 +387,13 @@ AS %10$s
 DECLARE
     v_count bigint;
 BEGIN
-    WITH done AS (DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) ANY (p_ids) RETURNING 1)
+    -- only messages this transaction took (never one another holds: no wait)
+    WITH done AS (
+        DELETE FROM %6$s AS q
+         WHERE q.id OPERATOR(pg_catalog.=) ANY (p_ids)
+           AND q.id OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
+                   coalesce(pg_catalog.current_setting(%23$s, true), ''), ',', '')::pg_catalog.int8[])
+        RETURNING 1)
     SELECT pg_catalog.count(1) INTO v_count FROM done;
     RETURN v_count;
 END
@@ -315,22 +405,35 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 DECLARE
-    v_row  record;
+    v_row  %6$s;
+    v_rows %6$s[];
     v_max  integer := coalesce(p_max_attempts, %13$s);
 BEGIN%14$s
-    SELECT q.tag, q.attempts, q.lease_token, q.run_at, q.dead_at INTO v_row
-      FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
-    IF NOT FOUND THEN
+    -- a message this transaction removed (dequeue): back under its id, counted
+    v_rows := %30$s;
+    SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
+      INTO v_row FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) p_id;
+    IF FOUND THEN
+        PERFORM pg_catalog.set_config(%26$s, ARRAY(
+                    SELECT r FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.<>) p_id)::pg_catalog.text, true);
+        IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
+            %27$s;
+            RETURN 'dead';
+        END IF;
+        %28$s;
+        RETURN 'retry';
+    END IF;
+    -- a message this transaction took: counted in place (never one another
+    -- transaction holds: no wait)
+    IF pg_catalog.strpos(coalesce(pg_catalog.current_setting(%23$s, true), ''),
+                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
+       OPERATOR(pg_catalog.=) 0 THEN
         RETURN NULL;
     END IF;
-    IF v_row.dead_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
-        RETURN 'dead';
-    END IF;
-    IF v_row.lease_token IS NOT NULL
-       AND coalesce(v_row.dead_at, v_row.run_at) OPERATOR(pg_catalog.>) pg_catalog.now() THEN
-        RAISE EXCEPTION 'q4pg: message %% of queue %% is leased: its lease holder ends it with q4pg_ack or q4pg_nack',
-                p_id, %15$L
-            USING ERRCODE = 'object_in_use';
+    SELECT q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at
+      INTO v_row FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
     END IF;
     IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
         UPDATE %6$s AS q
@@ -352,6 +455,33 @@ BEGIN%14$s
 END
 %10$s;
 
+%1$sgive_back(p_ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS %10$s
+%2$s
+DECLARE
+    v_row   %6$s;
+    v_rows  %6$s[] := %30$s;
+    v_count bigint := 0;
+BEGIN
+    -- messages this transaction removed (dequeue): back as they were, uncounted
+    FOR v_row IN
+        SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
+          FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) ANY (p_ids)
+    LOOP
+        %29$s;
+        v_count := v_count OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    IF v_count OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM pg_catalog.set_config(%26$s, ARRAY(
+                    SELECT r FROM pg_catalog.unnest(v_rows) AS r
+                     WHERE NOT r.id OPERATOR(pg_catalog.=) ANY (p_ids))::pg_catalog.text, true);
+    END IF;
+    RETURN v_count;
+END
+%10$s;
+
 %1$slease(p_tag text, p_n integer, p_lease interval)
 RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz, attempts integer, last_error text,
                lease_token uuid, lease_until timestamptz)
@@ -360,7 +490,7 @@ AS %10$s
 %2$s
 DECLARE
     v_until timestamptz;
-BEGIN%12$s%17$s
+BEGIN%22$s%3$s%12$s%17$s
     v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
     -- LIMIT 1 apart, as in take
     IF p_n OPERATOR(pg_catalog.=) 1 THEN
@@ -465,7 +595,25 @@ $f$,
         v_lease_check,                                      -- 17
         v_wake || 'v_tag);',                                -- 18
         v_due,                                              -- 19
-        v_lease_set);                                       -- 20
+        v_lease_set,                                        -- 20
+        v_null_json,                                        -- 21
+        v_tag_null,                                         -- 22
+        v_taken,                                            -- 23
+        format(v_remember, 'ARRAY[v_row]'),                 -- 24
+        format(v_remember, 'v_rows'),                       -- 25
+        v_removed,                                          -- 26
+        format(v_put_back, '''infinity''::pg_catalog.timestamptz',
+               'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error',
+               'pg_catalog.now()'),                         -- 27: dead
+        format(v_put_back, 'CASE WHEN p_retry_in IS NULL THEN LEAST(v_row.run_at, pg_catalog.now())
+                                 ELSE pg_catalog.now() OPERATOR(pg_catalog.+) p_retry_in END',
+               'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error', 'NULL'),  -- 28: retry
+        format(v_put_back, 'v_row.run_at', 'v_row.attempts', 'v_row.last_error',
+               'v_row.dead_at'),                            -- 29: as it was
+        format($c$CAST(CASE WHEN pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''))
+                               OPERATOR(pg_catalog.>) 2 THEN pg_catalog.current_setting(%1$s, true) END
+                          AS %2$s[])$c$,
+               v_removed, v_table));                                 -- 30: the removed rows, as text
 END
 $$;
 

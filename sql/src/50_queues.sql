@@ -4,7 +4,10 @@
 -- to this version's: adds the columns q4pg 1.1 added to a 1.0 queue table
 -- (every message stays, due at once), replaces 1.0's (tag, id) index by the
 -- (tag, run_at, id) index dequeues walk, and creates that index when
--- missing.  Returns the table.  Needs ALTER rights on it (its owner); writes
+-- missing; on a json or jsonb queue, adds the q4pg_data_not_json_null CHECK
+-- constraint (a plain INSERT of the JSON null is refused: a consumer could not
+-- tell it from no message), validated unless older messages hold one (those
+-- stay; the clients refuse to take them silently).  Returns the table.  Needs ALTER rights on it (its owner); writes
 -- the catalogs and, for a 1.0 table, builds an index over its rows.
 CREATE FUNCTION @extschema@.q4pg_reshape_queue(p_queue regclass)
 RETURNS regclass
@@ -44,6 +47,18 @@ BEGIN
                             FROM unnest('{tag,run_at,id}'::name[]) WITH ORDINALITY AS k(col, n)
                             JOIN pg_attribute AS a ON a.attrelid = p_queue AND a.attname = k.col)) THEN
         EXECUTE format('CREATE INDEX ON %s (tag, run_at, id)', p_queue);
+    END IF;
+    IF v_shape.data_type IN ('json', 'jsonb')
+       AND NOT EXISTS (SELECT FROM pg_constraint AS k
+                        WHERE k.conrelid = p_queue AND k.conname = 'q4pg_data_not_json_null') THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT q4pg_data_not_json_null
+                            CHECK (pg_catalog.%s_typeof(data) OPERATOR(pg_catalog.<>) ''null'') NOT VALID',
+                       p_queue, v_shape.data_type);
+        BEGIN
+            EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT q4pg_data_not_json_null', p_queue);
+        EXCEPTION WHEN check_violation THEN
+            NULL;   -- a 1.0 queue holding the JSON null: new ones are refused all the same
+        END;
     END IF;
     RETURN p_queue;
 END

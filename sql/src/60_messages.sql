@@ -1,7 +1,7 @@
 -- The message functions: what producers and consumers call.
 --
--- The thirteen on the hot path (enqueue, enqueue_many, dequeue, dequeue_many,
--- cancel; take, done, done_many, fail; lease, ack, nack, extend) hand the call to the
+-- The fourteen on the hot path (enqueue, enqueue_many, dequeue, dequeue_many,
+-- cancel; take, done, done_many, fail, give_back; lease, ack, nack, extend) hand the call to the
 -- queue's generated function (see 40_queue_functions.sql) through
 -- q4pg_route(), with one EXECUTE of a one-call statement.  They do not pin
 -- search_path (it costs a catalog lookup per call): every name, type and
@@ -16,6 +16,8 @@
 -- stored (22P02, 22001, 22004).  run_at (1.1): no dequeue or lease hands the
 -- message out before then (null: now; not 'infinity': 22023).  Inserts
 -- into the queue table (its trigger notifies idle listeners of the tag).
+-- On a json or jsonb queue, the JSON null is refused (22004): a consumer
+-- could not tell it from no message.
 CREATE FUNCTION @extschema@.q4pg_enqueue(queue regclass, tag text, data text,
                                          run_at timestamptz DEFAULT NULL)
 RETURNS bigint
@@ -31,6 +33,20 @@ BEGIN
     RETURN v_id;
 END
 $$;
+
+-- q4pg_enqueue with json or jsonb data (1.1): the same, for a value already
+-- of a JSON type (q4pg_enqueue('q', 't', to_jsonb(row)) needs no cast).
+CREATE FUNCTION @extschema@.q4pg_enqueue(queue regclass, tag text, data json,
+                                         run_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql
+RETURN @extschema@.q4pg_enqueue(queue, tag, data::pg_catalog.text, run_at);
+
+CREATE FUNCTION @extschema@.q4pg_enqueue(queue regclass, tag text, data jsonb,
+                                         run_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql
+RETURN @extschema@.q4pg_enqueue(queue, tag, data::pg_catalog.text, run_at);
 
 -- q4pg_enqueue_many: adds one message per element of data, in array order, in
 -- one statement (so one NOTIFY).  Returns their ids in the same order.  One
@@ -50,8 +66,12 @@ $$;
 -- q4pg_dequeue: takes the first due message of a tag (run_at, then id: the
 -- oldest, for messages enqueued without run_at) that no other transaction
 -- holds (FOR UPDATE SKIP LOCKED) and deletes it inside the caller's
--- transaction: ROLLBACK gives it back, uncounted (q4pg_take counts failures).  Returns zero or one message; never
--- waits for another consumer.
+-- transaction: COMMIT consumes it, ROLLBACK gives it back uncounted, and
+-- q4pg_fail before the end of the transaction gives it back with a failure
+-- counted (the transaction remembers what it removed: see
+-- 40_queue_functions.sql).  Returns zero or one message; never waits for
+-- another consumer.  Raises 22004 for a null tag, 22001 for a tag longer
+-- than a tag may be.
 CREATE FUNCTION @extschema@.q4pg_dequeue(queue regclass, tag text)
 RETURNS SETOF @extschema@.q4pg_message
 LANGUAGE plpgsql
@@ -64,7 +84,7 @@ END
 $$;
 
 -- q4pg_dequeue_many: like q4pg_dequeue, for up to n messages at once.
--- Returns them oldest first; raises 22023 when n is null or negative.
+-- Returns them in id order; raises 22023 when n is null or negative.
 CREATE FUNCTION @extschema@.q4pg_dequeue_many(queue regclass, tag text, n integer)
 RETURNS SETOF @extschema@.q4pg_message
 LANGUAGE plpgsql
@@ -113,7 +133,8 @@ END
 $$;
 
 -- q4pg_done: removes a message the caller's transaction took (q4pg_take).
--- Returns false when there is no such message.
+-- Returns false for any other id (no such message, or one this transaction
+-- did not take: it is left alone, and never waited for).
 CREATE FUNCTION @extschema@.q4pg_done(queue regclass, id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -130,7 +151,8 @@ END
 $$;
 
 -- q4pg_done_many: q4pg_done for many messages in one call (what a batch
--- taken with q4pg_take(queue, tag, n) needs).  Returns how many it removed.
+-- taken with q4pg_take(queue, tag, n) needs).  Returns how many it removed:
+-- ids this transaction did not take are left alone.
 CREATE FUNCTION @extschema@.q4pg_done_many(queue regclass, ids bigint[])
 RETURNS bigint
 LANGUAGE plpgsql
@@ -146,16 +168,17 @@ BEGIN
 END
 $$;
 
--- q4pg_fail: records a failed attempt at a message and gives it back, in one
--- step of the caller's transaction (so no other consumer can take it
+-- q4pg_fail: records a failed attempt at a message the caller's transaction
+-- took (q4pg_take) or removed (q4pg_dequeue, q4pg_dequeue_many) and gives it
+-- back, in one step of that transaction (so no other consumer can take it
 -- uncounted): attempts + 1, last_error := error, due again after retry_in
 -- (null: at once and in its place, as after a rollback; idle listeners are
--- woken).  When its attempts reach
--- max_attempts (the argument, else the queue's) it becomes a dead letter
--- instead.  Returns 'retry' or 'dead'; null when there is no such message.
--- Locks the message (waits for a transaction that holds it).  Raises 55006
--- for a message under a live lease (its holder uses q4pg_nack), 22023 for a
--- negative retry_in.
+-- woken).  When its attempts reach max_attempts (the argument, else the
+-- queue's) it becomes a dead letter instead.  Returns 'retry' or 'dead';
+-- null for any other id (no such message, one this transaction did not take,
+-- one under a lease: its holder uses q4pg_nack): it is left alone, and never
+-- waited for.  A removed message goes back under its own id, which needs
+-- INSERT on the queue.  Raises 22023 for a negative retry_in.
 CREATE FUNCTION @extschema@.q4pg_fail(queue regclass, id bigint, error text DEFAULT NULL,
                                       retry_in interval DEFAULT NULL,
                                       max_attempts integer DEFAULT NULL)
@@ -170,6 +193,26 @@ BEGIN
        INTO v_state
       USING id, error, retry_in, max_attempts;
     RETURN v_state;
+END
+$$;
+
+-- q4pg_give_back (1.1): gives back, uncounted and at once, messages the
+-- caller's transaction removed with q4pg_dequeue or q4pg_dequeue_many, as a
+-- ROLLBACK would, without ending the transaction: each goes back under its
+-- id, as it was (needs INSERT on the queue).  Returns how many it gave back;
+-- other ids are left alone.
+CREATE FUNCTION @extschema@.q4pg_give_back(queue regclass, ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    EXECUTE 'SELECT ' OPERATOR(pg_catalog.||) @extschema@.q4pg_route(queue)
+            OPERATOR(pg_catalog.||) 'give_back($1)'
+       INTO v_count
+      USING ids;
+    RETURN v_count;
 END
 $$;
 
@@ -250,12 +293,13 @@ BEGIN
 END
 $$;
 
--- q4pg_count: the number of messages in a queue, of one tag or (tag null) of
--- all, dead letters left out (q4pg_stats counts them); include_scheduled
--- false counts due messages only.  Messages held by a consumer's open
--- transaction still count.
+-- q4pg_count: the number of due messages in a queue (what a dequeue could
+-- hand out: the original library's count), of one tag or (tag null) of all;
+-- include_scheduled true also counts those scheduled for later or under a
+-- live lease.  Dead letters are left out (q4pg_stats counts them).  Messages
+-- held by a consumer's open transaction still count.
 CREATE FUNCTION @extschema@.q4pg_count(queue regclass, tag text DEFAULT NULL,
-                                       include_scheduled boolean DEFAULT true)
+                                       include_scheduled boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql
 STABLE
@@ -271,18 +315,20 @@ BEGIN
                        AND run_at <= CASE WHEN $2 THEN ''infinity'' ELSE now() END
                        AND NOT coalesce(dead_at <= now(), false)', queue)
        INTO v_count
-      USING tag, coalesce(include_scheduled, true);
+      USING tag, coalesce(include_scheduled, false);
     RETURN v_count;
 END
 $$;
 
--- q4pg_list: the messages of a queue, first due first (run_at, then id), of
--- one tag or (tag null) of all, at most n of them (null: all), dead letters
--- left out (q4pg_dead_letters lists them); include_scheduled false lists due
--- messages only.  Each with its due time (null while leased), attempts,
--- last error and, while leased, its lease's end.  Takes nothing; raises 22023 for a negative n.
+-- q4pg_list: the due messages of a queue, first due first (run_at, then id),
+-- of one tag or (tag null) of all, at most n of them (null: all);
+-- include_scheduled true lists those scheduled for later or under a live
+-- lease too.  Dead letters are left out (q4pg_dead_letters lists them).
+-- Each with its due time (while leased: the lease's end, when it comes due
+-- again unless acknowledged), attempts, last error and, while leased, its
+-- lease's end.  Takes nothing; raises 22023 for a negative n.
 CREATE FUNCTION @extschema@.q4pg_list(queue regclass, tag text DEFAULT NULL, n integer DEFAULT NULL,
-                                      include_scheduled boolean DEFAULT true)
+                                      include_scheduled boolean DEFAULT false)
 RETURNS SETOF @extschema@.q4pg_listed_message
 LANGUAGE plpgsql
 STABLE
@@ -295,7 +341,7 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT id, tag, data::text, created_at,
                 CASE WHEN lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()
-                     THEN NULL ELSE run_at END, attempts, last_error,
+                     THEN coalesce(dead_at, run_at) ELSE run_at END, attempts, last_error,
                 CASE WHEN lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()
                      THEN coalesce(dead_at, run_at) END
            FROM %s
@@ -304,6 +350,6 @@ BEGIN
             AND NOT coalesce(dead_at <= now(), false)
           ORDER BY run_at, id LIMIT $2',
         queue)
-      USING tag, n, coalesce(include_scheduled, true);
+      USING tag, n, coalesce(include_scheduled, false);
 END
 $$;

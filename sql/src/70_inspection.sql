@@ -16,9 +16,13 @@ BEGIN ATOMIC
 END;
 
 -- q4pg_stats: per queue and tag, for every queue the caller may read: the
--- messages due now (waiting) and the age of the oldest message that is not
--- a dead letter, then the messages scheduled for later, under a live lease,
--- and the dead letters.  One scan of each queue.
+-- messages due now (waiting), when the oldest of them was enqueued
+-- (oldest_created_at) and how long it has been due (oldest_age: what an
+-- alert on a stuck queue watches; a message scheduled for tomorrow does not
+-- count until then), then the messages scheduled for later, under a live
+-- lease, and the dead letters.  A queue with no message at all has one row,
+-- tag null and zeros, so that monitoring sees every queue.  One scan of each
+-- queue.
 CREATE FUNCTION @extschema@.q4pg_stats()
 RETURNS TABLE (queue regclass, tag text, waiting bigint, oldest_created_at timestamptz,
                oldest_age interval, scheduled bigint, leased bigint, dead bigint)
@@ -33,14 +37,25 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT $1, tag,
                     count(*) FILTER (WHERE run_at <= now()),
-                    min(created_at) FILTER (WHERE NOT coalesce(dead_at <= now(), false)),
-                    now() - min(created_at) FILTER (WHERE NOT coalesce(dead_at <= now(), false)),
+                    min(created_at) FILTER (WHERE run_at <= now()),
+                    now() - min(run_at) FILTER (WHERE run_at <= now()),
                     count(*) FILTER (WHERE run_at > now() AND lease_token IS NULL AND dead_at IS NULL),
                     count(*) FILTER (WHERE lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()),
                     count(*) FILTER (WHERE dead_at <= now())
                FROM %s GROUP BY tag ORDER BY tag',
             v_queue)
           USING v_queue;
+        IF NOT FOUND THEN
+            queue := v_queue;
+            tag := NULL;
+            waiting := 0;
+            oldest_created_at := NULL;
+            oldest_age := NULL;
+            scheduled := 0;
+            leased := 0;
+            dead := 0;
+            RETURN NEXT;
+        END IF;
     END LOOP;
 END
 $$;
@@ -74,7 +89,9 @@ $$;
 
 -- q4pg_dead_letters: the dead letters of a queue, of one tag or (tag null)
 -- of all, oldest death first, at most n (null: all), each with its attempts,
--- last error and when it died.  Raises 22023 for a negative n.
+-- last error and when it died.  One whose last allowed lease ended
+-- unacknowledged says so in last_error (the error of an attempt before it,
+-- if any, follows).  Raises 22023 for a negative n.
 CREATE FUNCTION @extschema@.q4pg_dead_letters(queue regclass, tag text DEFAULT NULL,
                                               n integer DEFAULT NULL)
 RETURNS SETOF @extschema@.q4pg_dead_letter
@@ -87,7 +104,11 @@ BEGIN
     PERFORM @extschema@.q4pg_check_limit(n);
     PERFORM @extschema@.q4pg_queue_info(queue);
     RETURN QUERY EXECUTE format(
-        'SELECT id, tag, data::text, created_at, attempts, last_error, dead_at FROM %s
+        'SELECT id, tag, data::text, created_at, attempts,
+                CASE WHEN lease_token IS NULL THEN last_error
+                     ELSE ''q4pg: its last lease ended without an ack or a nack''
+                          || coalesce(''; the error before: '' || last_error, '''') END,
+                dead_at FROM %s
           WHERE ($1 IS NULL OR tag = $1) AND dead_at <= now()
           ORDER BY dead_at, id LIMIT $2',
         queue)
@@ -129,8 +150,15 @@ BEGIN
 END
 $$;
 
+-- q4pg_replay with one id (1.1): q4pg_replay(queue, ARRAY[id]).
+CREATE FUNCTION @extschema@.q4pg_replay(queue regclass, id bigint)
+RETURNS bigint
+LANGUAGE sql
+RETURN @extschema@.q4pg_replay(queue, ARRAY[id]);
+
 -- q4pg_purge_dead: deletes dead letters of a queue, of one tag or (tag null)
--- of all, dead for longer than older_than (null: all).  Returns how many.
+-- of all, dead for longer than older_than (null: all; negative: 22023).
+-- Returns how many.
 -- Needs DELETE on the queue.
 CREATE FUNCTION @extschema@.q4pg_purge_dead(queue regclass, tag text DEFAULT NULL,
                                             older_than interval DEFAULT NULL)
@@ -142,6 +170,10 @@ AS $$
 DECLARE
     v_count bigint;
 BEGIN
+    IF older_than < '0'::interval THEN
+        RAISE EXCEPTION 'q4pg: older_than must not be negative, not %', older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM @extschema@.q4pg_queue_info(queue);
     EXECUTE format(
         'WITH purged AS (

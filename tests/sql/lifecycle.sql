@@ -12,9 +12,10 @@ SELECT count(*) AS nothing_due FROM q4pg_dequeue('lq', 'a');
 SELECT count(*) AS nothing_leased FROM q4pg_lease('lq', 'a', 10, '1 minute');
 SELECT count(*) AS nothing_taken FROM q4pg_take('lq', 'a', 10);
 SELECT q4pg_next_due('lq', 'a') = (SELECT run_at FROM lq WHERE id = :later) AS next_due_is_run_at;
-SELECT q4pg_count('lq') AS all, q4pg_count('lq', include_scheduled => false) AS due;
-SELECT data, run_at > now() AS scheduled FROM q4pg_list('lq');
-SELECT count(*) AS listed_due FROM q4pg_list('lq', include_scheduled => false);
+-- count and list: due messages by default (the original API's count)
+SELECT q4pg_count('lq', include_scheduled => true) AS all, q4pg_count('lq') AS due;
+SELECT data, run_at > now() AS scheduled FROM q4pg_list('lq', include_scheduled => true);
+SELECT count(*) AS listed_due FROM q4pg_list('lq');
 SELECT q4pg_cancel('lq', :later) AS cancelled_scheduled;
 SELECT q4pg_next_due('lq', 'a') IS NULL AS none_due_later;
 -- a run_at in the past is due at once, ahead of messages due later
@@ -22,7 +23,7 @@ SELECT q4pg_enqueue('lq', 'b', '"second"');
 SELECT q4pg_enqueue('lq', 'b', '"first"', now() - interval '1 minute');
 SELECT data FROM q4pg_dequeue_many('lq', 'b', 5) ORDER BY id DESC;
 SELECT q4pg_enqueue_many('lq', 'b', ARRAY['1', '2'], now() + interval '1 day');
-SELECT q4pg_count('lq', 'b', false) AS due, q4pg_count('lq', 'b') AS all;
+SELECT q4pg_count('lq', 'b') AS due, q4pg_count('lq', 'b', true) AS all;
 SELECT q4pg_enqueue('lq', 'b', '1', 'infinity');
 DELETE FROM lq;
 
@@ -43,7 +44,7 @@ SELECT count(*) AS not_dequeued FROM q4pg_dequeue('lq', 't');
 SELECT data, attempts, last_error FROM q4pg_dead_letters('lq');
 SELECT tag, waiting, scheduled, leased, dead FROM q4pg_stats();
 SELECT q4pg_count('lq') AS dead_not_counted;
-SELECT q4pg_replay('lq') AS replayed;
+SELECT q4pg_replay('lq', :job) AS replayed;
 SELECT attempts, last_error, dead_at IS NULL AS alive FROM lq WHERE id = :job;
 BEGIN;
 SELECT id = :job AS taken FROM q4pg_take('lq', 't');
@@ -52,12 +53,65 @@ COMMIT;
 SELECT q4pg_count('lq') AS gone;
 -- a caller's own limit, and a retry later
 SELECT q4pg_enqueue('lq', 't', '"job"') AS job \gset
+BEGIN;
+SELECT count(*) AS taken FROM q4pg_take('lq', 't');
 SELECT q4pg_fail('lq', :job, 'once', max_attempts => 1);
+COMMIT;
 SELECT q4pg_purge_dead('lq', older_than => '1 hour') AS kept_young, q4pg_purge_dead('lq') AS purged;
 SELECT q4pg_enqueue('lq', 't', '"job"') AS job \gset
+BEGIN;
+SELECT count(*) AS taken FROM q4pg_take('lq', 't');
 SELECT q4pg_fail('lq', :job, 'later', retry_in => '1 hour');
+COMMIT;
 SELECT q4pg_next_due('lq', 't') > now() + interval '59 minutes' AS retried_later;
 SELECT q4pg_fail('lq', -1);
+DELETE FROM lq;
+
+-- done and fail act only on what this transaction took, and never wait
+SELECT q4pg_enqueue('lq', 'o', '"mine"') AS mine \gset
+SELECT q4pg_enqueue('lq', 'o', '"not taken"') AS other \gset
+BEGIN;
+SELECT data FROM q4pg_take('lq', 'o');
+SELECT q4pg_done('lq', :other) AS done_other, q4pg_fail('lq', :other, 'x') IS NULL AS fail_other,
+       q4pg_done_many('lq', ARRAY[:other, :mine]) AS done_mine_only;
+COMMIT;
+SELECT data, attempts FROM lq WHERE tag = 'o';
+DELETE FROM lq;
+
+-- dequeue, then fail: the removed message comes back under its id, counted,
+-- and give_back puts one back as it was
+SELECT q4pg_enqueue('lq', 'd', '"one"') AS one \gset
+SELECT q4pg_enqueue('lq', 'd', '"two"') AS two \gset
+SELECT q4pg_enqueue('lq', 'd', '"three"') AS three \gset
+BEGIN;
+SELECT data FROM q4pg_dequeue('lq', 'd');
+SELECT data FROM q4pg_dequeue_many('lq', 'd', 2);
+SELECT q4pg_fail('lq', :one, 'first failed') AS one_failed,
+       q4pg_give_back('lq', ARRAY[:two, :one]) AS given_back,
+       q4pg_fail('lq', :one, 'again') IS NULL AS fail_once;
+COMMIT;
+SELECT id = :one AS same_id, data, attempts, last_error, run_at <= now() AS due FROM lq ORDER BY id;
+DELETE FROM lq;
+-- a rolled back savepoint forgets what it removed
+BEGIN;
+SELECT q4pg_enqueue('lq', 'd', '"four"') AS four \gset
+SAVEPOINT s;
+SELECT data FROM q4pg_dequeue('lq', 'd');
+ROLLBACK TO SAVEPOINT s;
+SELECT q4pg_fail('lq', :four, 'x') IS NULL AS not_removed_any_more;
+COMMIT;
+SELECT data, attempts FROM lq;
+DELETE FROM lq;
+
+-- JSON and single-id overloads; every queue in stats, with zeros when empty
+SELECT q4pg_enqueue('lq', 'j', '{"a": 1}'::jsonb) > 0 AS jsonb_accepted,
+       q4pg_enqueue('lq', 'j', '[1]'::json) > 0 AS json_accepted;
+SELECT q4pg_create_queue('empty_q');
+SELECT queue, tag, waiting, oldest_age, scheduled, leased, dead FROM q4pg_stats() WHERE queue = 'empty_q'::regclass;
+SELECT q4pg_drop_queue('empty_q');
+-- oldest_age: how long the oldest due message waits; a scheduled one does not count
+SELECT q4pg_enqueue('lq', 's', '"tomorrow"', now() + interval '1 day');
+SELECT tag, waiting, oldest_age IS NULL AS no_age, scheduled FROM q4pg_stats() WHERE tag = 's';
 DELETE FROM lq;
 
 -- leases: each counts an attempt; ack and nack need the token; extend is the heartbeat

@@ -43,7 +43,7 @@ SELECT function, 'cast', (regexp_match(code, '.{0,20}::(?!pg_catalog\.).{0,20}')
   FROM unpinned
  WHERE code ~ '::(?!pg_catalog\.)'
  ORDER BY 1;
-SELECT count(*) = 13 AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
+SELECT count(*) = 14 AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
 
 SELECT count(*) AS security_definer
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid

@@ -17,6 +17,15 @@ SELECT q4pg_lease('plain', 'tag', 1, '1 minute');
 SELECT q4pg_replay('plain');
 SELECT q4pg_purge_dead('plain');
 SELECT q4pg_set_max_attempts('plain', 3);
+SELECT q4pg_enqueue('mq', 'tag', 'null');
+SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1', ' null']);
+INSERT INTO mq (tag, data) VALUES ('tag', 'null');
+SELECT q4pg_dequeue('mq', NULL);
+SELECT q4pg_dequeue_many('mq', repeat('t', 3000), 1);
+SELECT q4pg_take('mq', NULL);
+SELECT q4pg_lease('mq', NULL, 1, '1 minute');
+SELECT q4pg_purge_dead('mq', older_than => '-1 second');
 SELECT lease_token AS token FROM q4pg_lease('mq', 'tag', 1, '1 hour') \gset
-SELECT q4pg_fail('mq', id) FROM mq;
+-- not taken by this transaction (leased): left alone, at once
+SELECT q4pg_fail('mq', id) IS NULL AS fail_refused FROM mq;
 SELECT q4pg_nack('mq', id, :'token') FROM mq;
