@@ -343,10 +343,19 @@ def cmd_listen(args):
     return EXIT_NOTHING
 
 
+def _due_or_all(sub):
+    """list's and count's choice: due messages (the default, as in SQL and Python) or --all."""
+    which = sub.add_mutually_exclusive_group()
+    which.add_argument('--all', action='store_true',
+                       help='also messages scheduled for later and under a lease')
+    which.add_argument('--due', action='store_true',
+                       help='only messages due now (the default; kept for scripts)')
+
+
 def cmd_list(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
     with _manager(args) as q:
-        rows = q.list(tag, limit=args.limit, ignore_scheduled=args.due, full=True)
+        rows = q.list(tag, limit=args.limit, ignore_scheduled=not args.all, full=True)
         _write_lines([_message_line(q, msg_id, msg_tag, data, created_at, run_at=run_at,
                                     attempts=attempts, last_error=last_error,
                                     leased_until=leased_until)
@@ -358,7 +367,7 @@ def cmd_list(args):
 def cmd_count(args):
     tag = None if args.tag is None else _check_utf8(args.tag, 'TAG')
     with _manager(args) as q:
-        _write_lines([str(q.count(tag, ignore_scheduled=args.due))])
+        _write_lines([str(q.count(tag, ignore_scheduled=not args.all))])
     return EXIT_OK
 
 
@@ -464,14 +473,7 @@ def _printable(text):
 
 def cmd_stats(args):
     with _manager(args, find=False, queue=False) as q:
-        queues = q.queues()
-        stats = q.stats(full=True)
-    # q4pg_stats() has rows for messages only: show empty queues too.
-    busy = {row[0] for row in stats}
-    rows = [tuple(row) for row in stats]
-    rows += [(queue, None, 0, None, None, 0, 0, 0) for queue, _, _ in queues
-             if queue not in busy]
-    rows.sort(key=lambda r: (str(r[0]), r[1] is not None, r[1] or ''))
+        rows = q.stats(full=True)     # an empty queue: one row, tag None
     if args.json:
         _write_lines([json.dumps({'queue': str(queue), 'tag': tag, 'waiting': waiting,
                                   'oldest_created_at': created.isoformat() if created else None,
@@ -749,21 +751,21 @@ def build_parser():
                           '$Q4PG_LISTEN_DSN, else the same as --dsn)')
 
     sub = command('list', cmd_list, 'print messages in delivery order (takes nothing)',
-                  'Print the messages in the queue as JSON lines, in delivery order, without\n'
-                  'taking them: those due now, those scheduled for later and those under a\n'
-                  'lease (--due: due ones only); messages held by a consumer right now are\n'
-                  'included, dead letters are not (see dead-letters).  Each line adds\n'
-                  '"run_at" (due time), "attempts", "last_error" and "leased_until".')
+                  'Print the messages due now as JSON lines, in delivery order, without\n'
+                  'taking them (--all: those scheduled for later and those under a lease\n'
+                  'too); messages held by a consumer right now are included, dead letters\n'
+                  'are not (see dead-letters).  Each line adds "run_at" (due time; while\n'
+                  'leased, the lease\'s end), "attempts", "last_error" and "leased_until".')
     sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
     sub.add_argument('--limit', type=_positive_int, metavar='N', help='at most N messages')
-    sub.add_argument('--due', action='store_true', help='only messages due now')
+    _due_or_all(sub)
 
     sub = command('count', cmd_count, 'print the number of messages',
-                  'Print the number of messages in the queue (of TAG, or all), including\n'
-                  'those a consumer holds right now, those scheduled for later and those\n'
-                  'under a lease (--due: due ones only); dead letters do not count.')
+                  'Print the number of messages due now in the queue (of TAG, or all),\n'
+                  'including those a consumer holds right now (--all: those scheduled for\n'
+                  'later and those under a lease too); dead letters do not count.')
     sub.add_argument('tag', metavar='TAG', nargs='?', help='only this tag (default: all)')
-    sub.add_argument('--due', action='store_true', help='only messages due now')
+    _due_or_all(sub)
 
     sub = command('cancel', cmd_cancel, 'remove a message by id',
                   'Remove a message (waiting, scheduled or dead) by id and print true; print\n'

@@ -279,11 +279,17 @@ class QueueManager:
     def _decode(self, text: str, id: Optional[int], tag: Optional[str]) -> Any:
         if self.data_type == 'text':
             return text
+        cause: Optional[BaseException] = None
         try:
-            return json.loads(text)
+            value = json.loads(text)
+            if value is not None:
+                return value
+            # stored before q4pg 1.1 refused it: None would look like no message
+            reason = ('it is the JSON null, which a consumer could not tell from an empty '
+                      'queue (q4pg 1.0 accepted it)')
         except RecursionError as e:
             reason = 'its JSON is nested deeper than Python reads'
-            cause: BaseException = e
+            cause = e
         except ValueError as e:
             reason = 'it is not JSON (is data_type %r right for this queue?): %s' % (
                 self.data_type, e)
@@ -306,47 +312,66 @@ class QueueManager:
         message = self._message(row, raw)
         return LeasedMessage(*message, *row[4:8])
 
+    def _take(self, run: Any, tag: str, n: int) -> List[db.Row]:
+        """Removes up to `n` due messages of `tag` in the transaction of `run`
+        (q4pg_dequeue: one call, the success path's only one)."""
+        if n == 1:
+            return run(db.DEQUEUE, (self._queue, tag))
+        return run(db.DEQUEUE_MANY, (self._queue, tag, n))
+
+    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any) -> List[Message]:
+        """The Messages of removed `rows`.  A message that cannot be decoded is
+        put back with a failure counted, the others uncounted, in the
+        transaction of `run`; then the decoding error is raised."""
+        try:
+            return self._decoded(rows, raw)
+        except UndecodableMessage as e:
+            self._count_failure(run, [e.id], error_text(e))
+            others = [row[0] for row in rows if row[0] != e.id]
+            if others:
+                run(db.GIVE_BACK, (self._queue, others))
+            raise
+
     @contextlib.contextmanager
     def _held(self, tag: str, n: int, raw: bool, other_sess: Any) -> Iterator[List[Message]]:
-        """The Messages q4pg_take takes, held (locked) until the block ends.
+        """The Messages q4pg_dequeue removes, inside a transaction that the
+        block's end ends.
 
-        Ended normally: removed (q4pg_done) and committed.  Ended by an
-        Exception (a decoding error included): a failure counted against each
-        (q4pg_fail; a message that cannot be decoded fails alone, the others
-        are given back uncounted), committed.  Ended by another BaseException
-        (KeyboardInterrupt...): rolled back, uncounted.  In the caller's
-        session, nothing is committed or rolled back: the caller does that
-        (a ROLLBACK gives the messages back uncounted).
+        Ended normally: committed (the messages are gone).  Ended by an
+        Exception (a decoding error included): put back with a failure counted
+        against each (q4pg_fail; a message that cannot be decoded fails alone,
+        the others are given back uncounted), committed.  Ended by another
+        BaseException (KeyboardInterrupt...): rolled back, uncounted.  In the
+        caller's session, nothing is committed or rolled back: the caller does
+        that (a ROLLBACK gives the messages back uncounted).
         """
         if other_sess is not None:
             with self._held_in(db.Database.caller(other_sess), tag, n, raw) as messages:
                 yield messages
             return
-        transaction = self._db.begin(db.TAKE, (self._queue, tag, n))
+        if n == 1:
+            transaction = self._db.begin(db.DEQUEUE, (self._queue, tag))
+        else:
+            transaction = self._db.begin(db.DEQUEUE_MANY, (self._queue, tag, n))
         try:
-            messages = self._decoded(transaction.rows, raw)
-        except UndecodableMessage as e:
-            self._count_failure(transaction.run, [e.id], error_text(e))
+            messages = self._take_decoded(transaction.rows, raw, transaction.run)
+        except UndecodableMessage:
             transaction.commit()
             raise
         except BaseException:
             transaction.rollback()
             raise
-        ids = [m.id for m in messages]
         try:
             yield messages
         except Exception as e:
-            if ids:
-                self._count_failure(transaction.run, ids, error_text(e))
+            if messages:
+                self._count_failure(transaction.run, [m.id for m in messages], error_text(e))
             transaction.commit()
             raise
         except BaseException:
             transaction.rollback()
             raise
-        if ids:
-            transaction.commit(db.DONE, (self._queue, ids))
-        else:
-            transaction.commit()
+        transaction.commit()
 
     @contextlib.contextmanager
     def _held_in(self, session: db.CallerSession, tag: str, n: int,
@@ -357,21 +382,15 @@ class QueueManager:
         if own:
             session.run('BEGIN')
         try:
-            rows = session.run(db.TAKE, (self._queue, tag, n))
-            try:
-                messages = self._decoded(rows, raw)
-            except UndecodableMessage as e:
-                self._count_failure(session.run, [e.id], error_text(e), session)
-                raise
-            ids = [m.id for m in messages]
+            rows = self._take(session.run, tag, n)
+            messages = self._take_decoded(rows, raw, session.run)
             try:
                 yield messages
             except Exception as e:
-                if ids:
-                    self._count_failure(session.run, ids, error_text(e), session)
+                if messages:
+                    self._count_failure(session.run, [m.id for m in messages],
+                                        error_text(e), session)
                 raise
-            if ids:
-                session.run(db.DONE, (self._queue, ids))
         except Exception:
             if own:
                 session.run('COMMIT' if session.usable() else 'ROLLBACK')
@@ -728,7 +747,9 @@ class QueueManager:
 
     def stats(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable
-        queue (waiting: due now); `full=True` adds (scheduled, leased, dead)."""
+        queue and tag (waiting: due now; oldest_age: how long the oldest due message
+        has been due); an empty queue has one row, tag None and zeros.  `full=True`
+        adds (scheduled, leased, dead)."""
         return [tuple(row) for row in self._db.run(db.STATS_FULL if full else db.STATS)]
 
     def consumers(self) -> List[Tuple[str, int, datetime.datetime, datetime.timedelta,

@@ -59,9 +59,9 @@ class Listener:
 
     Made by QueueManager.listen() and QueueManager.listener().  One dedicated
     autocommit connection LISTENs and never runs a transaction.  Each item is
-    taken on a pooled connection: in a transaction of its own (q4pg_take),
-    finished when the next item is asked for (q4pg_done and COMMIT) or, when
-    the work failed, counted as a failure (q4pg_fail and COMMIT); or, with
+    taken on a pooled connection: removed in a transaction of its own
+    (q4pg_dequeue), finished when the next item is asked for (COMMIT) or, when
+    the work failed, put back with a failure counted (q4pg_fail and COMMIT); or, with
     `lease` (seconds), leased (q4pg_lease), kept leased by a heartbeat while
     the work runs, and acknowledged (q4pg_ack) or given back (q4pg_nack).  A
     lost connection is made again with backoff, once the listener has been
@@ -292,7 +292,7 @@ class Listener:
         leased); the item, or _STOP if there is none."""
         if self._lease is not None:
             return self._take_leased()
-        transaction = self._db.begin(db.TAKE, (self._queue, self._tag, 1))
+        transaction = self._db.begin(db.DEQUEUE, (self._queue, self._tag))
         if not transaction.rows:
             # COMMIT, not ROLLBACK: it costs the same here, and a rollback
             # would make the session forget its route to the queue's
@@ -355,7 +355,7 @@ class Listener:
         ids = [row[0] for row in transaction.rows]
         try:
             if ack:
-                transaction.commit(db.DONE, (self._queue, ids))
+                transaction.commit()
                 return
             try:
                 record_failures(transaction.run, self._queue, ids,
