@@ -118,11 +118,12 @@ EXTEND_MANY = ('SELECT i FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), '
 _DUE_IN = ('pg_catalog.date_part(\'epoch\', '
            'q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text) '
            'OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())')
-# A listener's registration, and when the next message comes due, in one round trip.
+# A listener's registration (q4pg_go_idle: 'ask_again', 'producer_running' or
+# 'may_sleep'), and when the next message comes due, in one round trip.
 # For ListenConnection.row, like REGISTER_IDLE (the server pid is its last parameter).
-REGISTER_IDLE_DUE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
-                     '%s::pg_catalog.text), ' + _DUE_IN +
-                     ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+GO_IDLE_DUE = ('SELECT q4pg_go_idle(%s::pg_catalog.text::pg_catalog.regclass, '
+               '%s::pg_catalog.text), ' + _DUE_IN +
+               ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 # When the next message comes due, alone (a listener that stayed registered).
 DUE_IN = ('SELECT ' + _DUE_IN + ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 NEXT_DUE_AT = ('SELECT q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, '

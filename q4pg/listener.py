@@ -25,13 +25,19 @@ log = logging.getLogger('q4pg')
 
 _BACKOFF_FIRST = 0.1  # seconds before the first reconnection attempt
 _BACKOFF_MAX = 5.0
-# q4pg_register_idle says false while a producer that started before the
-# registration still runs.  We are registered all the same, so producers that
-# start later notify us; only that old producer's commit can come unannounced.
-# So sleep on the LISTEN connection (a notification wakes us) for a back-off,
-# then look again: 5 ms, doubling up to 1 s (or poll_interval when shorter).
+# q4pg_go_idle says 'producer_running' while a producer that started before
+# the registration still runs.  We are registered all the same, so producers
+# that start later notify us; only that old producer's commit can come
+# unannounced.  So sleep on the LISTEN connection (a notification wakes us) for
+# a back-off, then look again: 5 ms, doubling up to 1 s (or poll_interval when
+# shorter).
 _BARRIER_FIRST = 0.005
 _BARRIER_MAX = 1.0
+# q4pg_go_idle says 'ask_again' when the call made the registration: asked
+# again at once (it has committed by then: autocommit).  Should it say so this
+# many times in a row (a producer's probe held the presence lock each time),
+# back off as for 'producer_running'.
+_ASK_AGAIN_MAX = 3
 _STOP = object()  # "no more items"
 _TICK = object()  # `timeout` seconds passed without a message
 _ERROR_MAX = 2000  # characters of an error text recorded as last_error
@@ -98,7 +104,7 @@ class Listener:
         self._delivered = 0
         self._listened = False  # connected once: from now on, reconnect instead of raising
         self._lost_at: Optional[float] = None  # when a connection was lost, until LISTENing again
-        self._registered = False  # q4pg_register_idle recorded us on the LISTEN connection
+        self._registered = False  # q4pg_go_idle recorded us on the LISTEN connection
         self._safe = False        # ... and said no producer can have missed it
         self._closed = False
         self._stopping = False
@@ -255,17 +261,18 @@ class Listener:
         return self._conn.call(query, (self._queue, self._tag))
 
     def _register(self) -> bool:
-        """Registers this listener as idle (q4pg_register_idle); True when it may sleep.
-        Learns when the next message comes due in the same round trip."""
+        """Registers this listener as idle (q4pg_go_idle); True when it may sleep
+        ('may_sleep'), False while a producer older than the registration may
+        still commit ('producer_running').  Learns when the next message comes
+        due in the same round trip."""
         assert self._conn is not None
-        new, self._registered = not self._registered, True
-        safe, self._due = self._conn.row(db.REGISTER_IDLE_DUE, (self._queue, self._tag) * 2)
-        if new and not safe:
-            # A new registration says false until it has committed (producers
-            # cannot see it before): it has now, in autocommit; ask again.
-            safe, self._due = self._conn.row(db.REGISTER_IDLE_DUE, (self._queue, self._tag) * 2)
+        self._registered = True
+        for _ in range(_ASK_AGAIN_MAX):
+            state, self._due = self._conn.row(db.GO_IDLE_DUE, (self._queue, self._tag) * 2)
+            if state != 'ask_again':
+                break
         self._due_fresh = True
-        self._safe = bool(safe)
+        self._safe = state == 'may_sleep'
         return self._safe
 
     def _unregister(self) -> None:
@@ -395,7 +402,7 @@ class Listener:
     def _hang_up(self) -> None:
         """Closes the LISTEN connection (a new one LISTENs again) and with it
         our registration; a registration left behind by a connection that
-        died is cleared by the next listener's q4pg_register_idle."""
+        died is cleared by the next listener's q4pg_go_idle."""
         with contextlib.suppress(Q4pgError):
             self._unregister()
         self._registered = self._safe = False

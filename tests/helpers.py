@@ -46,18 +46,20 @@ def query(dsn, sql, args=None):
 
 
 # What a listener's LISTEN connection runs (pg_stat_activity.query): LISTEN,
-# q4pg_register_idle / q4pg_unregister_idle, and, registered, when the next
-# message comes due (q4pg_next_due with the server pid check of every query
-# written for that connection); its pooled connections run dequeues, COMMIT
-# and ROLLBACK.  The same test in SQL, for a WHERE clause on pg_stat_activity:
-LISTEN_CONNECTION = ("(query ILIKE 'LISTEN %%' OR query LIKE '%%q4pg\\_register\\_idle(%%' "
+# q4pg_go_idle (1.0: q4pg_register_idle) / q4pg_unregister_idle, and,
+# registered, when the next message comes due (q4pg_next_due with the server
+# pid check of every query written for that connection); its pooled
+# connections run dequeues, COMMIT and ROLLBACK.  The same test in SQL, for a WHERE clause on pg_stat_activity:
+LISTEN_CONNECTION = ("(query ILIKE 'LISTEN %%' OR query LIKE '%%q4pg\\_go\\_idle(%%' "
+                     "OR query LIKE '%%q4pg\\_register\\_idle(%%' "
                      "OR query LIKE '%%q4pg\\_unregister\\_idle(%%' "
                      "OR (query LIKE '%%q4pg\\_next\\_due(%%' AND query LIKE '%%pg\\_backend\\_pid()%%'))")
 
 
 def is_listen_connection(query_text):
     q = query_text.strip()
-    return (q.upper().startswith('LISTEN ') or 'q4pg_register_idle(' in q
+    return (q.upper().startswith('LISTEN ') or 'q4pg_go_idle(' in q
+            or 'q4pg_register_idle(' in q
             or 'q4pg_unregister_idle(' in q
             or ('q4pg_next_due(' in q and 'pg_backend_pid()' in q))
 

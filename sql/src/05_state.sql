@@ -15,9 +15,11 @@ CREATE TYPE @extschema@.q4pg_message AS (
 -- The registry: one row per (queue, tag, backend) of listeners idle now.
 -- Run-time state, meaningless after a restore: unlogged, and not dumped.
 -- Everyone may read it; a backend may add and remove only its own rows, and
--- remove the rows of backends that are gone.
+-- remove the rows of backends that are gone.  queue is a regclass so that
+-- operators reading it see the queue's name (pg_upgrade keeps relation oids,
+-- so it accepts regclass columns).
 CREATE UNLOGGED TABLE @extschema@.q4pg_idle_listeners (
-    queue    oid NOT NULL,
+    queue    regclass NOT NULL,     -- 1.0: oid
     tag      text NOT NULL,
     pid      integer NOT NULL,
     since    timestamptz NOT NULL DEFAULT now(),

@@ -3,7 +3,7 @@
 -- q4pg_lock_class: the first key of q4pg's two-key advisory locks.
 -- Takes 'barrier' or 'presence'; returns 1899262055 or 1899262056.
 -- barrier:  producers hold it shared from their INSERT to their commit;
---           q4pg_register_idle probes it exclusively (the no-lost-wake-up
+--           q4pg_go_idle probes it exclusively (the no-lost-wake-up
 --           barrier).
 -- presence: idle listeners hold it shared while registered; producers probe it
 --           exclusively (does anybody wait?).

@@ -3,19 +3,19 @@
 --
 -- The protocol (README, "Notifications"): a listener LISTENs on
 -- q4pg_channel(queue, tag), tries to dequeue, and before it sleeps calls
--- q4pg_register_idle(queue, tag).  Producers NOTIFY only the tags an idle
--- listener registered for, so a producer with nobody waiting never pays for
--- NOTIFY (whose commit takes a lock that serializes every notifying
--- transaction of the cluster).  Two advisory locks per queue (q4pg_lock_class)
--- make this cheap and lose no wake-up:
+-- q4pg_go_idle(queue, tag) (1.0: q4pg_register_idle).  Producers NOTIFY only
+-- the tags an idle listener registered for, so a producer with nobody waiting
+-- never pays for NOTIFY (whose commit takes a lock that serializes every
+-- notifying transaction of the cluster).  Two advisory locks per queue
+-- (q4pg_lock_class) make this cheap and lose no wake-up:
 --   presence: a registered listener holds it shared (session level) until it
 --     unregisters or its session ends, so a registration left by a dead
 --     session costs producers nothing.  Producers probe it exclusively: when
 --     they can take it, nobody waits and their trigger does not fire.
 --   barrier: every producer holds it shared from its INSERT to its commit.
---     q4pg_register_idle answers true only when it can take it exclusively,
+--     q4pg_go_idle answers 'may_sleep' only when it can take it exclusively,
 --     i.e. when no producer that may have probed before the registration is
---     still running: a dequeue made after a true answer sees every message
+--     still running: a dequeue made after that answer sees every message
 --     that will not be notified.
 -- Both are taken by the WHEN clause of each queue's trigger (see
 -- q4pg_set_queue_trigger), built-in functions only, so that while nobody waits an
@@ -83,24 +83,31 @@ BEGIN ATOMIC
       FROM @extschema@.q4pg_queue_info(queue) AS i;
 END;
 
--- q4pg_register_idle: the calling session is an idle listener of a queue's
--- tag, about to sleep (it LISTENs on q4pg_channel() already).
--- Returns true when it may sleep until a notification: every producer that
--- could have missed the registration has finished, so a dequeue attempt made
--- now sees their messages.  Returns false when such a producer still runs:
--- the session stays registered (later producers notify it); it should try to
--- dequeue and call again after a short while.  A new registration always
--- returns false: producers read q4pg_idle_listeners with their own snapshot,
--- so until the registration commits a producer can miss it after the barrier
--- was probed; only a call made after that commit can say true.  Never waits,
--- and never makes a producer wait: every lock it takes is session-level, so
--- calling it inside a transaction block blocks nobody (but LISTEN, and the
--- registration, take effect only at commit: register on an autocommit
--- connection).
+-- q4pg_go_idle: the calling session is an idle listener of a queue's tag,
+-- about to sleep (it LISTENs on q4pg_channel() already).  Registers it, and
+-- says what to do next, one of three texts (README, "Notifications"):
+--   'ask_again': the registration was made by this call.  Producers read
+--     q4pg_idle_listeners with their own snapshot, so until the registration
+--     commits a producer can miss it after the barrier was probed: only a call
+--     made after that commit can say 'may_sleep'.  Call again at once (in
+--     autocommit, the registration has committed by then).  Also said when a
+--     producer's probe held the presence lock this instant (nothing was
+--     registered then; the next call registers).
+--   'producer_running': registered, but a producer that may have missed the
+--     registration still runs (an open transaction that inserted into the
+--     queue, on any tag): later producers notify the session; dequeue, sleep
+--     a short while (a notification may cut it short) and call again.
+--   'may_sleep': registered, and every producer that could have missed the
+--     registration has finished: a dequeue made now sees their messages; if it
+--     finds none, sleep until a notification.
+-- Never waits, and never makes a producer wait: every lock it takes is
+-- session-level, so calling it inside a transaction block blocks nobody (but
+-- LISTEN, and the registration, take effect only at commit: call it on an
+-- autocommit connection).
 -- Raises for a bad tag (q4pg_check_tag), a table that is no queue (42P01) and
 -- without SELECT on the queue (42501).  Writes q4pg_idle_listeners.
-CREATE FUNCTION @extschema@.q4pg_register_idle(queue regclass, tag text)
-RETURNS boolean
+CREATE FUNCTION @extschema@.q4pg_go_idle(queue regclass, tag text)
+RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -135,7 +142,7 @@ BEGIN
         IF NOT pg_try_advisory_lock_shared(v_presence, v_key) THEN
             DELETE FROM @extschema@.q4pg_idle_listeners AS w
              WHERE w.queue = queue AND w.tag = tag AND w.pid = pg_backend_pid();
-            RETURN false;
+            RETURN 'ask_again';
         END IF;
         -- forget the registrations of sessions that are gone
         DELETE FROM @extschema@.q4pg_idle_listeners AS w
@@ -146,12 +153,28 @@ BEGIN
     -- before that commit would not notify, and a dequeue made in between
     -- would miss its message.  So the first answer is "not yet".
     IF v_new THEN
-        RETURN false;
+        RETURN 'ask_again';
     END IF;
     -- the barrier, taken and released at once
-    RETURN pg_try_advisory_lock(v_barrier, v_key) AND pg_advisory_unlock(v_barrier, v_key);
+    IF pg_try_advisory_lock(v_barrier, v_key) AND pg_advisory_unlock(v_barrier, v_key) THEN
+        RETURN 'may_sleep';
+    END IF;
+    RETURN 'producer_running';
 END
 $$;
+
+-- q4pg_register_idle: 1.0's form of q4pg_go_idle, kept for the clients written
+-- for it.  Returns true when q4pg_go_idle says 'may_sleep', false for both
+-- 'ask_again' and 'producer_running' (1.0's clients treat false as
+-- "producer_running": dequeue, sleep a short while, call again, which is
+-- right for 'ask_again' too, only slower).  Raises as q4pg_go_idle does.
+CREATE FUNCTION @extschema@.q4pg_register_idle(queue regclass, tag text)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT @extschema@.q4pg_go_idle(queue, tag) = 'may_sleep';
+END;
 
 -- q4pg_unregister_idle: the calling session no longer waits for a queue's tag
 -- (it woke up, or stops listening).  Returns true when it was registered.

@@ -41,7 +41,7 @@ def worker_backends(conn):
 
 
 def registered(conn, tag):
-    """The pids that told q4pg_register_idle they wait for `tag`."""
+    """The pids that told q4pg_go_idle they wait for `tag`."""
     with conn.cursor() as cur:
         cur.execute('SELECT pid FROM q4pg_idle_listeners WHERE tag = %s ORDER BY pid', (tag,))
         return [row[0] for row in cur.fetchall()]
@@ -111,12 +111,12 @@ class Consumer:
 
 # The LISTEN connection's last statements before a sleep: the registration, or
 # (woken for nothing, still registered) when the next message comes due.
-REGISTERED = 'SELECT q4pg_register_idle('
+REGISTERED = 'SELECT q4pg_go_idle('
 ASKED_DUE = 'SELECT pg_catalog.date_part('
 
 
 def asleep(conn):
-    """True when the listener has registered (q4pg_register_idle) and its worker is not dequeueing now.
+    """True when the listener has registered (q4pg_go_idle) and its worker is not dequeueing now.
 
     A pooled connection's last statement is a dequeue's COMMIT or ROLLBACK, or
     an enqueue of the test's (one autocommit statement).

@@ -1,7 +1,7 @@
 """An idle listener does not poll while a producer transaction it cannot wait
 out is open (issue 10.10).
 
-q4pg_register_idle says false while a producer that started before the
+q4pg_go_idle says 'producer_running' while a producer that started before the
 registration still runs; the listener is registered all the same, so it sleeps
 on its LISTEN connection with a back-off (5 ms doubling to 1 s) instead of
 trying again every few milliseconds.  Counted with the server's function
@@ -22,12 +22,19 @@ MOST_ATTEMPTS = 20       # the back-off makes about 13; polling every 0.1 s made
 
 
 def calls(conn):
-    """{function name: calls} of q4pg_register_idle and q4pg_take (the listener's
-    dequeue) in this database."""
+    """{function name: calls} of q4pg_go_idle, q4pg_register_idle and q4pg_take
+    (the listener's dequeue) in this database."""
     with conn.cursor() as cur:
         cur.execute("SELECT funcname, calls FROM pg_stat_user_functions "
-                    "WHERE funcname IN ('q4pg_register_idle', 'q4pg_take')")
+                    "WHERE funcname IN ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_take')")
         return dict(cur.fetchall())
+
+
+def made_calls(conn, before):
+    """{function name: calls since `before`} (calls(conn) then)."""
+    after = calls(conn)
+    return {name: after.get(name, 0) - before.get(name, 0)
+            for name in ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_take')}
 
 
 def gone(conn):
@@ -52,11 +59,25 @@ def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make
     q.close()
     assert got == []
     wait_until(lambda: gone(conn), what='the listener to disconnect')  # its statistics flushed
-    after = calls(conn)
-    made = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    made = made_calls(conn, before)
     print('during a %d s producer transaction: %s' % (PRODUCER_SECONDS, made))
-    assert 2 <= made['q4pg_register_idle'] <= MOST_ATTEMPTS, made
+    assert 2 <= made['q4pg_go_idle'] <= MOST_ATTEMPTS, made
+    assert made['q4pg_register_idle'] == 0, made      # 1.0's boolean: for old clients
     assert 2 <= made['q4pg_take'] <= MOST_ATTEMPTS + 1, made
+
+
+def test_going_idle_with_no_producer_asks_again_once_then_sleeps(dbname, conn, make_queue):
+    """q4pg_go_idle's 'ask_again' (a new registration) is followed by one more
+    call at once, which says 'may_sleep'; a last look, then the listener sleeps."""
+    with conn.cursor() as cur:
+        cur.execute("ALTER DATABASE %s SET track_functions = 'all'" % dbname)
+    q = make_queue('mq', app=APP, poll_interval=60)
+    before = calls(conn)
+    assert list(q.listen('t', stop_after_idle=1)) == []
+    q.close()
+    wait_until(lambda: gone(conn), what='the listener to disconnect')
+    made = made_calls(conn, before)
+    assert made['q4pg_go_idle'] == 2 and made['q4pg_register_idle'] == 0, made
 
 
 def test_a_newer_producer_wakes_the_backing_off_listener(dsn, make_queue):

@@ -25,11 +25,11 @@ class GiveBack(Exception):
 
 
 def listener_asleep(conn, tag):
-    """True when a listener has told q4pg_register_idle it waits for `tag`, and sleeps."""
+    """True when a listener has told q4pg_go_idle it waits for `tag`, and sleeps."""
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM q4pg_idle_listeners AS w JOIN pg_stat_activity AS a "
                     "ON a.pid = w.pid WHERE w.tag = %s AND a.state = 'idle' "
-                    "AND a.query LIKE 'SELECT q4pg_register_idle(%%'", (tag,))
+                    "AND a.query LIKE 'SELECT q4pg_go_idle(%%'", (tag,))
         return cur.fetchone()[0] > 0
 
 

@@ -185,3 +185,31 @@ def test_producers_notify_only_while_a_live_listener_waits(queue, dsn):
     assert _notifications(observer) == []
     for c in (observer, live):
         c.close()
+
+
+def test_go_idle_tells_its_answers_apart(queue, dsn):
+    """q4pg_go_idle: 'ask_again' for a new registration, 'producer_running'
+    while a producer older than the registration runs, 'may_sleep' then; the
+    boolean q4pg_register_idle says false for the first two alike.  The
+    registry names its queue (regclass)."""
+    live = psycopg2.connect(dsn)
+    live.autocommit = True
+    cur = live.cursor()
+    cur.execute('LISTEN "%s"' % queue.channel('t'))
+    producer = psycopg2.connect(dsn)
+    producer.cursor().execute("SELECT q4pg_enqueue('wake', 'other', 'older')")
+    try:
+        cur.execute("SELECT q4pg_go_idle('wake', 't')")
+        assert cur.fetchone() == ('ask_again',)
+        cur.execute("SELECT queue::text, pg_typeof(queue)::text, tag FROM q4pg_idle_listeners")
+        assert cur.fetchall() == [('wake', 'regclass', 't')]
+        cur.execute("SELECT q4pg_go_idle('wake', 't'), q4pg_register_idle('wake', 't')")
+        assert cur.fetchone() == ('producer_running', False)
+    finally:
+        producer.commit()
+        producer.close()
+    cur.execute("SELECT q4pg_go_idle('wake', 't'), q4pg_register_idle('wake', 't')")
+    assert cur.fetchone() == ('may_sleep', True)
+    cur.execute("SELECT q4pg_unregister_idle('wake', 't')")
+    assert cur.fetchone() == (True,)
+    live.close()

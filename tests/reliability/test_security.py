@@ -223,6 +223,7 @@ PROBES = {
     'q4pg_list': 'SELECT id, tag, data FROM {f}(%s)',
     'q4pg_queues': 'SELECT queue::text FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_stats': 'SELECT queue::text, tag, waiting FROM {f}() WHERE %s IS NOT NULL',
+    'q4pg_go_idle': "SELECT {f}(%s, 'a')",
     'q4pg_register_idle': "SELECT {f}(%s, 'a')",
     'q4pg_unregister_idle': "SELECT {f}(%s, 'a')",
     'q4pg_consumers': 'SELECT queue::text FROM {f}() WHERE %s IS NOT NULL',

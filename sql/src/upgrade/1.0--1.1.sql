@@ -56,6 +56,10 @@ DROP FUNCTION @extschema@.q4pg_count(regclass, text);
 DROP FUNCTION @extschema@.q4pg_list(regclass, text, integer);
 DROP FUNCTION @extschema@.q4pg_stats();
 
+-- the registry names its queues (1.0: bare oids); oid and regclass are the
+-- same bytes, so no row changes
+ALTER TABLE @extschema@.q4pg_idle_listeners ALTER COLUMN queue TYPE pg_catalog.regclass;
+
 -- @include 06_types.sql
 
 -- @functions@
