@@ -281,7 +281,9 @@ def test_stats_table_and_json(q4pg, mq, psql):
     for tag in ('alpha', 'alpha', 'a much longer tag'):
         enqueue_sql(psql, tag, '1')
     enqueue_sql(psql, 'x', '1', queue='app.jobs')
-    psql("UPDATE mq SET created_at = now() - interval '2 hours 5 minutes' WHERE tag = 'alpha'")
+    # oldest age: how long the oldest due message has been due (run_at)
+    psql("UPDATE mq SET created_at = now() - interval '2 hours 5 minutes', "
+         "run_at = now() - interval '2 hours 5 minutes' WHERE tag = 'alpha'")
 
     lines = ok(q4pg('stats')).splitlines()
     header, rows = lines[0], lines[1:]

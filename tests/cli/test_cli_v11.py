@@ -21,9 +21,11 @@ def test_enqueue_with_a_delay_or_a_due_time(q4pg, mq, conn):
     stdin_ids = [int(i) for i in ok(q4pg('enqueue', 'u', '--delay', '60',
                                          input='1\n2\n')).split()]
     assert ok(q4pg('count', 't', '--due')) == '1\n'
-    assert ok(q4pg('count', 't')) == '3\n'
+    assert ok(q4pg('count', 't')) == '1\n'          # due ones, as in SQL and Python
+    assert ok(q4pg('count', 't', '--all')) == '3\n'
     assert ok(q4pg('count', '--due')) == '1\n'
-    listed = json_lines(ok(q4pg('list')))
+    assert [m['id'] for m in json_lines(ok(q4pg('list')))] == [now]
+    listed = json_lines(ok(q4pg('list', '--all')))
     assert sorted(m['id'] for m in listed) == sorted([now, later, at_id] + stdin_ids)
     by_id = {m['id']: m for m in listed}
     run_at = datetime.datetime.fromisoformat(by_id[at_id]['run_at'])
@@ -74,9 +76,11 @@ def test_lease_nack_extend(q4pg, mq, psql, conn):
     assert proc.returncode == 1 and proc.stdout == 'lost\n'
     proc = q4pg('extend', str(b['id']), b['lease_token'])
     assert proc.returncode == 1 and proc.stdout == 'lost\n'
-    listed = {m['id']: m for m in json_lines(ok(q4pg('list')))}
+    listed = {m['id']: m for m in json_lines(ok(q4pg('list', '--all')))}
     assert listed[b['id']]['last_error'] == 'disk full'
     assert listed[a['id']]['leased_until'] is not None
+    # a leased message lists with its due time: the lease's end
+    assert listed[a['id']]['run_at'] == listed[a['id']]['leased_until']
     assert_error(q4pg('ack', '1', 'not-a-token'), 2, 'lease token')
     assert_error(q4pg('lease', 't', '--seconds', '0'), 2)
 

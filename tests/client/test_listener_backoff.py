@@ -22,11 +22,11 @@ MOST_ATTEMPTS = 20       # the back-off makes about 13; polling every 0.1 s made
 
 
 def calls(conn):
-    """{function name: calls} of q4pg_go_idle, q4pg_register_idle and q4pg_take
+    """{function name: calls} of q4pg_go_idle, q4pg_register_idle and q4pg_dequeue
     (the listener's dequeue) in this database."""
     with conn.cursor() as cur:
         cur.execute("SELECT funcname, calls FROM pg_stat_user_functions "
-                    "WHERE funcname IN ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_take')")
+                    "WHERE funcname IN ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_dequeue')")
         return dict(cur.fetchall())
 
 
@@ -34,7 +34,7 @@ def made_calls(conn, before):
     """{function name: calls since `before`} (calls(conn) then)."""
     after = calls(conn)
     return {name: after.get(name, 0) - before.get(name, 0)
-            for name in ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_take')}
+            for name in ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_dequeue')}
 
 
 def gone(conn):
@@ -63,7 +63,7 @@ def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make
     print('during a %d s producer transaction: %s' % (PRODUCER_SECONDS, made))
     assert 2 <= made['q4pg_go_idle'] <= MOST_ATTEMPTS, made
     assert made['q4pg_register_idle'] == 0, made      # 1.0's boolean: for old clients
-    assert 2 <= made['q4pg_take'] <= MOST_ATTEMPTS + 1, made
+    assert 2 <= made['q4pg_dequeue'] <= MOST_ATTEMPTS + 1, made
 
 
 def test_going_idle_with_no_producer_asks_again_once_then_sleeps(dbname, conn, make_queue):
