@@ -89,3 +89,30 @@ def test_a_manager_with_the_wrong_data_type(make_queue, dsn):
     assert (info.value.id, info.value.raw) == (first, 'plain words')
     assert 'data_type' in str(info.value)
     assert texts.count() == 1
+
+
+def test_a_stored_json_null_is_never_handed_out_as_none(make_queue, conn):
+    """q4pg 1.1 refuses the JSON null (it would come out as None, like no
+    message at all); one stored before (1.0 accepted it) is an
+    UndecodableMessage, counted and kept, never eaten."""
+    q = make_queue('nulls', 'jsonb', poll_interval=60)
+    with pytest.raises(q4pg.InvalidMessage):
+        q.enqueue('t', 'null', raw=True)
+    with conn.cursor() as cur:
+        with pytest.raises(Exception) as refused:
+            cur.execute("INSERT INTO nulls (tag, data) VALUES ('t', 'null')")
+        assert refused.value.pgcode == '23514'
+        conn.rollback()
+        # as a 1.0 queue could hold it
+        cur.execute('ALTER TABLE nulls DROP CONSTRAINT q4pg_data_not_json_null')
+        cur.execute("INSERT INTO nulls (tag, data) VALUES ('t', 'null') RETURNING id")
+        null_id = cur.fetchone()[0]
+    conn.commit()
+    for call in (lambda: q.dequeue('t').__enter__(), lambda: next(q.listen('t', stop_after_idle=5))):
+        with pytest.raises(q4pg.UndecodableMessage) as info:
+            call()
+        assert info.value.id == null_id and 'JSON null' in str(info.value)
+    assert q.list('t', full=True)[0][5] == 2        # two failures counted, still there
+    with q.dequeue('t', raw=True) as data:
+        assert data == 'null'
+    assert q.count() == 0
