@@ -41,11 +41,16 @@
 -- with the locks and deletes they go with), named by the queue's lock key:
 --   q4pg.taken_<key>    ',<id>,<id>,': the messages take locked; done and
 --                       fail act on these only, and never wait for a lock
---   q4pg.removed_<key>  the rows dequeue and dequeue_many deleted, as an
---                       array of the table's row type: fail puts one back
---                       with its failure counted, give_back uncounted, under
---                       its own id (the deleted row and its copy are one
---                       message: nobody else sees either until commit)
+--   q4pg.removed_<key>_<n>  the rows the n-th dequeue or dequeue_many of the
+--                       transaction deleted (n from 0), as an array of the
+--                       table's row type, and q4pg.removed_<key> one 'x' per
+--                       such call: fail puts a row back with its failure
+--                       counted, give_back uncounted, under its own id (the
+--                       deleted row and its copy are one message: nobody
+--                       else sees either until commit).  One setting per
+--                       call, so that many dequeues in one transaction cost
+--                       no more each (a session keeps as many settings as
+--                       its longest transaction made calls)
 
 -- q4pg_queue_function_names: the generated functions' name suffixes, the one
 -- list that building, checking and dropping use.
@@ -113,7 +118,8 @@ DECLARE
     v_taken     text;     -- the settings that remember (see above), as literals
     v_removed   text;
     v_put_back  text;     -- the INSERT that puts a removed message back
-    v_remember  text;     -- adds removed rows (an array, %s) to q4pg.removed_<key>
+    v_remember  text;     -- records removed rows (an array, %s) in the next q4pg.removed_<key>_<n>
+    v_slot      text;     -- 'q4pg.removed_<key>_' as an SQL string
     -- the columns of q4pg_message: the generated functions return its shape
     -- without naming the type, so that DROP EXTENSION does not reach them
     v_row text := (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
@@ -163,6 +169,7 @@ BEGIN
     END IF;$c$;
     v_taken := quote_literal('q4pg.taken_' || to_hex(v_info.lock_key));
     v_removed := quote_literal('q4pg.removed_' || to_hex(v_info.lock_key));
+    v_slot := quote_literal('q4pg.removed_' || to_hex(v_info.lock_key) || '_');
     -- a JSON null would come out of a dequeue as nothing at all (None in
     -- Python): refused here with a clear error, and by the table's
     -- q4pg_data_not_json_null constraint for a plain INSERT
@@ -181,12 +188,11 @@ BEGIN
     v_put_back := format($c$INSERT INTO %s AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at)
         OVERRIDING SYSTEM VALUE
         VALUES (v_row.id, v_row.tag, v_row.data, v_row.created_at, %%s, %%s, %%s, NULL, %%s)$c$, v_table);
-    -- (an empty list reads '' or '{}'; two arrays' texts join inside one pair of braces)
-    v_remember := format($c$PERFORM pg_catalog.set_config(%1$s, CASE
-            WHEN pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), '')) OPERATOR(pg_catalog.<=) 2
-            THEN (%%1$s)::pg_catalog.text
-            ELSE pg_catalog.rtrim(pg_catalog.current_setting(%1$s, true), '}') OPERATOR(pg_catalog.||) ','
-                 OPERATOR(pg_catalog.||) pg_catalog.ltrim((%%1$s)::pg_catalog.text, '{') END, true);$c$, v_removed);
+    v_remember := format($c$v_slot := pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''));
+        -- (assignments, not PERFORM: PL/pgSQL evaluates them without a query)
+        v_note := pg_catalog.set_config(%1$s, pg_catalog.repeat('x', v_slot OPERATOR(pg_catalog.+) 1), true);
+        v_note := pg_catalog.set_config(%2$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text,
+                                        (%%1$s)::pg_catalog.text, true);$c$, v_removed, v_slot);
     v_retry_check := $c$
     IF p_retry_in OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
         RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
@@ -272,7 +278,9 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 DECLARE
-    v_row %6$s;
+    v_row  %6$s;
+    v_slot integer;
+    v_note text;
 BEGIN%22$s%3$s
     DELETE FROM %6$s AS q
      WHERE q.id OPERATOR(pg_catalog.=)
@@ -294,6 +302,8 @@ AS %10$s
 %2$s
 DECLARE
     v_rows %6$s[];
+    v_slot integer;
+    v_note text;
 BEGIN%22$s%3$s%12$s
     WITH removed AS (
         DELETE FROM %6$s AS q
@@ -355,7 +365,7 @@ BEGIN%22$s%3$s%12$s
         END LOOP;
     END IF;
     IF v_ids OPERATOR(pg_catalog.<>) '' THEN
-        PERFORM pg_catalog.set_config(%23$s,
+        v_ids := pg_catalog.set_config(%23$s,
                     coalesce(pg_catalog.current_setting(%23$s, true), '') OPERATOR(pg_catalog.||) ','
                     OPERATOR(pg_catalog.||) v_ids, true);
     END IF;
@@ -405,16 +415,22 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 DECLARE
-    v_row  %6$s;
-    v_rows %6$s[];
-    v_max  integer := coalesce(p_max_attempts, %13$s);
+    v_row   %6$s;
+    v_rows  %6$s[];
+    v_max   integer := coalesce(p_max_attempts, %13$s);
+    v_slots integer := pg_catalog.length(coalesce(pg_catalog.current_setting(%26$s, true), ''));
+    v_slot  integer := 0;
 BEGIN%14$s
     -- a message this transaction removed (dequeue): back under its id, counted
-    v_rows := %30$s;
-    SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
-      INTO v_row FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) p_id;
-    IF FOUND THEN
-        PERFORM pg_catalog.set_config(%26$s, ARRAY(
+    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
+        v_rows := CAST(pg_catalog.current_setting(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text) AS %6$s[]);
+        SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
+          INTO v_row FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) p_id;
+        EXIT WHEN FOUND;
+        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    IF v_slot OPERATOR(pg_catalog.<) v_slots THEN
+        PERFORM pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, ARRAY(
                     SELECT r FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.<>) p_id)::pg_catalog.text, true);
         IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
             %27$s;
@@ -462,22 +478,28 @@ AS %10$s
 %2$s
 DECLARE
     v_row   %6$s;
-    v_rows  %6$s[] := %30$s;
+    v_rows  %6$s[];
     v_count bigint := 0;
+    v_slots integer := pg_catalog.length(coalesce(pg_catalog.current_setting(%26$s, true), ''));
+    v_slot  integer := 0;
 BEGIN
     -- messages this transaction removed (dequeue): back as they were, uncounted
-    FOR v_row IN
-        SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
-          FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) ANY (p_ids)
-    LOOP
-        %29$s;
-        v_count := v_count OPERATOR(pg_catalog.+) 1;
+    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
+        v_rows := CAST(pg_catalog.current_setting(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text) AS %6$s[]);
+        IF EXISTS (SELECT FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) ANY (p_ids)) THEN
+            FOR v_row IN
+                SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
+                  FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) ANY (p_ids)
+            LOOP
+                %29$s;
+                v_count := v_count OPERATOR(pg_catalog.+) 1;
+            END LOOP;
+            PERFORM pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, ARRAY(
+                        SELECT r FROM pg_catalog.unnest(v_rows) AS r
+                         WHERE NOT r.id OPERATOR(pg_catalog.=) ANY (p_ids))::pg_catalog.text, true);
+        END IF;
+        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
     END LOOP;
-    IF v_count OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM pg_catalog.set_config(%26$s, ARRAY(
-                    SELECT r FROM pg_catalog.unnest(v_rows) AS r
-                     WHERE NOT r.id OPERATOR(pg_catalog.=) ANY (p_ids))::pg_catalog.text, true);
-    END IF;
     RETURN v_count;
 END
 %10$s;
@@ -610,10 +632,7 @@ $f$,
                'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error', 'NULL'),  -- 28: retry
         format(v_put_back, 'v_row.run_at', 'v_row.attempts', 'v_row.last_error',
                'v_row.dead_at'),                            -- 29: as it was
-        format($c$CAST(CASE WHEN pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''))
-                               OPERATOR(pg_catalog.>) 2 THEN pg_catalog.current_setting(%1$s, true) END
-                          AS %2$s[])$c$,
-               v_removed, v_table));                                 -- 30: the removed rows, as text
+        v_slot);                                            -- 30: the removed rows' settings, less n
 END
 $$;
 
