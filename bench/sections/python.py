@@ -1,15 +1,20 @@
-"""The Python client: QueueManager's enqueue, dequeue, enqueue_many and
-dequeue_many against the same work in plain psycopg2, one process per client."""
+"""The Python client: QueueManager's enqueue, dequeue, enqueue_many,
+dequeue_many and listen against the same work in plain psycopg2, one process
+per client.  The consumers' target (issue 16): at least 0.90x psycopg2."""
 
 from bench.subjects import python_loop
 
-# measurement, job, baseline label, q4pg label
-JOBS = [('Python enqueue', 'enqueue', 'psycopg2 INSERT', 'QueueManager.enqueue()'),
-        ('Python dequeue', 'dequeue', 'psycopg2 DELETE', 'with QueueManager.dequeue()'),
+CONSUMERS = ('ratio', 0.90)
+# measurement, job, baseline label, q4pg label, target
+JOBS = [('Python enqueue', 'enqueue', 'psycopg2 INSERT', 'QueueManager.enqueue()', None),
+        ('Python dequeue', 'dequeue', 'psycopg2 DELETE', 'with QueueManager.dequeue()',
+         CONSUMERS),
+        ('Python listen', 'listen', 'psycopg2 DELETE', 'for ... in QueueManager.listen()',
+         CONSUMERS),
         ('Python enqueue_many(%d)', 'enqueue_many', 'psycopg2 INSERT unnest',
-         'QueueManager.enqueue_many()'),
+         'QueueManager.enqueue_many()', None),
         ('Python dequeue_many(%d)', 'dequeue_many', 'psycopg2 DELETE LIMIT',
-         'with QueueManager.dequeue_many()')]
+         'with QueueManager.dequeue_many()', CONSUMERS)]
 
 
 def run(bench):
@@ -19,9 +24,9 @@ def run(bench):
         return
     s = bench.stores
     bench.start_pool()
-    for measurement, job, baseline, label in JOBS:
+    for measurement, job, baseline, label, target in JOBS:
         batch = bench.cfg.batch if job.endswith('_many') else 1
         bench.compare('python', measurement % batch if batch > 1 else measurement,
                       python_loop(bench, baseline, 'psycopg2', job, s['raw'], 'baseline', batch),
                       [python_loop(bench, label, 'q4pg', job, s['q'], batch=batch)],
-                      clients=bench.cfg.batch_clients if batch > 1 else None)
+                      clients=bench.cfg.batch_clients if batch > 1 else None, target=target)

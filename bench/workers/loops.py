@@ -1,5 +1,7 @@
 """Throughput loops: one operation (enqueue, dequeue, enqueue_many,
-dequeue_many) again and again, through the q4pg client or plain psycopg2."""
+dequeue_many, listen) again and again, through the q4pg client or plain
+psycopg2 (whose listen is its dequeue: a listener that always finds a message
+never waits)."""
 
 import json
 import os
@@ -59,6 +61,16 @@ def _q4pg_step(job, dsn, batch):
         def step():
             with qm.dequeue_many(TAG, batch) as messages:
                 return len(messages)
+    elif job == 'listen':
+        items = qm.listen(TAG, stop_after_idle=0)
+
+        def step():
+            return 1 if next(items, None) is not None else 0
+
+        def close():
+            items.close()
+            qm.close()
+        return step, close
     else:
         raise ValueError(job)
     return step, qm.close
@@ -75,7 +87,7 @@ def _psycopg2_step(job, dsn, batch):
             cur.fetchone()
             conn.commit()
             return 1
-    elif job == 'dequeue':
+    elif job in ('dequeue', 'listen'):
         def step():
             cur.execute(RAW_DELETE, (TAG,))
             row = cur.fetchone()
@@ -103,7 +115,7 @@ def _psycopg2_step(job, dsn, batch):
 
 
 def timed_loop(impl, job, dsn, start_at, seconds=None, batch=1, calls=None):
-    """Runs job ('enqueue', 'dequeue', 'enqueue_many', 'dequeue_many') through
+    """Runs job ('enqueue', 'dequeue', 'enqueue_many', 'dequeue_many', 'listen') through
     impl ('q4pg' or 'psycopg2') from start_at (time.monotonic(), the same clock
     in every process) for `seconds`, or for a fixed number of `calls`.
     Returns (messages, calls, short calls, time.monotonic() at the end): a
