@@ -17,7 +17,7 @@ import logging
 import math
 from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from . import db
+from . import arguments, db
 from .errors import InvalidArgument, InvalidMessage, LeaseLost, Q4pgError, UndecodableMessage
 from .lease import Heartbeat
 from .listener import Listener, error_text, record_failures
@@ -57,36 +57,12 @@ class LeasedMessage(NamedTuple):
 
 
 def _sql_name_parts(name: str) -> Optional[int]:
-    """How many dot-separated parts SQL reads in `name` (a dot between double
-    quotes is part of a name); None when its double quotes do not pair up."""
-    parts, quoted = 1, False
-    for ch in name:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == '.' and not quoted:
-            parts += 1
-    return None if quoted else parts
+    """How many parts SQL reads in `name`; None when it is no SQL name."""
+    parts = arguments.sql_name(name)
+    return None if parts is None else len(parts)
 
 
-def _check_name(what: str, name: Any, most_parts: int) -> None:
-    """Refuses what cannot be an SQL name of at most `most_parts` parts; the
-    server reads the rest (and refuses what does not parse)."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument('q4pg: %s must be a non-empty str, not %r' % (what, name))
-    try:
-        name.encode('utf-8')
-    except UnicodeEncodeError:
-        raise InvalidArgument('q4pg: %s %r is not valid UTF-8' % (what, name)) from None
-    if '\0' in name:
-        raise InvalidArgument('q4pg: %s %r holds a NUL character' % (what, name))
-    parts = _sql_name_parts(name)
-    if parts is None:
-        raise InvalidArgument('q4pg: %s %r is not a valid SQL name: a double quote is not '
-                              'closed' % (what, name))
-    if parts > most_parts:
-        raise InvalidArgument('q4pg: %s %r has %d dotted parts, at most %d here (give name or '
-                              'schema.name; double-quote a name with dots)'
-                              % (what, name, parts, most_parts))
+_check_name = arguments.check_name
 
 
 def _whole(what: str, value: Any, least: int) -> None:
@@ -180,10 +156,12 @@ class QueueManager:
                 raise InvalidArgument('q4pg: table_name %r names its schema already: leave '
                                       'out schema=%r' % (table_name, schema))
         _check_name('table_name', table_name, 2)
-        _whole('data_length', data_length, -2 ** 31)    # its minimum is the server's to say
-        _whole('excepted_times_to_ignore', excepted_times_to_ignore, 0)
-        _whole('max_connections', max_connections, 1)
+        arguments.check_int('data_length', data_length, 1)
+        arguments.check_int('excepted_times_to_ignore', excepted_times_to_ignore, 0)
+        arguments.check_int('max_connections', max_connections, 1)
         _seconds('poll_interval', poll_interval, positive=True)
+        if not isinstance(dsn, str):
+            raise InvalidArgument('q4pg: dsn must be a str, not %r' % (dsn,))
         if listen_dsn is not None and not isinstance(listen_dsn, str):
             raise InvalidArgument('q4pg: listen_dsn must be a str or None, not %r' % (listen_dsn,))
         # InvalidDsn for a bad dsn or listen_dsn
