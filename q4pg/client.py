@@ -17,8 +17,9 @@ import logging
 import math
 from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from . import arguments, db
-from .errors import InvalidArgument, InvalidMessage, LeaseLost, Q4pgError, UndecodableMessage
+from . import arguments, db, v10
+from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, LeaseLost, Q4pgError,
+                     UndecodableMessage)
 from .lease import Heartbeat
 from .listener import Listener, error_text, record_failures
 
@@ -173,6 +174,8 @@ class QueueManager:
         self.poll_interval = poll_interval
         # The queue as an SQL name: the value the server reads as regclass.
         self._queue = table_name if schema is None else '%s.%s' % (schema, table_name)
+        # Which q4pg the database has: on 1.0, calls go the 1.0 way (v10.py)
+        self._server = v10.Server(self._db, self._queue)
 
     @classmethod
     def existing(cls, dsn: str = '', table_name: str = 'mq', *, schema: Optional[str] = None,
@@ -216,10 +219,30 @@ class QueueManager:
         """Runs a query about this queue on its own (one round trip), or in the
         caller's session `other_sess`; `idempotent=False` for one that must not
         run twice."""
-        args = (self._queue,) + args
-        if other_sess is not None:
-            return db.Database.caller(other_sess).run(query, args)
-        return self._db.run(query, args, idempotent=idempotent)
+        old = self._server.old(other_sess)
+        sent, sent_args = v10.as_1_0(old, query, args)
+        try:
+            if other_sess is not None:
+                return db.Database.caller(other_sess).run(sent, (self._queue,) + sent_args)
+            return self._db.run(sent, (self._queue,) + sent_args, idempotent=idempotent)
+        except ExtensionNotInstalled as e:
+            # Nothing ran: on a database found to have q4pg 1.0, the call goes again its way.
+            if old is not None or self._server.after_missing(e, other_sess) is None:
+                raise
+        return self._run(query, args, other_sess, idempotent)
+
+    def _run_all(self, query: str) -> List[db.Row]:
+        """Runs a query about every queue on its own (one round trip)."""
+        old = self._server.old()
+        sent, _ = v10.as_1_0(old, query, ())
+        try:
+            return self._db.run(sent)
+        except Q4pgError as e:
+            # 42703: 1.1's columns of q4pg_queues() or q4pg_stats() on 1.0
+            if (old is not None or e.pgcode not in ('42883', '42703')
+                    or self._server.after_missing(e) is None):
+                raise
+        return self._run_all(query)
 
     @property
     def _max_attempts(self) -> Optional[int]:
@@ -500,7 +523,7 @@ class QueueManager:
         `other_sess`, all this happens in the caller's transaction, which the
         caller ends.
         """
-        with self._held(tag, 1, raw, other_sess) as messages:
+        with self._taking(tag, 1, raw, other_sess) as messages:
             yield messages[0] if messages else None
 
     @contextlib.contextmanager
@@ -515,7 +538,25 @@ class QueueManager:
         """Context manager: up to `limit` due Messages of `tag`, in order (maybe none);
         an exception counts a failure against each."""
         _whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
-        with self._held(tag, limit, raw, other_sess) as messages:
+        with self._taking(tag, limit, raw, other_sess) as messages:
+            yield messages
+
+    @contextlib.contextmanager
+    def _taking(self, tag: str, n: int, raw: bool, other_sess: Any) -> Iterator[List[Message]]:
+        """_held; or, on a database that has q4pg 1.0, 1.0's dequeue (v10.py)."""
+        with contextlib.ExitStack() as stack:
+            old = self._server.old(other_sess)
+            if old is None:
+                try:
+                    messages = stack.enter_context(self._held(tag, n, raw, other_sess))
+                except ExtensionNotInstalled as e:    # q4pg_take is missing: nothing was taken
+                    old = self._server.after_missing(e, other_sess)
+                    if old is None:
+                        raise
+            if old is not None:
+                messages = stack.enter_context(old.held(
+                    self._queue, tag, n, other_sess, self._max_attempts,
+                    lambda rows: self._decoded(rows, raw)))
             yield messages
 
     def dequeue_immediate(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Any:
@@ -702,18 +743,18 @@ class QueueManager:
     def queues(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, data_type, data_length), ...]: every queue the role may read;
         `full=True` adds max_attempts."""
-        return [tuple(row) for row in self._db.run(db.QUEUES_FULL if full else db.QUEUES)]
+        return [tuple(row) for row in self._run_all(db.QUEUES_FULL if full else db.QUEUES)]
 
     def stats(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable
         queue (waiting: due now); `full=True` adds (scheduled, leased, dead)."""
-        return [tuple(row) for row in self._db.run(db.STATS_FULL if full else db.STATS)]
+        return [tuple(row) for row in self._run_all(db.STATS_FULL if full else db.STATS)]
 
     def consumers(self) -> List[Tuple[str, int, datetime.datetime, datetime.timedelta,
                                       str, str]]:
         """[(queue, pid, xact_start, xact_age, state, application_name), ...]: the open
         transactions that ran a dequeue on any queue, oldest first (q4pg_consumers)."""
-        return [tuple(row) for row in self._db.run(db.CONSUMERS)]
+        return [tuple(row) for row in self._run_all(db.CONSUMERS)]
 
     # -- listening ----------------------------------------------------------------
 
@@ -782,6 +823,11 @@ class QueueManager:
                 message = self._message(row, raw)
             return message if full else message.data
 
+        old = self._server.old(ask=True)
+        if old is not None:
+            return old.listener(self._db, self._queue, tag, lease, self._max_attempts,
+                                decode=item, poll_interval=self.poll_interval, timeout=timeout,
+                                stop_after_idle=stop_after_idle, limit=limit)
         return Listener(self._db, self._queue, tag, decode=item,
                         poll_interval=self.poll_interval, timeout=timeout,
                         stop_after_idle=stop_after_idle, limit=limit, lease=lease,
