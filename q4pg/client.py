@@ -17,7 +17,7 @@ import logging
 import math
 from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from . import arguments, db, v10
+from . import arguments, db, hints, v10
 from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, LeaseLost, Q4pgError,
                      UndecodableMessage)
 from .lease import Heartbeat
@@ -430,12 +430,19 @@ class QueueManager:
         `max_attempts`: failures after which a message is set aside as a dead
         letter (None: no limit, or the existing queue's setting).
         """
-        if max_attempts is None:
-            self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
-            return
-        _whole('max_attempts', max_attempts, 1)
-        self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
-                  other_sess)
+        if max_attempts is not None:
+            _whole('max_attempts', max_attempts, 1)
+        try:
+            if max_attempts is None:
+                self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
+            else:
+                self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
+                          other_sess)
+        except InvalidArgument as e:
+            hinted = hints.schema_missing(e, self._queue)     # 3F000: CREATE SCHEMA first
+            if hinted is None:
+                raise
+            raise hinted from e
 
     def drop_table(self, other_sess: Any = None) -> bool:
         """Drops the queue and its messages (q4pg_drop_queue); False when there is no
