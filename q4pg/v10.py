@@ -8,9 +8,10 @@ upgrade:
 
     enqueue, enqueue_many, cancel, channel, create_table (without max_attempts),
     drop_table, settings    the same calls in 1.0 and 1.1
-    count, list             1.0's q4pg_count and q4pg_list (1.0 has no scheduled,
-                            leased or failed messages: every message is due,
-                            never failed, never leased; list(full=True) says so)
+    count, list, queues, stats
+                            1.0's q4pg_count, q4pg_list... (1.0 has no scheduled,
+                            leased, failed or dead messages, no max_attempts:
+                            full=True says so)
     dequeue, dequeue_many, listen
                             1.0's q4pg_dequeue(_many): the message is deleted in
                             the transaction, which commits when the work ends
@@ -54,7 +55,7 @@ VERSION = ("SELECT e.extversion, NULL FROM pg_catalog.pg_extension AS e "
            "AND c.relkind OPERATOR(pg_catalog.=) 'r' "
            "AND n.oid OPERATOR(pg_catalog.=) c.relnamespace LIMIT 1")
 
-_UPGRADE = ('q4pg: %s needs q4pg 1.1, and this database has q4pg 1.0: upgrade it with '
+_UPGRADE = ('q4pg: %s: this needs q4pg 1.1, and this database has q4pg 1.0: upgrade it with '
             '`q4pg upgrade` (or ALTER EXTENSION q4pg UPDATE)')
 
 # 1.1's calls as 1.0 makes them: (query, which of the 1.1 call's arguments it
@@ -64,6 +65,9 @@ _AS_1_0: Dict[str, Tuple[str, Tuple[int, ...]]] = {
     db.COUNT_DUE: (db.COUNT, (0,)),
     db.LIST_DUE: (db.LIST.replace('created_at FROM', 'created_at, ' + _FULL_ROW + ' FROM'),
                   (0, 1)),
+    # no max_attempts; nothing scheduled, leased or dead
+    db.QUEUES_FULL: (db.QUEUES.replace(' FROM', ', NULL::integer FROM'), ()),
+    db.STATS_FULL: (db.STATS.replace(' FROM', ', 0::bigint, 0::bigint, 0::bigint FROM'), ()),
 }
 _SAME = (db.ENQUEUE, db.ENQUEUE_MANY, db.CANCEL, db.CHANNEL, db.CREATE_QUEUE, db.DROP_QUEUE,
          db.QUEUE_SETTINGS, db.QUEUES, db.STATS, db.CONSUMERS, db.COUNT, db.LIST)
@@ -75,7 +79,6 @@ _WHAT = {
     db.LEASE: 'a lease', db.ACK: 'a lease', db.NACK: 'a lease', db.EXTEND: 'a lease',
     db.NEXT_DUE_AT: 'next_due (scheduled messages)',
     db.DEAD_LETTERS: 'dead letters', db.REPLAY: 'dead letters', db.PURGE_DEAD: 'dead letters',
-    db.QUEUES_FULL: 'queues(full=True)', db.STATS_FULL: 'stats(full=True)',
 }
 
 

@@ -95,7 +95,10 @@ def test_a_1_1_client_serves_1_0s_features_on_a_1_0_database(dsn_1_0):
     assert [row[2] for row in q.list('l')] == ['"back"']
     assert q.cancel(q.list('l')[0][0]) is True
     assert q.queues() == [('mq', 'json', 1023)]
-    assert [row[:3] for row in q.stats()] == []
+    assert q.queues(full=True) == [('mq', 'json', 1023, None)]
+    q.enqueue('s', 1)
+    assert [row[:3] for row in q.stats()] == [('mq', 's', 1)]
+    assert [row[:3] + row[5:] for row in q.stats(full=True)] == [('mq', 's', 1, 0, 0, 0)]
     q.close()
 
 
@@ -110,14 +113,13 @@ def test_what_needs_1_1_says_to_upgrade(dsn_1_0):
         'next_due (scheduled messages)': lambda: q.next_due('a'),
         'dead letters': q.dead_letters,
         'max_attempts': lambda: q.create_table(max_attempts=3),
-        'stats(full=True)': lambda: q.stats(full=True),
         'a lease (listen(lease=))': lambda: next(q.listen('a', lease=5)),
     }
     for what, call in refusals.items():
         with pytest.raises(q4pg.UpgradeNeeded, match=UPGRADE_NAMED) as info:
             call()
         assert isinstance(info.value, q4pg.ExtensionNotInstalled)
-        assert str(info.value).startswith('q4pg: %s needs q4pg 1.1' % what)
+        assert str(info.value).startswith('q4pg: %s: this needs q4pg 1.1' % what)
     counting = q4pg.QueueManager(dsn, 'mq', excepted_times_to_ignore=3)
     with pytest.raises(q4pg.UpgradeNeeded, match='excepted_times_to_ignore'):
         with counting.dequeue('a'):
