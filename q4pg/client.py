@@ -830,7 +830,7 @@ class QueueManager:
                 message = self._message(row, raw)
             return message if full else message.data
 
-        old = self._server.old(ask=True)
+        old = self._server.old()
         if old is not None:
             return old.listener(self._db, self._queue, tag, lease, self._max_attempts,
                                 decode=item, poll_interval=self.poll_interval, timeout=timeout,

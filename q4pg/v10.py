@@ -19,13 +19,15 @@ upgrade:
     the rest                UpgradeNeeded (schedules, leases, dead letters,
                             max_attempts, excepted_times_to_ignore...)
 
-Server, one per QueueManager, knows which q4pg the database has.  It assumes
-the client's own version, at no cost, until a call finds a q4pg function
-missing (ExtensionNotInstalled); then it asks (VERSION) and, on 1.0, the call
-goes again the 1.0 way.  It asks first where a failed call would cost more: in
-the caller's session (the failure would abort the caller's transaction) and
-before a listener starts.  Once it knows the database has 1.0, it asks again
-after RECHECK_SECONDS, and before refusing a 1.1 feature, so that a running
+Server, one per QueueManager, knows which q4pg the database has.  The pool's
+connections learn it when they connect, in the round trip that finds q4pg's
+schema (db.CONNECT: q4pg's functions without 1.1's q4pg_lease), so a call
+knows its way before it is sent, at no cost; in the caller's session
+(other_sess) one query asks (VERSION: pg_extension.extversion, or q4pg
+install's record), the first time.  A call that still finds a q4pg function
+missing (ExtensionNotInstalled) makes it ask again, and on 1.0 the call goes
+again the 1.0 way.  Once it knows the database has 1.0, it asks again after
+RECHECK_SECONDS, and before refusing a 1.1 feature, so that a running
 consumer takes up 1.1 after the upgrade without a restart.
 """
 
@@ -58,19 +60,28 @@ VERSION = ("SELECT e.extversion, NULL FROM pg_catalog.pg_extension AS e "
 _UPGRADE = ('q4pg: %s: this needs q4pg 1.1, and this database has q4pg 1.0: upgrade it with '
             '`q4pg upgrade` (or ALTER EXTENSION q4pg UPDATE)')
 
+# 1.0's own calls, written here: 1.0 is released and its SQL API frozen, while
+# db.py's texts follow the current version.
+_Q = '%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text'
+DEQUEUE = 'SELECT id, tag, data, created_at FROM q4pg_dequeue(' + _Q + ')'
+DEQUEUE_MANY = 'SELECT id, tag, data, created_at FROM q4pg_dequeue_many(' + _Q + ', %s::integer)'
+COUNT = 'SELECT q4pg_count(' + _Q + ')'
+LIST = 'SELECT id, tag, data, created_at FROM q4pg_list(' + _Q + ', %s::integer)'
+REGISTER_IDLE = ('SELECT q4pg_register_idle(' + _Q + ') '
+                 'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+
 # 1.1's calls as 1.0 makes them: (query, which of the 1.1 call's arguments it
 # takes, after the queue).  The calls that are the same in both go as they are.
 _FULL_ROW = 'created_at, 0, NULL::pg_catalog.text, NULL::pg_catalog.timestamptz'
 _AS_1_0: Dict[str, Tuple[str, Tuple[int, ...]]] = {
-    db.COUNT_DUE: (db.COUNT, (0,)),
-    db.LIST_DUE: (db.LIST.replace('created_at FROM', 'created_at, ' + _FULL_ROW + ' FROM'),
-                  (0, 1)),
+    db.COUNT_DUE: (COUNT, (0,)),
+    db.LIST_DUE: (LIST.replace('created_at FROM', 'created_at, ' + _FULL_ROW + ' FROM'), (0, 1)),
     # no max_attempts; nothing scheduled, leased or dead
     db.QUEUES_FULL: (db.QUEUES.replace(' FROM', ', NULL::integer FROM'), ()),
     db.STATS_FULL: (db.STATS.replace(' FROM', ', 0::bigint, 0::bigint, 0::bigint FROM'), ()),
 }
 _SAME = (db.ENQUEUE, db.ENQUEUE_MANY, db.CANCEL, db.CHANNEL, db.CREATE_QUEUE, db.DROP_QUEUE,
-         db.QUEUE_SETTINGS, db.QUEUES, db.STATS, db.CONSUMERS, db.COUNT, db.LIST)
+         db.QUEUE_SETTINGS, db.QUEUES, db.STATS, db.CONSUMERS)
 _WHAT = {
     db.ENQUEUE_AT: 'a scheduled message (schedule=)',
     db.ENQUEUE_MANY_AT: 'a scheduled message (schedule=)',
@@ -108,14 +119,18 @@ class Server:
         self._v10: Optional[V10] = None
         self._asked_at: Optional[float] = None      # None: never asked
 
-    def old(self, other_sess: Any = None, ask: bool = False) -> Optional['V10']:
+    def old(self, other_sess: Any = None) -> Optional['V10']:
         """The V10 to serve a call with, or None (the client's own version).
 
-        Asks the server when it never did and the call runs in the caller's
-        session or `ask`, and when its "1.0" is older than RECHECK_SECONDS."""
+        The first time, the pool's connection says (it learnt it when it
+        connected), or in the caller's session a query; after that, the server
+        is asked again when its "1.0" is older than RECHECK_SECONDS."""
         if self._asked_at is None:
-            if other_sess is not None or ask:
+            if other_sess is not None:
                 self.ask(other_sess)
+            else:   # learnt when the pool connected (db.CONNECT): no round trip of its own
+                self._v10 = V10(self) if self._db.q4pg_1_0() else None
+                self._asked_at = time.monotonic()
         elif self._v10 is not None and time.monotonic() - self._asked_at > RECHECK_SECONDS:
             self.ask(other_sess)
         return self._v10
@@ -176,7 +191,7 @@ class V10:
         one of its own, BEGIN to COMMIT)."""
         if max_attempts is not None:
             self.refuse('counting failures (excepted_times_to_ignore)')
-        query, args = (db.DEQUEUE, (queue, tag)) if n == 1 else (db.DEQUEUE_MANY, (queue, tag, n))
+        query, args = (DEQUEUE, (queue, tag)) if n == 1 else (DEQUEUE_MANY, (queue, tag, n))
         if other_sess is None:
             transaction = self._server._db.begin(query, args)
             try:
@@ -216,7 +231,7 @@ class Listener10(Listener):
     scheduled message to wake up for."""
 
     def _take(self) -> Any:
-        transaction = self._db.begin(db.DEQUEUE, (self._queue, self._tag))
+        transaction = self._db.begin(DEQUEUE, (self._queue, self._tag))
         if not transaction.rows:
             transaction.commit()
             return _STOP
@@ -244,7 +259,7 @@ class Listener10(Listener):
 
     def _register(self) -> bool:
         self._registered, self._due, self._due_fresh = True, None, True
-        self._safe = bool(self._call(db.REGISTER_IDLE))
+        self._safe = bool(self._call(REGISTER_IDLE))
         return self._safe
 
     def _call(self, query: str) -> Any:

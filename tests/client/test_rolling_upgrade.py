@@ -102,6 +102,22 @@ def test_a_1_1_client_serves_1_0s_features_on_a_1_0_database(dsn_1_0):
     q.close()
 
 
+def test_a_new_manager_knows_1_0_before_its_first_dequeue(dsn_1_0):
+    """Its pool's first connection says which q4pg the database has: the first
+    dequeue goes the 1.0 way at once, and a failure there loses nothing."""
+    dsn, _ = dsn_1_0
+    with q4pg.QueueManager(dsn, 'mq') as producer:
+        producer.create_table()
+        producer.enqueue('a', 'kept')
+    q = q4pg.QueueManager(dsn, 'mq')
+    with pytest.raises(KeyError):
+        with q.dequeue('a') as data:
+            assert data == 'kept'
+            raise KeyError
+    assert q.count() == 1 and q.list(full=True)[0][5] == 0    # given back, uncounted
+    q.close()
+
+
 def test_what_needs_1_1_says_to_upgrade(dsn_1_0):
     dsn, _ = dsn_1_0
     q = q4pg.QueueManager(dsn, 'mq')
