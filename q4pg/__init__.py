@@ -18,7 +18,7 @@ import logging
 from .client import LeasedMessage, Message, QueueManager
 from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, InvalidDsn,
                      InvalidMessage, LeaseLost, PermissionDenied, Q4pgError, QueueExists,
-                     QueueNotFound, UndecodableMessage)
+                     QueueNotFound, UndecodableMessage, UpgradeNeeded)
 from .listener import Listener
 
 # The version of this code, also in pyproject.toml and q4pg.control (tests/test_packaging.py).
@@ -27,6 +27,6 @@ __version__ = '1.1'
 __all__ = ['QueueManager', 'Message', 'LeasedMessage', 'Listener', 'Q4pgError',
            'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists', 'InvalidMessage',
            'InvalidArgument', 'PermissionDenied', 'ConnectionLost', 'InvalidDsn',
-           'UndecodableMessage', 'LeaseLost', '__version__']
+           'UndecodableMessage', 'LeaseLost', 'UpgradeNeeded', '__version__']
 
 logging.getLogger('q4pg').addHandler(logging.NullHandler())

@@ -17,8 +17,9 @@ import logging
 import math
 from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from . import db
-from .errors import InvalidArgument, InvalidMessage, LeaseLost, Q4pgError, UndecodableMessage
+from . import arguments, db, hints, v10
+from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, LeaseLost, Q4pgError,
+                     UndecodableMessage)
 from .lease import Heartbeat
 from .listener import Listener, error_text, record_failures
 
@@ -57,36 +58,12 @@ class LeasedMessage(NamedTuple):
 
 
 def _sql_name_parts(name: str) -> Optional[int]:
-    """How many dot-separated parts SQL reads in `name` (a dot between double
-    quotes is part of a name); None when its double quotes do not pair up."""
-    parts, quoted = 1, False
-    for ch in name:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == '.' and not quoted:
-            parts += 1
-    return None if quoted else parts
+    """How many parts SQL reads in `name`; None when it is no SQL name."""
+    parts = arguments.sql_name(name)
+    return None if parts is None else len(parts)
 
 
-def _check_name(what: str, name: Any, most_parts: int) -> None:
-    """Refuses what cannot be an SQL name of at most `most_parts` parts; the
-    server reads the rest (and refuses what does not parse)."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument('q4pg: %s must be a non-empty str, not %r' % (what, name))
-    try:
-        name.encode('utf-8')
-    except UnicodeEncodeError:
-        raise InvalidArgument('q4pg: %s %r is not valid UTF-8' % (what, name)) from None
-    if '\0' in name:
-        raise InvalidArgument('q4pg: %s %r holds a NUL character' % (what, name))
-    parts = _sql_name_parts(name)
-    if parts is None:
-        raise InvalidArgument('q4pg: %s %r is not a valid SQL name: a double quote is not '
-                              'closed' % (what, name))
-    if parts > most_parts:
-        raise InvalidArgument('q4pg: %s %r has %d dotted parts, at most %d here (give name or '
-                              'schema.name; double-quote a name with dots)'
-                              % (what, name, parts, most_parts))
+_check_name = arguments.check_name
 
 
 def _whole(what: str, value: Any, least: int) -> None:
@@ -180,10 +157,12 @@ class QueueManager:
                 raise InvalidArgument('q4pg: table_name %r names its schema already: leave '
                                       'out schema=%r' % (table_name, schema))
         _check_name('table_name', table_name, 2)
-        _whole('data_length', data_length, -2 ** 31)    # its minimum is the server's to say
-        _whole('excepted_times_to_ignore', excepted_times_to_ignore, 0)
-        _whole('max_connections', max_connections, 1)
+        arguments.check_int('data_length', data_length, 1)
+        arguments.check_int('excepted_times_to_ignore', excepted_times_to_ignore, 0)
+        arguments.check_int('max_connections', max_connections, 1)
         _seconds('poll_interval', poll_interval, positive=True)
+        if not isinstance(dsn, str):
+            raise InvalidArgument('q4pg: dsn must be a str, not %r' % (dsn,))
         if listen_dsn is not None and not isinstance(listen_dsn, str):
             raise InvalidArgument('q4pg: listen_dsn must be a str or None, not %r' % (listen_dsn,))
         # InvalidDsn for a bad dsn or listen_dsn
@@ -195,6 +174,8 @@ class QueueManager:
         self.poll_interval = poll_interval
         # The queue as an SQL name: the value the server reads as regclass.
         self._queue = table_name if schema is None else '%s.%s' % (schema, table_name)
+        # Which q4pg the database has: on 1.0, calls go the 1.0 way (v10.py)
+        self._server = v10.Server(self._db, self._queue)
 
     @classmethod
     def existing(cls, dsn: str = '', table_name: str = 'mq', *, schema: Optional[str] = None,
@@ -238,10 +219,30 @@ class QueueManager:
         """Runs a query about this queue on its own (one round trip), or in the
         caller's session `other_sess`; `idempotent=False` for one that must not
         run twice."""
-        args = (self._queue,) + args
-        if other_sess is not None:
-            return db.Database.caller(other_sess).run(query, args)
-        return self._db.run(query, args, idempotent=idempotent)
+        old = self._server.old(other_sess)
+        sent, sent_args = v10.as_1_0(old, query, args)
+        try:
+            if other_sess is not None:
+                return db.Database.caller(other_sess).run(sent, (self._queue,) + sent_args)
+            return self._db.run(sent, (self._queue,) + sent_args, idempotent=idempotent)
+        except ExtensionNotInstalled as e:
+            # Nothing ran: on a database found to have q4pg 1.0, the call goes again its way.
+            if old is not None or self._server.after_missing(e, other_sess) is None:
+                raise
+        return self._run(query, args, other_sess, idempotent)
+
+    def _run_all(self, query: str) -> List[db.Row]:
+        """Runs a query about every queue on its own (one round trip)."""
+        old = self._server.old()
+        sent, _ = v10.as_1_0(old, query, ())
+        try:
+            return self._db.run(sent)
+        except Q4pgError as e:
+            # 42703: 1.1's columns of q4pg_queues() or q4pg_stats() on 1.0
+            if (old is not None or e.pgcode not in ('42883', '42703')
+                    or self._server.after_missing(e) is None):
+                raise
+        return self._run_all(query)
 
     @property
     def _max_attempts(self) -> Optional[int]:
@@ -448,12 +449,19 @@ class QueueManager:
         `max_attempts`: failures after which a message is set aside as a dead
         letter (None: no limit, or the existing queue's setting).
         """
-        if max_attempts is None:
-            self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
-            return
-        _whole('max_attempts', max_attempts, 1)
-        self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
-                  other_sess)
+        if max_attempts is not None:
+            _whole('max_attempts', max_attempts, 1)
+        try:
+            if max_attempts is None:
+                self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
+            else:
+                self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
+                          other_sess)
+        except InvalidArgument as e:
+            hinted = hints.schema_missing(e, self._queue)     # 3F000: CREATE SCHEMA first
+            if hinted is None:
+                raise
+            raise hinted from e
 
     def drop_table(self, other_sess: Any = None) -> bool:
         """Drops the queue and its messages (q4pg_drop_queue); False when there is no
@@ -541,7 +549,7 @@ class QueueManager:
         `other_sess`, all this happens in the caller's transaction, which the
         caller ends.
         """
-        with self._held(tag, 1, raw, other_sess) as messages:
+        with self._taking(tag, 1, raw, other_sess) as messages:
             yield messages[0] if messages else None
 
     @contextlib.contextmanager
@@ -556,7 +564,25 @@ class QueueManager:
         """Context manager: up to `limit` due Messages of `tag`, in order (maybe none);
         an exception counts a failure against each."""
         _whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
-        with self._held(tag, limit, raw, other_sess) as messages:
+        with self._taking(tag, limit, raw, other_sess) as messages:
+            yield messages
+
+    @contextlib.contextmanager
+    def _taking(self, tag: str, n: int, raw: bool, other_sess: Any) -> Iterator[List[Message]]:
+        """_held; or, on a database that has q4pg 1.0, 1.0's dequeue (v10.py)."""
+        with contextlib.ExitStack() as stack:
+            old = self._server.old(other_sess)
+            if old is None:
+                try:
+                    messages = stack.enter_context(self._held(tag, n, raw, other_sess))
+                except ExtensionNotInstalled as e:    # q4pg_take is missing: nothing was taken
+                    old = self._server.after_missing(e, other_sess)
+                    if old is None:
+                        raise
+            if old is not None:
+                messages = stack.enter_context(old.held(
+                    self._queue, tag, n, other_sess, self._max_attempts,
+                    lambda rows: self._decoded(rows, raw)))
             yield messages
 
     def dequeue_immediate(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Any:
@@ -743,20 +769,20 @@ class QueueManager:
     def queues(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, data_type, data_length), ...]: every queue the role may read;
         `full=True` adds max_attempts."""
-        return [tuple(row) for row in self._db.run(db.QUEUES_FULL if full else db.QUEUES)]
+        return [tuple(row) for row in self._run_all(db.QUEUES_FULL if full else db.QUEUES)]
 
     def stats(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable
         queue and tag (waiting: due now; oldest_age: how long the oldest due message
         has been due); an empty queue has one row, tag None and zeros.  `full=True`
         adds (scheduled, leased, dead)."""
-        return [tuple(row) for row in self._db.run(db.STATS_FULL if full else db.STATS)]
+        return [tuple(row) for row in self._run_all(db.STATS_FULL if full else db.STATS)]
 
     def consumers(self) -> List[Tuple[str, int, datetime.datetime, datetime.timedelta,
                                       str, str]]:
         """[(queue, pid, xact_start, xact_age, state, application_name), ...]: the open
         transactions that ran a dequeue on any queue, oldest first (q4pg_consumers)."""
-        return [tuple(row) for row in self._db.run(db.CONSUMERS)]
+        return [tuple(row) for row in self._run_all(db.CONSUMERS)]
 
     # -- listening ----------------------------------------------------------------
 
@@ -825,6 +851,11 @@ class QueueManager:
                 message = self._message(row, raw)
             return message if full else message.data
 
+        old = self._server.old()
+        if old is not None:
+            return old.listener(self._db, self._queue, tag, lease, self._max_attempts,
+                                decode=item, poll_interval=self.poll_interval, timeout=timeout,
+                                stop_after_idle=stop_after_idle, limit=limit)
         return Listener(self._db, self._queue, tag, decode=item,
                         poll_interval=self.poll_interval, timeout=timeout,
                         stop_after_idle=stop_after_idle, limit=limit, lease=lease,

@@ -166,6 +166,19 @@ FIND_Q4PG = (
     "AND c.relkind OPERATOR(pg_catalog.=) 'r' AND n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     'LIMIT 1) AS s '
     'WHERE s.nspname OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_schemas(false))')
+# What a new connection runs: FIND_Q4PG, and in the same round trip whether the
+# database's q4pg is 1.0 (its functions, and none of 1.1's such as q4pg_lease),
+# which v10.py serves the 1.0 way.
+CONNECT = ('SELECT (' + FIND_Q4PG + ') IS NOT NULL, '
+           "EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
+           "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_enqueue') "
+           "AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
+           "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_lease')")
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A psycopg2 connection that remembers what CONNECT said: q4pg_1_0 (None: not asked)."""
+    q4pg_1_0: Optional[bool] = None
 
 
 def check_dsn(dsn: str, what: str = 'connection string') -> None:
@@ -190,16 +203,17 @@ def _connect(dsn: str, find_q4pg: bool = True, **kwargs: Any) -> Any:
     Its application_name is q4pg unless the DSN (or PGAPPNAME) gives one.
     `kwargs` go to psycopg2.connect (async_=True: an asynchronous connection,
     still connecting).  find_q4pg: q4pg's schema goes first on its search_path
-    when it is not on it (FIND_Q4PG; not on an asynchronous connection).
+    when it is not on it, and its q4pg_1_0 says whether q4pg there is 1.0
+    (CONNECT; not on an asynchronous connection).
     """
     try:
         if 'fallback_application_name' not in psycopg2.extensions.parse_dsn(dsn):
             kwargs['fallback_application_name'] = 'q4pg'
-        conn = psycopg2.connect(dsn, **kwargs)
+        conn = psycopg2.connect(dsn, connection_factory=_Connection, **kwargs)
         if not kwargs.get('async_'):
             conn.autocommit = True
             if find_q4pg:
-                _execute(conn, FIND_Q4PG, ())
+                conn.q4pg_1_0 = _execute(conn, CONNECT, ())[0][1]
         return conn
     except psycopg2.Error as e:
         raise wrap_error(e) from e
@@ -270,6 +284,7 @@ class _Pool:
         self._open = 0  # connections out there: idle ones, those in use, those connecting
         self._lent: Dict[int, int] = {}  # id() of a connection in use -> its thread's ident
         self._closed = False
+        self.q4pg_1_0: Optional[bool] = None  # what the newest connection's CONNECT said
 
     def get(self) -> Tuple[Any, bool]:
         """A connection outside any transaction, and whether it is new (a reused
@@ -290,7 +305,9 @@ class _Pool:
                     self._cond.wait()
             if conn is None:
                 try:
-                    return self._lend(_connect(self._dsn)), True
+                    conn = _connect(self._dsn)
+                    self.q4pg_1_0 = conn.q4pg_1_0
+                    return self._lend(conn), True
                 except BaseException:
                     self._forget(None)
                     raise
@@ -479,6 +496,15 @@ class Database:
     def listen(self, channel: str) -> 'ListenConnection':
         """A new autocommit connection to listen_dsn that LISTENs on `channel`."""
         return ListenConnection(self.listen_dsn, channel)
+
+    def q4pg_1_0(self) -> bool:
+        """Whether the database's q4pg is 1.0, as the newest pooled connection
+        learnt when it connected (a new connection when there is none yet: the
+        round trip the first call would have made)."""
+        if self._pool.q4pg_1_0 is None:
+            conn, _ = self._pool.get()
+            self._pool.put(conn)
+        return bool(self._pool.q4pg_1_0)
 
     def close(self) -> None:
         """Closes the pooled connections (those in use when they are given back)."""

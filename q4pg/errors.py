@@ -11,7 +11,8 @@ import psycopg2
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
-           'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'wrap_error', 'one_line']
+           'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'UpgradeNeeded', 'wrap_error',
+           'one_line']
 
 
 class Q4pgError(Exception):
@@ -28,6 +29,12 @@ class ExtensionNotInstalled(Q4pgError):
     """The database has no q4pg functions (neither q4pg install nor CREATE EXTENSION
     q4pg ran), or not this client's (q4pg is older: q4pg upgrade, or ALTER EXTENSION
     q4pg UPDATE)."""
+
+
+class UpgradeNeeded(ExtensionNotInstalled):
+    """The database has an older q4pg (1.0) than this feature needs (1.1): the
+    client serves 1.0's features on it, and raises this for the others.  Run
+    q4pg upgrade (or ALTER EXTENSION q4pg UPDATE)."""
 
 
 class QueueNotFound(Q4pgError):

@@ -33,8 +33,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from . import db
-from .errors import InvalidArgument, Q4pgError
+from . import db, hints
+from .errors import InvalidArgument, PermissionDenied, Q4pgError
 
 __all__ = ['install', 'upgrade', 'uninstall', 'scripts', 'Scripts', 'Installed', 'installed']
 
@@ -274,11 +274,19 @@ def install(dsn: str, schema: str = DEFAULT_SCHEMA, version: Optional[str] = Non
     with db.transaction(dsn) as run:
         run(LOCK)
         _refuse_if_installed(run)
-        if run('SELECT pg_catalog.to_regnamespace(pg_catalog.quote_ident(%s)) IS NULL',
-               (schema,))[0][0]:
-            run(sql.SQL('CREATE SCHEMA {}').format(sql.Identifier(schema)))
-        before = _objects(run, schema)
-        _run_scripts(run, schema, [script])
+        exists, role, database = run(
+            'SELECT pg_catalog.to_regnamespace(pg_catalog.quote_ident(%s)) IS NOT NULL, '
+            'current_user, pg_catalog.current_database()', (schema,))[0]
+        try:
+            if not exists:
+                run(sql.SQL('CREATE SCHEMA {}').format(sql.Identifier(schema)))
+            before = _objects(run, schema)
+            _run_scripts(run, schema, [script])
+        except PermissionDenied as e:
+            hinted = hints.install_refused(e, schema, role, database, exists)
+            if hinted is None:
+                raise
+            raise hinted from e
         members = _objects(run, schema) - before
         record = _record(schema)
         run(sql.SQL('''

@@ -5,7 +5,10 @@ A thin layer over testing.postgresql that adds what this project needs:
 * PostgreSQL refuses to run as root.  When we are root, initdb and the server
   run as the unprivileged ``postgres`` user (through ``setpriv``, which execs,
   so the server keeps the pid we signal); otherwise as the current user.
-* Ports are taken below 32768, where outgoing connections never land.
+* Ports are taken below 32768, where outgoing connections never land; or,
+  on a machine shared with others, from those the environment variable
+  Q4PG_TEST_PORTS names ("20000-20999", "5433", or several, comma-separated),
+  which every cluster and PgBouncer of the tests, demo and bench honours.
 
 As a library::
 
@@ -32,19 +35,48 @@ import testing.postgresql
 
 RUN_AS = 'postgres'  # the unprivileged user that runs the server when we are root
 PORT_RANGE = (20000, 32000)
+# The ports clusters and PgBouncers may take, for a machine shared with others:
+# "20000-20999", "5433", or several of these separated by commas.
+PORTS_VARIABLE = 'Q4PG_TEST_PORTS'
+
+
+def ports():
+    """The ports to choose from: those Q4PG_TEST_PORTS names, else PORT_RANGE.
+    ValueError (naming the variable) when it does not parse."""
+    text = os.environ.get(PORTS_VARIABLE, '').strip()
+    if not text:
+        return range(PORT_RANGE[0], PORT_RANGE[1] + 1)
+    chosen = []
+    for item in text.split(','):
+        low, dash, high = item.strip().partition('-')
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            first = last = 0
+        if not 1 <= first <= last <= 65535:
+            raise ValueError('%s=%r: give a port (5433) or a range (20000-20999) from 1 to '
+                             '65535, or several separated by commas' % (PORTS_VARIABLE, text))
+        chosen.extend(range(first, last + 1))
+    return chosen
 
 
 def _free_port():
-    """A port below 32768 that nothing listens on now."""
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)
+    """A port that nothing listens on now: from Q4PG_TEST_PORTS when set, else
+    below 32768 (PORT_RANGE)."""
+    candidates = ports()
+    tries = list(candidates) if len(candidates) <= 200 else [
+        random.choice(candidates) for _ in range(200)]
+    random.shuffle(tries)
+    for port in tries:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(('127.0.0.1', port))
             except OSError:
                 continue
             return port
-    raise RuntimeError('no free port between %d and %d' % PORT_RANGE)
+    where = (os.environ[PORTS_VARIABLE] + ' (%s)' % PORTS_VARIABLE
+             if os.environ.get(PORTS_VARIABLE, '').strip() else '%d-%d' % PORT_RANGE)
+    raise RuntimeError('no free port in %s' % where)
 
 
 def _as_server_user():
@@ -154,7 +186,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
     run = sub.add_parser('run', help='start a throwaway cluster, run a command against it, stop it')
-    run.add_argument('--port', type=int, help='port to listen on (default: a free one below 32768)')
+    run.add_argument('--port', type=int, help='port to listen on (default: a free one of '
+                     'Q4PG_TEST_PORTS, else below 32768)')
     run.add_argument('--postgres-args', help='extra server options, as for postgres(1)')
     run.add_argument('cmd', nargs=argparse.REMAINDER, help='the command, after --')
     args = parser.parse_args(argv)
@@ -162,6 +195,10 @@ def main(argv=None):
     cmd = args.cmd[1:] if args.cmd[:1] == ['--'] else args.cmd
     if not cmd:
         parser.error('run needs a command after --')
+    try:
+        ports()
+    except ValueError as e:
+        parser.error(str(e))
     settings = {}
     if args.port:
         settings['port'] = args.port

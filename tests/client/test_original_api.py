@@ -322,6 +322,7 @@ def test_a_database_at_1_0_says_to_update_the_extension(bare_dsn):
     with q4pg.QueueManager(bare_dsn, 'mq') as q:
         q.create_table()
         assert q.enqueue('t', 1) > 0                   # 1.0's calls work as they did
+        with q.dequeue('t') as data:                   # (tests/client/test_rolling_upgrade.py)
+            assert data == 1
         with pytest.raises(q4pg.ExtensionNotInstalled, match='ALTER EXTENSION q4pg UPDATE'):
-            with q.dequeue('t'):
-                pass
+            q.enqueue('t', 2, schedule=60)             # 1.1's: UpgradeNeeded

@@ -165,10 +165,16 @@ def test_bad_arguments(q, dsn):
     assert e.pgcode == '22003'
     refused(q, q4pg.InvalidArgument, q.list, 'tag', 2 ** 40)
     refused(q, q4pg.InvalidArgument, q.list, 'tag', -1)
-    e = refused(q, q4pg.InvalidArgument, q4pg.QueueManager(dsn, 'q0', data_length=0).create_table)
-    assert e.pgcode == '22023'
-    e = refused(q, q4pg.InvalidArgument, q4pg.QueueManager(dsn, 'x' * 64).create_table)
-    assert e.pgcode == '42622'
+    # the client refuses these when the QueueManager is made (tests/client/test_arguments.py),
+    # and the server when the call comes another way
+    for kwargs in (dict(table_name='q0', data_length=0), dict(table_name='x' * 64)):
+        with pytest.raises(q4pg.InvalidArgument) as info:
+            q4pg.QueueManager(dsn, **kwargs)
+        assert info.value.pgcode is None
+    for call, pgcode in (("q4pg_create_queue('q0', 'json', 0)", '22023'),
+                         ("q4pg_create_queue('%s')" % ('x' * 64), '42622')):
+        e = refused(q, q4pg.InvalidArgument, q4pg.db.Database(dsn, 1).run, 'SELECT ' + call)
+        assert e.pgcode == pgcode
     e = refused(q, q4pg.InvalidArgument, q4pg.QueueManager(dsn, 'mq', schema='nope').create_table)
     assert e.pgcode == '3F000'
     assert q.queues() == [('mq', 'json', 10)]
