@@ -123,7 +123,8 @@ def fingerprint(dsn, queues=()):
                 assert len(keys) == 1, lines
                 key = int(keys.pop())
                 prefix = 'q4pg_%x_' % (key & 0xffffffff)
-                by_queue[queue] = {line.replace(str(key), '<key>').replace(prefix, 'q4pg_<key>_')
+                hex_key = re.compile(r'(q4pg_|q4pg\.(?:taken|removed)_)%x(?![0-9a-f])' % (key & 0xffffffff))
+                by_queue[queue] = {hex_key.sub(r'\1<key>', line.replace(str(key), '<key>'))
                                    for line in lines   # its schema's, not other queues'
                                    if not line.startswith('generated ') or prefix in line}
         return objects, by_queue

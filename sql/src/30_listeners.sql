@@ -53,7 +53,8 @@ $$;
 -- queue's qualified name (q4pg_queue_info), lock key and the tag.  Passes
 -- the same gate as the trigger's WHEN clause (holds the barrier shared until
 -- commit, probes presence), then NOTIFYs the tag's channel when an idle
--- listener waits for it.  Reads q4pg_idle_listeners.
+-- listener waits for it (found by the lock key: the name is only hashed
+-- into the channel, never parsed).  Reads q4pg_idle_listeners.
 CREATE FUNCTION @extschema@.q4pg_wake(p_qualified_name text, p_lock_key integer, p_tag text)
 RETURNS void
 LANGUAGE plpgsql
@@ -64,7 +65,7 @@ BEGIN
        AND NOT (pg_try_advisory_lock(@extschema@.q4pg_lock_class('presence'), p_lock_key)
                 AND pg_advisory_unlock(@extschema@.q4pg_lock_class('presence'), p_lock_key))
        AND EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
-                    WHERE w.queue = p_qualified_name::regclass AND w.tag = p_tag) THEN
+                    WHERE w.lock_key = p_lock_key AND w.tag = p_tag) THEN
         PERFORM pg_notify(@extschema@.q4pg_channel_name(p_qualified_name, p_tag), '');
     END IF;
 END

@@ -183,11 +183,13 @@ BEGIN
         RAISE EXCEPTION 'q4pg: tag must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;$c$;
-    -- a removed message (v_row) back in the table under its id, with the
-    -- attempts, error, due time and death given as %s
-    v_put_back := format($c$INSERT INTO %s AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at)
+    -- a removed message (v_row) back in the table (%1$s) under its id, with
+    -- the due time, attempts, error and death given as %2$s to %5$s (the
+    -- table's name goes in as an argument of format, never into a format
+    -- string: it may hold a %)
+    v_put_back := $c$INSERT INTO %1$s AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at)
         OVERRIDING SYSTEM VALUE
-        VALUES (v_row.id, v_row.tag, v_row.data, v_row.created_at, %%s, %%s, %%s, NULL, %%s)$c$, v_table);
+        VALUES (v_row.id, v_row.tag, v_row.data, v_row.created_at, %2$s, %3$s, %4$s, NULL, %5$s)$c$;
     v_remember := format($c$v_slot := pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''));
         -- (assignments, not PERFORM: PL/pgSQL evaluates them without a query)
         v_note := pg_catalog.set_config(%1$s, pg_catalog.repeat('x', v_slot OPERATOR(pg_catalog.+) 1), true);
@@ -624,13 +626,13 @@ $f$,
         format(v_remember, 'ARRAY[v_row]'),                 -- 24
         format(v_remember, 'v_rows'),                       -- 25
         v_removed,                                          -- 26
-        format(v_put_back, '''infinity''::pg_catalog.timestamptz',
+        format(v_put_back, v_table, '''infinity''::pg_catalog.timestamptz',
                'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error',
                'pg_catalog.now()'),                         -- 27: dead
-        format(v_put_back, 'CASE WHEN p_retry_in IS NULL THEN LEAST(v_row.run_at, pg_catalog.now())
+        format(v_put_back, v_table, 'CASE WHEN p_retry_in IS NULL THEN LEAST(v_row.run_at, pg_catalog.now())
                                  ELSE pg_catalog.now() OPERATOR(pg_catalog.+) p_retry_in END',
                'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error', 'NULL'),  -- 28: retry
-        format(v_put_back, 'v_row.run_at', 'v_row.attempts', 'v_row.last_error',
+        format(v_put_back, v_table, 'v_row.run_at', 'v_row.attempts', 'v_row.last_error',
                'v_row.dead_at'),                            -- 29: as it was
         v_slot);                                            -- 30: the removed rows' settings, less n
 END

@@ -40,12 +40,14 @@ CREATE FUNCTION @extschema@.q4pg_enqueue(queue regclass, tag text, data json,
                                          run_at timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
 RETURN @extschema@.q4pg_enqueue(queue, tag, data::pg_catalog.text, run_at);
 
 CREATE FUNCTION @extschema@.q4pg_enqueue(queue regclass, tag text, data jsonb,
                                          run_at timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
 RETURN @extschema@.q4pg_enqueue(queue, tag, data::pg_catalog.text, run_at);
 
 -- q4pg_enqueue_many: adds one message per element of data, in array order, in

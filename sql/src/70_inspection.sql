@@ -154,6 +154,7 @@ $$;
 CREATE FUNCTION @extschema@.q4pg_replay(queue regclass, id bigint)
 RETURNS bigint
 LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
 RETURN @extschema@.q4pg_replay(queue, ARRAY[id]);
 
 -- q4pg_purge_dead: deletes dead letters of a queue, of one tag or (tag null)

@@ -140,7 +140,7 @@ def quote(name):
 # call); every name, type and operator in it is qualified (tests/sql/lint.sql).
 HOT_PATH = {'q4pg_route', 'q4pg_enqueue', 'q4pg_enqueue_many', 'q4pg_dequeue',
             'q4pg_dequeue_many', 'q4pg_cancel', 'q4pg_take', 'q4pg_done', 'q4pg_done_many',
-            'q4pg_fail',
+            'q4pg_fail', 'q4pg_give_back',
             'q4pg_lease', 'q4pg_ack', 'q4pg_nack', 'q4pg_extend'}
 
 

@@ -202,7 +202,7 @@ def lease_consume(args, log):
         for id_, data, attempts, token, until, now in rows:
             log('lease', id=id_, attempts=attempts, token=token, until=until, at=now)
         if not rows:
-            cur.execute('SELECT q4pg_count(%s::regclass)', (queue,))
+            cur.execute('SELECT q4pg_count(%s::regclass, include_scheduled => true)', (queue,))
             if stopping(args) and cur.fetchone()[0] == 0:
                 break
             time.sleep(0.02)
@@ -329,7 +329,7 @@ def scheduled_consume(args, log):
         if how != 'lease':
             conn.commit()
         if not rows:
-            cur.execute('SELECT q4pg_count(%s::regclass)', (queue,))
+            cur.execute('SELECT q4pg_count(%s::regclass, include_scheduled => true)', (queue,))
             left = cur.fetchone()[0]
             if how != 'lease':
                 conn.commit()
