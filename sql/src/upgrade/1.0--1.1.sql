@@ -3,9 +3,7 @@
 -- q4pg 1.0 -> 1.1: scheduled messages, attempts and dead letters, leases.
 --
 -- The Makefile builds sql/q4pg--1.0--1.1.sql from this file: at the line
--- "-- @include 06_types.sql
-
--- @functions@" below, every function of sql/src/ comes in as CREATE OR
+-- "-- @functions@" below, every function of sql/src/ comes in as CREATE OR
 -- REPLACE (one source for both scripts), and at "-- @include <file>" that
 -- file of sql/src/ as it is (state new in 1.1).  What is here by hand: what must go
 -- before them (functions whose arguments or results changed are dropped,
@@ -56,10 +54,6 @@ DROP FUNCTION @extschema@.q4pg_count(regclass, text);
 DROP FUNCTION @extschema@.q4pg_list(regclass, text, integer);
 DROP FUNCTION @extschema@.q4pg_stats();
 
--- the registry names its queues (1.0: bare oids); oid and regclass are the
--- same bytes, so no row changes
-ALTER TABLE @extschema@.q4pg_idle_listeners ALTER COLUMN queue TYPE pg_catalog.regclass;
-
 -- @include 06_types.sql
 
 -- @functions@
@@ -93,3 +87,10 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- the registry names its queues (1.0: bare oids); oid and regclass are the
+-- same bytes, so no row changes.  Last: a producer's trigger reads the
+-- registry while it holds its queue table, so the registry is locked after
+-- the queue tables, as producers lock them (the other order deadlocked with
+-- a running producer)
+ALTER TABLE @extschema@.q4pg_idle_listeners ALTER COLUMN queue TYPE pg_catalog.regclass;
