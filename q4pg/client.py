@@ -15,11 +15,12 @@ import datetime
 import json
 import logging
 import math
-from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, ContextManager, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import arguments, db, hints, v10
 from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, LeaseLost, Q4pgError,
                      UndecodableMessage)
+from .held import Held
 from .lease import Heartbeat
 from .listener import Listener, error_text, record_failures
 
@@ -334,51 +335,11 @@ class QueueManager:
             raise
 
     @contextlib.contextmanager
-    def _held(self, tag: str, n: int, raw: bool, other_sess: Any) -> Iterator[List[Message]]:
-        """The Messages q4pg_dequeue removes, inside a transaction that the
-        block's end ends.
-
-        Ended normally: committed (the messages are gone).  Ended by an
-        Exception (a decoding error included): put back with a failure counted
-        against each (q4pg_fail; a message that cannot be decoded fails alone,
-        the others are given back uncounted), committed.  Ended by another
-        BaseException (KeyboardInterrupt...): rolled back, uncounted.  In the
-        caller's session, nothing is committed or rolled back: the caller does
-        that (a ROLLBACK gives the messages back uncounted).
-        """
-        if other_sess is not None:
-            with self._held_in(db.Database.caller(other_sess), tag, n, raw) as messages:
-                yield messages
-            return
-        if n == 1:
-            transaction = self._db.begin(db.DEQUEUE, (self._queue, tag))
-        else:
-            transaction = self._db.begin(db.DEQUEUE_MANY, (self._queue, tag, n))
-        try:
-            messages = self._take_decoded(transaction.rows, raw, transaction.run)
-        except UndecodableMessage:
-            transaction.commit()
-            raise
-        except BaseException:
-            transaction.rollback()
-            raise
-        try:
-            yield messages
-        except Exception as e:
-            if messages:
-                self._count_failure(transaction.run, [m.id for m in messages], error_text(e))
-            transaction.commit()
-            raise
-        except BaseException:
-            transaction.rollback()
-            raise
-        transaction.commit()
-
-    @contextlib.contextmanager
     def _held_in(self, session: db.CallerSession, tag: str, n: int,
                  raw: bool) -> Iterator[List[Message]]:
-        """_held in the caller's session.  An autocommit psycopg2 connection has no
-        transaction of the caller's: one of its own runs on it, BEGIN to COMMIT."""
+        """What held.Held does, in the caller's session.  An autocommit psycopg2
+        connection has no transaction of the caller's: one of its own runs on it,
+        BEGIN to COMMIT."""
         own = session.autocommit()
         if own:
             session.run('BEGIN')
@@ -535,9 +496,8 @@ class QueueManager:
 
     # -- consuming ----------------------------------------------------------------
 
-    @contextlib.contextmanager
     def dequeue_message(self, tag: str, other_sess: Any = None, *,
-                        raw: bool = False) -> Iterator[Optional[Message]]:
+                        raw: bool = False) -> ContextManager[Optional[Message]]:
         """Context manager: the first due Message of `tag` no one holds, or None.
 
         Leaving the block normally removes the message (commit); leaving it
@@ -549,33 +509,34 @@ class QueueManager:
         `other_sess`, all this happens in the caller's transaction, which the
         caller ends.
         """
-        with self._taking(tag, 1, raw, other_sess) as messages:
-            yield messages[0] if messages else None
+        return Held(self, tag, 1, raw, other_sess, 'message')
 
-    @contextlib.contextmanager
-    def dequeue(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Iterator[Any]:
+    def dequeue(self, tag: str, other_sess: Any = None, *,
+                raw: bool = False) -> ContextManager[Any]:
         """Context manager: the first due message's data, or None (see dequeue_message)."""
-        with self.dequeue_message(tag, other_sess, raw=raw) as message:
-            yield None if message is None else message.data
+        return Held(self, tag, 1, raw, other_sess, 'data')
 
-    @contextlib.contextmanager
     def dequeue_many(self, tag: str, limit: int, other_sess: Any = None, *,
-                     raw: bool = False) -> Iterator[List[Message]]:
+                     raw: bool = False) -> ContextManager[List[Message]]:
         """Context manager: up to `limit` due Messages of `tag`, in order (maybe none);
         an exception counts a failure against each."""
         _whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
-        with self._taking(tag, limit, raw, other_sess) as messages:
-            yield messages
+        return Held(self, tag, limit, raw, other_sess, 'many')
 
     @contextlib.contextmanager
-    def _taking(self, tag: str, n: int, raw: bool, other_sess: Any) -> Iterator[List[Message]]:
-        """_held; or, on a database that has q4pg 1.0, 1.0's dequeue (v10.py)."""
+    def _taking(self, tag: str, n: int, raw: bool, other_sess: Any,
+                old: Optional[v10.V10]) -> Iterator[List[Message]]:
+        """Held's other cases: in the caller's session (_held_in), or, on a
+        database that has q4pg 1.0 (`old`, or the server says so), 1.0's
+        dequeue (v10.py)."""
         with contextlib.ExitStack() as stack:
-            old = self._server.old(other_sess)
+            if old is None:
+                old = self._server.old(other_sess)
             if old is None:
                 try:
-                    messages = stack.enter_context(self._held(tag, n, raw, other_sess))
-                except ExtensionNotInstalled as e:    # q4pg_take is missing: nothing was taken
+                    messages = stack.enter_context(self._held_in(
+                        db.Database.caller(other_sess), tag, n, raw))
+                except ExtensionNotInstalled as e:    # q4pg_dequeue is missing: nothing taken
                     old = self._server.after_missing(e, other_sess)
                     if old is None:
                         raise
