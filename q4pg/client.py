@@ -315,22 +315,30 @@ class QueueManager:
         return LeasedMessage(*message, *row[4:8])
 
     def _take(self, run: Any, tag: str, n: int) -> List[db.Row]:
-        """Removes up to `n` due messages of `tag` in the transaction of `run`
-        (q4pg_dequeue: one call, the success path's only one)."""
+        """Up to `n` due messages of `tag` for the transaction of `run`: one is
+        removed (q4pg_dequeue: the success path's only call), a batch taken
+        (q4pg_take; _done removes it)."""
         if n == 1:
             return run(db.DEQUEUE, (self._queue, tag))
-        return run(db.DEQUEUE_MANY, (self._queue, tag, n))
+        return run(db.TAKE, (self._queue, tag, n))
 
-    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any) -> List[Message]:
-        """The Messages of removed `rows`.  A message that cannot be decoded is
-        put back with a failure counted, the others uncounted, in the
-        transaction of `run`; then the decoding error is raised."""
+    def _done(self, n: int, messages: List[Message]) -> Tuple[Optional[str], Tuple[Any, ...]]:
+        """The statement that ends _take's messages well (None: nothing to send)."""
+        if n == 1 or not messages:
+            return None, ()
+        return db.DONE, (self._queue, [m.id for m in messages])
+
+    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any, n: int) -> List[Message]:
+        """The Messages of _take's `rows`.  A message that cannot be decoded is
+        given back with a failure counted, the others uncounted, in the
+        transaction of `run` (a removed one by q4pg_give_back; taken ones go
+        back at commit by themselves); then the decoding error is raised."""
         try:
             return self._decoded(rows, raw)
         except UndecodableMessage as e:
             self._count_failure(run, [e.id], error_text(e))
             others = [row[0] for row in rows if row[0] != e.id]
-            if others:
+            if others and n == 1:
                 run(db.GIVE_BACK, (self._queue, others))
             raise
 
@@ -345,7 +353,7 @@ class QueueManager:
             session.run('BEGIN')
         try:
             rows = self._take(session.run, tag, n)
-            messages = self._take_decoded(rows, raw, session.run)
+            messages = self._take_decoded(rows, raw, session.run, n)
             try:
                 yield messages
             except Exception as e:
@@ -353,6 +361,9 @@ class QueueManager:
                     self._count_failure(session.run, [m.id for m in messages],
                                         error_text(e), session)
                 raise
+            done, args = self._done(n, messages)
+            if done is not None:
+                session.run(done, args)
         except Exception:
             if own:
                 session.run('COMMIT' if session.usable() else 'ROLLBACK')

@@ -2,7 +2,8 @@
 `with QueueManager.dequeue()`, `dequeue_message()` and `dequeue_many()` return.
 
 One class, not nested generator context managers: the success path (BEGIN and
-q4pg_dequeue in one round trip, then COMMIT) is the client's hottest, and each
+q4pg_dequeue in one round trip, then COMMIT; for a batch, BEGIN and q4pg_take,
+then q4pg_done_many and COMMIT) is the client's hottest, and each
 @contextmanager level cost it microseconds of Python (measured: `make bench`,
 Python dequeue).  In the caller's session (`other_sess`) and on a database
 still at q4pg 1.0 it hands over to the manager's generator for those cases.
@@ -25,10 +26,11 @@ class Held:
     given to the block as `shape` says: 'many' the list, 'message' the first
     Message or None, 'data' its data or None.
 
-    Ended normally: committed (the messages are gone).  Ended by an Exception
-    (a decoding error included): put back with a failure counted against each
-    (q4pg_fail; a message that cannot be decoded fails alone, the others are
-    given back uncounted), committed.  Ended by another BaseException
+    Ended normally: committed (the messages are gone: removed by q4pg_dequeue,
+    or for a batch taken by q4pg_take and removed by q4pg_done_many).  Ended by
+    an Exception (a decoding error included): given back with a failure counted
+    against each (q4pg_fail; a message that cannot be decoded fails alone, the
+    others are given back uncounted), committed.  Ended by another BaseException
     (KeyboardInterrupt...): rolled back, uncounted.  In the caller's session,
     nothing is committed or rolled back: the caller does that (a ROLLBACK
     gives the messages back uncounted).
@@ -58,14 +60,14 @@ class Held:
             if self._n == 1:
                 transaction = m._db.begin(db.DEQUEUE, (m._queue, self._tag))
             else:
-                transaction = m._db.begin(db.DEQUEUE_MANY, (m._queue, self._tag, self._n))
+                transaction = m._db.begin(db.TAKE, (m._queue, self._tag, self._n))
         except ExtensionNotInstalled as e:      # nothing was removed
             old = m._server.after_missing(e)
             if old is None:
                 raise
             return self._hand_over(old)          # the database has q4pg 1.0
         try:
-            self._messages = m._take_decoded(transaction.rows, self._raw, transaction.run)
+            self._messages = m._take_decoded(transaction.rows, self._raw, transaction.run, self._n)
         except UndecodableMessage:
             transaction.commit()
             raise
@@ -82,7 +84,7 @@ class Held:
         if transaction is None:
             return False
         if exc_type is None:
-            transaction.commit()
+            transaction.commit(*self._manager._done(self._n, self._messages))
         elif issubclass(exc_type, Exception):
             if self._messages:
                 self._manager._count_failure(transaction.run, [msg.id for msg in self._messages],

@@ -85,8 +85,11 @@ BEGIN
 END
 $$;
 
--- q4pg_dequeue_many: like q4pg_dequeue, for up to n messages at once.
--- Returns them in id order; raises 22023 when n is null or negative.
+-- q4pg_dequeue_many: like q4pg_dequeue, for up to n messages at once, but
+-- without the memory q4pg_fail needs: COMMIT consumes them, ROLLBACK gives
+-- them back uncounted (a batch consumer that counts failures uses
+-- q4pg_take(queue, tag, n), then q4pg_done_many).  Returns them in id order;
+-- raises 22023 when n is null or negative.
 CREATE FUNCTION @extschema@.q4pg_dequeue_many(queue regclass, tag text, n integer)
 RETURNS SETOF @extschema@.q4pg_message
 LANGUAGE plpgsql
@@ -171,7 +174,7 @@ END
 $$;
 
 -- q4pg_fail: records a failed attempt at a message the caller's transaction
--- took (q4pg_take) or removed (q4pg_dequeue, q4pg_dequeue_many) and gives it
+-- took (q4pg_take) or removed (q4pg_dequeue) and gives it
 -- back, in one step of that transaction (so no other consumer can take it
 -- uncounted): attempts + 1, last_error := error, due again after retry_in
 -- (null: at once and in its place, as after a rollback; idle listeners are
@@ -199,7 +202,7 @@ END
 $$;
 
 -- q4pg_give_back (1.1): gives back, uncounted and at once, messages the
--- caller's transaction removed with q4pg_dequeue or q4pg_dequeue_many, as a
+-- caller's transaction removed with q4pg_dequeue, as a
 -- ROLLBACK would, without ending the transaction: each goes back under its
 -- id, as it was (needs INSERT on the queue).  Returns how many it gave back;
 -- other ids are left alone.

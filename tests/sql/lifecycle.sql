@@ -79,16 +79,18 @@ SELECT data, attempts FROM lq WHERE tag = 'o';
 DELETE FROM lq;
 
 -- dequeue, then fail: the removed message comes back under its id, counted,
--- and give_back puts one back as it was
+-- and give_back puts one back as it was; dequeue_many remembers nothing
 SELECT q4pg_enqueue('lq', 'd', '"one"') AS one \gset
 SELECT q4pg_enqueue('lq', 'd', '"two"') AS two \gset
 SELECT q4pg_enqueue('lq', 'd', '"three"') AS three \gset
 BEGIN;
 SELECT data FROM q4pg_dequeue('lq', 'd');
+SELECT data FROM q4pg_dequeue('lq', 'd');
 SELECT data FROM q4pg_dequeue_many('lq', 'd', 2);
 SELECT q4pg_fail('lq', :one, 'first failed') AS one_failed,
-       q4pg_give_back('lq', ARRAY[:two, :one]) AS given_back,
-       q4pg_fail('lq', :one, 'again') IS NULL AS fail_once;
+       q4pg_give_back('lq', ARRAY[:two, :one, :three]) AS given_back,
+       q4pg_fail('lq', :one, 'again') IS NULL AS fail_once,
+       q4pg_fail('lq', :three, 'x') IS NULL AS batch_not_remembered;
 COMMIT;
 SELECT id = :one AS same_id, data, attempts, last_error, run_at <= now() AS due FROM lq ORDER BY id;
 DELETE FROM lq;
