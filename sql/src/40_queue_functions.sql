@@ -43,9 +43,10 @@
 --                       fail act on these only, and never wait for a lock
 --   q4pg.removed_<key>_<n>  the row the n-th dequeue of the transaction
 --                       deleted (n from 0; not dequeue_many's: a batch's
---                       copy cost more than locking it), as an array of the
---                       table's row type, and q4pg.removed_<key> one 'x' per
---                       such call: fail puts a row back with its failure
+--                       copy cost more than locking it), as the text of the
+--                       table's row type ('' once put back), and
+--                       q4pg.removed_<key> one 'x' per such call: fail puts
+--                       a row back with its failure
 --                       counted, give_back uncounted, under its own id (the
 --                       deleted row and its copy are one message: nobody
 --                       else sees either until commit).  One setting per
@@ -119,8 +120,10 @@ DECLARE
     v_taken     text;     -- the settings that remember (see above), as literals
     v_removed   text;
     v_put_back  text;     -- the INSERT that puts a removed message back
-    v_remember  text;     -- records removed rows (an array, %s) in the next q4pg.removed_<key>_<n>
+    v_remember  text;     -- records the removed v_row in the next q4pg.removed_<key>_<n>
     v_slot      text;     -- 'q4pg.removed_<key>_' as an SQL string
+    v_not_taken text;     -- true unless this transaction took p_id
+    v_find      text;     -- finds p_id's removed row: v_row, its setting's number v_slot
     -- the columns of q4pg_message: the generated functions return its shape
     -- without naming the type, so that DROP EXTENSION does not reach them
     v_row text := (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
@@ -195,7 +198,21 @@ BEGIN
         -- (assignments, not PERFORM: PL/pgSQL evaluates them without a query)
         v_note := pg_catalog.set_config(%1$s, pg_catalog.repeat('x', v_slot OPERATOR(pg_catalog.+) 1), true);
         v_note := pg_catalog.set_config(%2$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text,
-                                        (%%1$s)::pg_catalog.text, true);$c$, v_removed, v_slot);
+                                        v_row::pg_catalog.text, true);$c$, v_removed, v_slot);
+    v_not_taken := format($c$pg_catalog.strpos(coalesce(pg_catalog.current_setting(%s, true), ''),
+                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
+       OPERATOR(pg_catalog.=) 0$c$, v_taken);
+    -- (v_slot reaches v_slots when there is none)
+    v_find := format($c$v_slots := pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''));
+    v_slot := 0;
+    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
+        v_text := pg_catalog.current_setting(%2$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text);
+        IF v_text OPERATOR(pg_catalog.<>) '' THEN
+            v_row := CAST(v_text AS %3$s);
+            EXIT WHEN v_row.id OPERATOR(pg_catalog.=) p_id;
+        END IF;
+        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
+    END LOOP;$c$, v_removed, v_slot, v_table);
     v_retry_check := $c$
     IF p_retry_in OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
         RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
@@ -341,7 +358,7 @@ LANGUAGE plpgsql
 AS %10$s
 %2$s
 DECLARE
-    v_ids text := '';
+    v_note text;
 BEGIN%22$s%3$s%12$s
     -- LIMIT 1 apart: with LIMIT p_n, PL/pgSQL's plan cache finds no generic
     -- plan worth keeping (it guesses 10%% of the rows) and plans every call
@@ -351,8 +368,11 @@ BEGIN%22$s%3$s%12$s
           %19$s LIMIT 1 FOR UPDATE SKIP LOCKED;
         IF FOUND THEN
             RETURN NEXT;
-            v_ids := id::pg_catalog.text OPERATOR(pg_catalog.||) ',';
+            v_note := pg_catalog.set_config(%23$s,
+                          coalesce(pg_catalog.current_setting(%23$s, true), '') OPERATOR(pg_catalog.||) ','
+                          OPERATOR(pg_catalog.||) id::pg_catalog.text OPERATOR(pg_catalog.||) ',', true);
         END IF;
+        RETURN;
     ELSE
         -- one statement, the ids remembered by its second part (a loop of
         -- RETURN NEXT cost a batch of 1000 several milliseconds)
@@ -369,12 +389,6 @@ BEGIN%22$s%3$s%12$s
                   FROM taken AS t)
             SELECT t.id, t.tag, t.data, t.created_at, t.attempts, t.last_error
               FROM taken AS t, noted AS n ORDER BY t.id;
-        RETURN;
-    END IF;
-    IF v_ids OPERATOR(pg_catalog.<>) '' THEN
-        v_ids := pg_catalog.set_config(%23$s,
-                    coalesce(pg_catalog.current_setting(%23$s, true), '') OPERATOR(pg_catalog.||) ','
-                    OPERATOR(pg_catalog.||) v_ids, true);
     END IF;
 END
 %10$s;
@@ -386,9 +400,7 @@ AS %10$s
 %2$s
 BEGIN
     -- only a message this transaction took (never one another holds: no wait)
-    IF pg_catalog.strpos(coalesce(pg_catalog.current_setting(%23$s, true), ''),
-                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
-       OPERATOR(pg_catalog.=) 0 THEN
+    IF %25$s THEN
         RETURN false;
     END IF;
     DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id;
@@ -426,22 +438,15 @@ AS %10$s
 %2$s
 DECLARE
     v_row   %6$s;
-    v_rows  %6$s[];
+    v_text  text;
     v_max   integer := coalesce(p_max_attempts, %13$s);
-    v_slots integer := pg_catalog.length(coalesce(pg_catalog.current_setting(%26$s, true), ''));
-    v_slot  integer := 0;
+    v_slots integer;
+    v_slot  integer;
 BEGIN%14$s
     -- a message this transaction removed (dequeue): back under its id, counted
-    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
-        v_rows := CAST(pg_catalog.current_setting(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text) AS %6$s[]);
-        SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
-          INTO v_row FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) p_id;
-        EXIT WHEN FOUND;
-        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
-    END LOOP;
+    %26$s
     IF v_slot OPERATOR(pg_catalog.<) v_slots THEN
-        PERFORM pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, ARRAY(
-                    SELECT r FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.<>) p_id)::pg_catalog.text, true);
+        v_text := pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, '', true);
         IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
             %27$s;
             RETURN 'dead';
@@ -451,9 +456,7 @@ BEGIN%14$s
     END IF;
     -- a message this transaction took: counted in place (never one another
     -- transaction holds: no wait)
-    IF pg_catalog.strpos(coalesce(pg_catalog.current_setting(%23$s, true), ''),
-                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
-       OPERATOR(pg_catalog.=) 0 THEN
+    IF %25$s THEN
         RETURN NULL;
     END IF;
     SELECT q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at
@@ -488,27 +491,20 @@ AS %10$s
 %2$s
 DECLARE
     v_row   %6$s;
-    v_rows  %6$s[];
+    v_text  text;
     v_count bigint := 0;
-    v_slots integer := pg_catalog.length(coalesce(pg_catalog.current_setting(%26$s, true), ''));
-    v_slot  integer := 0;
+    v_slots integer;
+    v_slot  integer;
+    p_id    bigint;       -- each of p_ids in turn (the name v_find reads)
 BEGIN
     -- messages this transaction removed (dequeue): back as they were, uncounted
-    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
-        v_rows := CAST(pg_catalog.current_setting(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text) AS %6$s[]);
-        IF EXISTS (SELECT FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) ANY (p_ids)) THEN
-            FOR v_row IN
-                SELECT r.id, r.tag, r.data, r.created_at, r.run_at, r.attempts, r.last_error, r.lease_token, r.dead_at
-                  FROM pg_catalog.unnest(v_rows) AS r WHERE r.id OPERATOR(pg_catalog.=) ANY (p_ids)
-            LOOP
-                %29$s;
-                v_count := v_count OPERATOR(pg_catalog.+) 1;
-            END LOOP;
-            PERFORM pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, ARRAY(
-                        SELECT r FROM pg_catalog.unnest(v_rows) AS r
-                         WHERE NOT r.id OPERATOR(pg_catalog.=) ANY (p_ids))::pg_catalog.text, true);
+    FOREACH p_id IN ARRAY coalesce(p_ids, '{}') LOOP
+        %26$s
+        IF v_slot OPERATOR(pg_catalog.<) v_slots THEN
+            v_text := pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, '', true);
+            %29$s;
+            v_count := v_count OPERATOR(pg_catalog.+) 1;
         END IF;
-        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
     END LOOP;
     RETURN v_count;
 END
@@ -631,9 +627,9 @@ $f$,
         v_null_json,                                        -- 21
         v_tag_null,                                         -- 22
         v_taken,                                            -- 23
-        format(v_remember, 'ARRAY[v_row]'),                 -- 24
-        NULL,                                               -- 25 (unused)
-        v_removed,                                          -- 26
+        v_remember,                                         -- 24
+        v_not_taken,                                        -- 25
+        v_find,                                             -- 26
         format(v_put_back, v_table, '''infinity''::pg_catalog.timestamptz',
                'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error',
                'pg_catalog.now()'),                         -- 27: dead
