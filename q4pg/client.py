@@ -314,13 +314,13 @@ class QueueManager:
         message = self._message(row, raw)
         return LeasedMessage(*message, *row[4:8])
 
-    def _take(self, run: Any, tag: str, n: int) -> List[db.Row]:
-        """Up to `n` due messages of `tag` for the transaction of `run`: one is
-        removed (q4pg_dequeue: the success path's only call), a batch taken
-        (q4pg_take; _done removes it)."""
+    def _take(self, tag: str, n: int) -> Tuple[str, Tuple[Any, ...]]:
+        """(query, args) that gets up to `n` due messages of `tag` for a
+        transaction: one is removed (q4pg_dequeue: the success path's only
+        call), a batch taken (q4pg_take; _done removes it)."""
         if n == 1:
-            return run(db.DEQUEUE, (self._queue, tag))
-        return run(db.TAKE, (self._queue, tag, n))
+            return db.DEQUEUE, (self._queue, tag)
+        return db.TAKE, (self._queue, tag, n)
 
     def _done(self, n: int, messages: List[Message]) -> Tuple[Optional[str], Tuple[Any, ...]]:
         """The statement that ends _take's messages well (None: nothing to send)."""
@@ -328,18 +328,15 @@ class QueueManager:
             return None, ()
         return db.DONE, (self._queue, [m.id for m in messages])
 
-    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any, n: int) -> List[Message]:
+    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any) -> List[Message]:
         """The Messages of _take's `rows`.  A message that cannot be decoded is
-        given back with a failure counted, the others uncounted, in the
-        transaction of `run` (a removed one by q4pg_give_back; taken ones go
-        back at commit by themselves); then the decoding error is raised."""
+        given back with a failure counted in the transaction of `run`, and the
+        decoding error raised; the others of its batch (taken, not removed)
+        go back uncounted at commit."""
         try:
             return self._decoded(rows, raw)
         except UndecodableMessage as e:
             self._count_failure(run, [e.id], error_text(e))
-            others = [row[0] for row in rows if row[0] != e.id]
-            if others and n == 1:
-                run(db.GIVE_BACK, (self._queue, others))
             raise
 
     @contextlib.contextmanager
@@ -352,8 +349,8 @@ class QueueManager:
         if own:
             session.run('BEGIN')
         try:
-            rows = self._take(session.run, tag, n)
-            messages = self._take_decoded(rows, raw, session.run, n)
+            rows = session.run(*self._take(tag, n))
+            messages = self._take_decoded(rows, raw, session.run)
             try:
                 yield messages
             except Exception as e:

@@ -94,8 +94,8 @@ SET_MAX_ATTEMPTS = ('SELECT q4pg_set_max_attempts(%s::pg_catalog.text::pg_catalo
                     '%s::integer)')
 # Transactional mode with failure counting (with dequeue(), listen()): DEQUEUE
 # removes a message inside a transaction, which commits on success (one round
-# trip each way); on failure FAIL puts it back with the failure counted, and
-# GIVE_BACK uncounted, before that transaction commits.  A batch (with
+# trip each way); on failure FAIL puts it back with the failure counted before
+# that transaction commits.  A batch (with
 # dequeue_many()) is taken (TAKE: locked, not removed) and removed at commit
 # (DONE, in COMMIT's round trip): the server's copy of a removed batch, which
 # FAIL would need, cost more than locking it.
@@ -105,7 +105,6 @@ TAKE = ('SELECT id, tag, data, created_at, attempts, last_error '
 DONE = 'SELECT q4pg_done_many(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint[])'
 FAIL = ('SELECT i, q4pg_fail(%s::pg_catalog.text::pg_catalog.regclass, i, %s::pg_catalog.text, '
         'NULL::pg_catalog.interval, %s::integer) FROM pg_catalog.unnest(%s::bigint[]) AS i')
-GIVE_BACK = 'SELECT q4pg_give_back(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint[])'
 # Leases.
 LEASE = ('SELECT id, tag, data, created_at, attempts, last_error, lease_token::pg_catalog.text, '
          'lease_until FROM q4pg_lease(%s::pg_catalog.text::pg_catalog.regclass, '

@@ -57,17 +57,14 @@ class Held:
         if self._other is not None or old is not None:
             return self._hand_over(old)
         try:
-            if self._n == 1:
-                transaction = m._db.begin(db.DEQUEUE, (m._queue, self._tag))
-            else:
-                transaction = m._db.begin(db.TAKE, (m._queue, self._tag, self._n))
+            transaction = m._db.begin(*m._take(self._tag, self._n))
         except ExtensionNotInstalled as e:      # nothing was removed
             old = m._server.after_missing(e)
             if old is None:
                 raise
             return self._hand_over(old)          # the database has q4pg 1.0
         try:
-            self._messages = m._take_decoded(transaction.rows, self._raw, transaction.run, self._n)
+            self._messages = m._take_decoded(transaction.rows, self._raw, transaction.run)
         except UndecodableMessage:
             transaction.commit()
             raise
