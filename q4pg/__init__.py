@@ -22,7 +22,7 @@ from .errors import (ConnectionLost, ExtensionNotInstalled, InvalidArgument, Inv
 from .listener import Listener
 
 # The version of this code, also in pyproject.toml and q4pg.control (tests/test_packaging.py).
-__version__ = '1.1'
+__version__ = '1.2'
 
 __all__ = ['QueueManager', 'Message', 'LeasedMessage', 'Listener', 'Q4pgError',
            'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists', 'InvalidMessage',

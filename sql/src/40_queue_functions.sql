@@ -85,7 +85,7 @@ RETURNS text
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN format('-- q4pg 1.1 generated function, queue %s',
+RETURN format('-- q4pg 1.2 generated function, queue %s',
               md5(format('%s %s %s %s', p_qualified_name, p_data_type, p_data_length,
                          coalesce(p_max_attempts::text, 'none'))));
 

@@ -42,8 +42,8 @@ def upgrade(dsn, form):
             cur.execute('ALTER EXTENSION q4pg UPDATE')
         conn.close()
     else:
-        assert install.upgrade(dsn) == ('1.0', '1.1')
-    assert install.installed(dsn).version == '1.1'
+        assert install.upgrade(dsn) == ('1.0', q4pg.__version__)
+    assert install.installed(dsn).version == q4pg.__version__
 
 
 def test_a_1_1_client_serves_1_0s_features_on_a_1_0_database(dsn_1_0):

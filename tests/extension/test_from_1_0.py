@@ -24,6 +24,8 @@ import io
 import psycopg2
 import pytest
 
+import q4pg
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -61,7 +63,7 @@ def test_update_keeps_messages_and_makes_1_0_queues_1_1_queues(cluster, db_1_0):
     with conn.cursor() as cur:
         cur.execute('ALTER EXTENSION q4pg UPDATE')
         cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'q4pg'")
-        assert cur.fetchone() == ('1.1',)
+        assert cur.fetchone() == (q4pg.__version__,)
         cur.execute("SELECT data FROM q4pg_list('mq') ORDER BY id")
         assert cur.fetchall() == [('{"n": 1}',), ('{"n": 2}',)]
         # the 1.0 messages are due, in their order
@@ -170,7 +172,7 @@ def test_a_1_0_dump_restored_into_1_1_is_brought_to_1_1_by_create_queue(cluster,
     conn = connect(cluster, restored)
     with conn.cursor() as cur:
         cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'q4pg'")
-        assert cur.fetchone() == ('1.1',)
+        assert cur.fetchone() == (q4pg.__version__,)
         with pytest.raises(psycopg2.errors.ObjectNotInPrerequisiteState) as old:
             cur.execute("SELECT q4pg_enqueue('mq', 'a', '{}')")
         assert 'columns of q4pg 1.0' in str(old.value)
