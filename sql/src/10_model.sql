@@ -1,20 +1,24 @@
 -- The shapes and constants every other part uses, each defined once.
 
 -- q4pg_lock_class: the first key of q4pg's two-key advisory locks.
--- Takes 'barrier' or 'presence'; returns 1899262055 or 1899262056.
+-- Takes 'barrier', 'presence' or 'ring'; returns 1899262055, 1899262056 or
+-- 1899262057.
 -- barrier:  producers hold it shared from their INSERT to their commit;
 --           q4pg_go_idle probes it exclusively (the no-lost-wake-up
 --           barrier).
 -- presence: idle listeners hold it shared while registered; producers probe it
 --           exclusively (does anybody wait?).
+-- ring:     the maintenance of a queue's ring holds it (transaction level)
+--           while it runs: one at a time (55_ring.sql).
 -- The second key is the queue's lock key (see q4pg_create_queue).  Applications
--- must not use these two numbers as the first key of their own locks.
+-- must not use these three numbers as the first key of their own locks.
 CREATE FUNCTION @extschema@.q4pg_lock_class(p_kind text)
 RETURNS integer
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE p_kind WHEN 'barrier' THEN 1899262055 WHEN 'presence' THEN 1899262056 END;
+RETURN CASE p_kind WHEN 'barrier' THEN 1899262055 WHEN 'presence' THEN 1899262056
+                   WHEN 'ring' THEN 1899262057 END;
 
 -- q4pg_channel_name: the NOTIFY channel of a queue and a tag.
 -- Takes the queue's schema-qualified name as quote_ident() writes each part
@@ -85,5 +89,49 @@ BEGIN
         RAISE EXCEPTION 'q4pg: max_attempts must be at least 1 (or null: no limit), not %', p_max_attempts
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+END
+$$;
+
+-- q4pg_message_state: the one definition of a message's states, as an SQL
+-- condition on the columns of a queue table (README, "Message states"):
+--   due        run_at <= now()  (dead letters have run_at 'infinity')
+--   scheduled  not due, not leased, not dead: run_at > now(), no lease_token
+--              and no dead_at
+--   leased     lease_token not null and coalesce(dead_at, run_at) > now()
+--              (a lease on the last allowed attempt keeps run_at 'infinity'
+--              and its end in dead_at: when it ends, the message is dead)
+--   dead       dead_at <= now()  (null when the message is not dead)
+-- Takes the state and the alias of the table in the query ('s', or '' for
+-- bare column names); returns the condition in parentheses, its operators
+-- schema-qualified, so that the generated functions (which do not pin
+-- search_path) and the inspection functions' dynamic SQL both splice it in.
+-- Raises 22023 for another state.
+CREATE FUNCTION @extschema@.q4pg_message_state(p_state text, p_alias text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_a   text := CASE WHEN coalesce(p_alias, '') = '' THEN '' ELSE quote_ident(p_alias) || '.' END;
+    v_sql text;
+BEGIN
+    v_sql := CASE p_state
+        WHEN 'due' THEN
+            format('(%1$srun_at OPERATOR(pg_catalog.<=) pg_catalog.now())', v_a)
+        WHEN 'scheduled' THEN
+            format('(%1$srun_at OPERATOR(pg_catalog.>) pg_catalog.now() AND %1$slease_token IS NULL'
+                   ' AND %1$sdead_at IS NULL)', v_a)
+        WHEN 'leased' THEN
+            format('(%1$slease_token IS NOT NULL'
+                   ' AND coalesce(%1$sdead_at, %1$srun_at) OPERATOR(pg_catalog.>) pg_catalog.now())', v_a)
+        WHEN 'dead' THEN
+            format('(%1$sdead_at OPERATOR(pg_catalog.<=) pg_catalog.now())', v_a) END;
+    IF v_sql IS NULL THEN
+        RAISE EXCEPTION 'q4pg: % is not a message state (due, scheduled, leased, dead)',
+                coalesce(quote_literal(p_state), 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN v_sql;
 END
 $$;

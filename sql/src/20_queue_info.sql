@@ -37,10 +37,11 @@ $$;
 -- q4pg_create_queue makes and DROP EXTENSION q4pg CASCADE leaves: columns id
 -- bigint, tag text, data json/jsonb/text, created_at timestamptz, run_at
 -- timestamptz, attempts integer, last_error text, lease_token uuid, dead_at
--- timestamptz, nothing else, and the q4pg_data_max_<n>_chars CHECK
--- constraint (the length limit in characters).  A table with only the first
--- four columns has the shape of q4pg 1.0 (old_shape: q4pg_reshape_queue
--- brings it to 1.1).  Returns its data type and length, what is missing from
+-- timestamptz, slot smallint, nothing else, partitioned by slot (a ring:
+-- 55_ring.sql), and the q4pg_data_max_<n>_chars CHECK constraint (the length
+-- limit in characters).  An ordinary table without slot has the shape of q4pg
+-- 1.1, and with only the first four columns that of 1.0 (old_shape:
+-- q4pg_reshape_queue brings either to this version's).  Returns its data type and length, what is missing from
 -- that shape (null when nothing), whether it has the 1.0 shape, whether it is
 -- a queue already (it carries the q4pg_notify trigger) and the lock key and
 -- max_attempts written in that trigger.  Reads pg_class, pg_attribute,
@@ -63,6 +64,8 @@ DECLARE
     v_shape_1_0 text := 'id bigint, tag text, data %s, created_at timestamp with time zone';
     v_added_1_1 text := ', run_at timestamp with time zone, attempts integer, last_error text, '
                         'lease_token uuid, dead_at timestamp with time zone';
+    v_added_1_2 text := ', slot smallint';
+    v_kind      "char" := (SELECT c.relkind FROM pg_class AS c WHERE c.oid = p_table);
 BEGIN
     SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, NULL), ', ' ORDER BY a.attnum)
       INTO v_columns
@@ -76,14 +79,15 @@ BEGIN
     -- the two shapes as strings, compared whole (a regular expression with an
     -- optional group did the same in 0.35 ms a call, and every q4pg_queue_info
     -- pays for this function)
-    SELECT t.data_type, v_columns = format(v_shape_1_0, t.data_type)
+    SELECT t.data_type, v_columns <> format(v_shape_1_0, t.data_type) || v_added_1_1 || v_added_1_2
       INTO data_type, old_shape
       FROM unnest(ARRAY['json', 'jsonb', 'text']) AS t(data_type)
-     WHERE v_columns IN (format(v_shape_1_0, t.data_type),
-                         format(v_shape_1_0, t.data_type) || v_added_1_1);
+     WHERE (v_kind = 'r' AND v_columns IN (format(v_shape_1_0, t.data_type),
+                                           format(v_shape_1_0, t.data_type) || v_added_1_1))
+        OR (v_kind = 'p' AND v_columns = format(v_shape_1_0, t.data_type) || v_added_1_1 || v_added_1_2);
     old_shape := coalesce(old_shape, false);
-    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = p_table) <> 'r' THEN
-        missing := 'it is not an ordinary table';
+    IF v_kind NOT IN ('r', 'p') THEN
+        missing := 'it is not a table';
     ELSIF data_type IS NULL THEN
         missing := format('its columns are (%s), not (id bigint, tag text, data json|jsonb|text, '
                           'created_at timestamptz, run_at timestamptz, attempts integer, '
@@ -140,7 +144,7 @@ BEGIN
                   HINT = 'The trigger was changed by hand; only q4pg_create_queue() makes it.';
     END IF;
     IF v_old_shape THEN
-        RAISE EXCEPTION 'q4pg: queue % has the columns of q4pg 1.0', p_queue
+        RAISE EXCEPTION 'q4pg: queue % has the shape of an older q4pg (1.0 or 1.1)', p_queue
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = format('Its owner brings it to this version with SELECT q4pg_create_queue(%L, %L, %s).',
                                 qualified_name, data_type, data_length);

@@ -17,8 +17,8 @@
 --     i.e. when no producer that may have probed before the registration is
 --     still running: a dequeue made after that answer sees every message
 --     that will not be notified.
--- Both are taken by the WHEN clause of each queue's trigger (see
--- q4pg_set_queue_trigger), built-in functions only, so that while nobody waits an
+-- Both are taken by the gate (q4pg_notify_gate), the WHEN clause of each
+-- queue's trigger, built-in functions only, so that while nobody waits an
 -- INSERT runs no PL/pgSQL at all.
 
 -- The registry of idle listeners, q4pg_idle_listeners, is in 05_state.sql.
@@ -48,24 +48,37 @@ BEGIN
 END
 $$;
 
+-- q4pg_notify_gate: the gate every NOTIFY of a queue passes, as an SQL
+-- condition on the queue's lock key (a constant in the text): hold the
+-- barrier shared until commit, then probe presence (true when some listener
+-- is registered idle).  Built-in functions only, schema-qualified: the WHEN
+-- clause of each queue's trigger (q4pg_set_queue_trigger) is this text, so
+-- an INSERT while nobody waits runs no PL/pgSQL; the generated fail and nack
+-- carry it as static code; q4pg_replay evaluates it.
+CREATE FUNCTION @extschema@.q4pg_notify_gate(p_lock_key integer)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN format('pg_catalog.pg_advisory_xact_lock_shared(%2$s, %1$s) IS NOT NULL
+                   AND NOT (pg_catalog.pg_try_advisory_lock(%3$s, %1$s)
+                            AND pg_catalog.pg_advisory_unlock(%3$s, %1$s))',
+              p_lock_key, @extschema@.q4pg_lock_class('barrier'), @extschema@.q4pg_lock_class('presence'));
+
 -- q4pg_wake: what the trigger does, for a message that an UPDATE made due
--- (q4pg_fail, q4pg_nack, q4pg_replay: no INSERT, so no trigger).  Takes the
--- queue's qualified name (q4pg_queue_info), lock key and the tag.  Passes
--- the same gate as the trigger's WHEN clause (holds the barrier shared until
--- commit, probes presence), then NOTIFYs the tag's channel when an idle
--- listener waits for it (found by the lock key: the name is only hashed
--- into the channel, never parsed).  Reads q4pg_idle_listeners.
+-- (q4pg_fail, q4pg_nack, q4pg_replay: no INSERT, so no trigger), once the
+-- caller passed the gate (q4pg_notify_gate).  Takes the queue's qualified
+-- name (q4pg_queue_info), lock key and the tag; NOTIFYs the tag's channel
+-- when an idle listener waits for it (found by the lock key: the name is
+-- only hashed into the channel, never parsed).  Reads q4pg_idle_listeners.
 CREATE FUNCTION @extschema@.q4pg_wake(p_qualified_name text, p_lock_key integer, p_tag text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pg_advisory_xact_lock_shared(@extschema@.q4pg_lock_class('barrier'), p_lock_key) IS NOT NULL
-       AND NOT (pg_try_advisory_lock(@extschema@.q4pg_lock_class('presence'), p_lock_key)
-                AND pg_advisory_unlock(@extschema@.q4pg_lock_class('presence'), p_lock_key))
-       AND EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
-                    WHERE w.lock_key = p_lock_key AND w.tag = p_tag) THEN
+    IF EXISTS (SELECT FROM @extschema@.q4pg_idle_listeners AS w
+                WHERE w.lock_key = p_lock_key AND w.tag = p_tag) THEN
         PERFORM pg_notify(@extschema@.q4pg_channel_name(p_qualified_name, p_tag), '');
     END IF;
 END

@@ -28,13 +28,14 @@
 -- They do not pin search_path (it costs a catalog lookup per call): every
 -- name, type and operator in them is schema-qualified.
 --
--- The states of a message, from its columns (README, "Message states"):
---   due        run_at <= now()  (dead letters have run_at 'infinity')
---   scheduled  run_at > now(), lease_token null
---   leased     lease_token not null and coalesce(dead_at, run_at) > now()
---              (a lease on the last allowed attempt keeps run_at 'infinity'
---              and its end in dead_at: when it ends, the message is dead)
---   dead       dead_at <= now()
+-- The states of a message (due, scheduled, leased, dead) are defined once,
+-- by q4pg_message_state (10_model.sql); the gate of a NOTIFY by
+-- q4pg_notify_gate (30_listeners.sql).
+--
+-- Each generated function has its template (q4pg_template_<suffix>, in
+-- 42_templates_messages.sql and 43_templates_failures_leases.sql), whose
+-- {{placeholders}} q4pg_queue_functions_sql fills with the queue's table,
+-- settings and the shared snippets (41_snippets.sql) through q4pg_render.
 --
 -- What a transaction took and removed, it remembers in two settings local to
 -- the transaction (so a ROLLBACK, or a ROLLBACK TO SAVEPOINT, forgets them
@@ -62,7 +63,7 @@ LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,done_many,fail,give_back,lease,ack,nack,extend}'::text[]);
+    SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,done_many,fail,give_back,lease,ack,nack,extend,maintain}'::text[]);
 END;
 
 -- q4pg_queue_function_prefix: 'q4pg_<key in hex>_', the start of the names of
@@ -89,9 +90,77 @@ RETURN format('-- q4pg 1.2 generated function, queue %s',
               md5(format('%s %s %s %s', p_qualified_name, p_data_type, p_data_length,
                          coalesce(p_max_attempts::text, 'none'))));
 
+-- q4pg_render: a template with its placeholders filled, in one pass:
+--   {{name}}      p_snippets ->> name, itself rendered (a snippet is
+--                 template text: 41_snippets.sql), else p_values ->> name as
+--                 it is (a value is never read for placeholders again, so a
+--                 table named '{{due}}' or '%s' stays a name);
+--   {{#slot_chain}}text{{/slot_chain}}
+--                 "IF v_s = 0 THEN <text> ELSIF v_s = 1 THEN <text> ... END
+--                 IF;", a branch per slot of the ring and the later slot
+--                 (55_ring.sql), text rendered with {{slot}} the branch's
+--                 slot: each branch's SQL names its slot as a constant, so
+--                 that its plan reaches that one partition.
+-- Raises 42704 for a placeholder neither holds, 42601 for an unclosed one.
+CREATE FUNCTION @extschema@.q4pg_render(p_template text, p_values jsonb, p_snippets jsonb)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_done  text := '';
+    v_rest  text := p_template;
+    v_at    integer;     -- where the next {{ starts in v_rest
+    v_len   integer;     -- the length of its name
+    v_name  text;
+    v_end   integer;
+    v_inner text;
+BEGIN
+    LOOP
+        v_at := strpos(v_rest, '{{');
+        EXIT WHEN v_at = 0;
+        v_len := strpos(substr(v_rest, v_at + 2), '}}') - 1;
+        IF v_len < 0 THEN
+            RAISE EXCEPTION 'q4pg: a template placeholder is not closed: %', substr(v_rest, v_at, 40)
+                USING ERRCODE = 'syntax_error';
+        END IF;
+        v_name := substr(v_rest, v_at + 2, v_len);
+        v_done := v_done || left(v_rest, v_at - 1);
+        v_rest := substr(v_rest, v_at + v_len + 4);
+        IF v_name = '#slot_chain' THEN
+            v_end := strpos(v_rest, '{{/slot_chain}}');
+            IF v_end = 0 THEN
+                RAISE EXCEPTION 'q4pg: {{#slot_chain}} without {{/slot_chain}}'
+                    USING ERRCODE = 'syntax_error';
+            END IF;
+            v_inner := left(v_rest, v_end - 1);
+            v_rest := substr(v_rest, v_end + length('{{/slot_chain}}'));
+            FOR v_k IN 0 .. @extschema@.q4pg_ring('slots') LOOP
+                v_done := v_done || CASE WHEN v_k = 0 THEN 'IF' ELSE E'\n            ELSIF' END
+                          || ' v_s OPERATOR(pg_catalog.=) ' || v_k || E' THEN\n            '
+                          || @extschema@.q4pg_render(v_inner, p_values || jsonb_build_object('slot', v_k::text),
+                                                     p_snippets);
+            END LOOP;
+            v_done := v_done || E'\n            END IF;';
+        ELSIF p_snippets ? v_name THEN
+            v_done := v_done || @extschema@.q4pg_render(p_snippets ->> v_name, p_values, p_snippets);
+        ELSIF p_values ? v_name THEN
+            v_done := v_done || (p_values ->> v_name);
+        ELSE
+            RAISE EXCEPTION 'q4pg: the template placeholder {{%}} has no value', v_name
+                USING ERRCODE = 'undefined_object';
+        END IF;
+    END LOOP;
+    RETURN v_done || v_rest;
+END
+$$;
+
 -- q4pg_queue_functions_sql: the CREATE OR REPLACE FUNCTION statements of a
 -- queue's generated functions, in schema p_schema (a quoted name, or
--- 'pg_temp').  Reads the queue's settings; writes nothing.
+-- 'pg_temp'): each function's template (q4pg_template_<suffix>) filled with
+-- the queue's values and the snippets (41_snippets.sql) filled with them.
+-- Reads the queue's settings; writes nothing.
 CREATE FUNCTION @extschema@.q4pg_queue_functions_sql(p_queue regclass, p_schema text)
 RETURNS text
 LANGUAGE plpgsql
@@ -100,39 +169,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_info   record := @extschema@.q4pg_queue_info(p_queue);
-    v_head   text;   -- the start of every CREATE statement
     v_table  text := v_info.qualified_name;
-    v_cast   text := 'pg_catalog.' || v_info.data_type;
+    v_key    text := to_hex(v_info.lock_key);
     -- what the CHECK constraint measures: a jsonb queue stores the normalized text
     v_length text := CASE v_info.data_type WHEN 'jsonb' THEN 'pg_catalog.char_length(%s::pg_catalog.jsonb::pg_catalog.text)'
                                           ELSE 'pg_catalog.char_length(%s)' END;
-    v_tag_check text;
-    v_too_long  text;
-    v_run_at    text;
-    v_n_check   text;
-    v_lease_check text;
-    v_retry_check text;
-    v_due       text;
-    v_lease_set text;
-    v_dollar    text;
-    v_null_json text;     -- refuses a JSON null on json and jsonb queues
-    v_tag_null  text;
-    v_taken     text;     -- the settings that remember (see above), as literals
-    v_removed   text;
-    v_put_back  text;     -- the INSERT that puts a removed message back
-    v_remember  text;     -- records the removed v_row in the next q4pg.removed_<key>_<n>
-    v_slot      text;     -- 'q4pg.removed_<key>_' as an SQL string
-    v_not_taken text;     -- true unless this transaction took p_id
-    v_find      text;     -- finds p_id's removed row: v_row, its setting's number v_slot
-    -- the columns of q4pg_message: the generated functions return its shape
-    -- without naming the type, so that DROP EXTENSION does not reach them
-    v_row text := (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
-                                     ', ' ORDER BY a.attnum)
-                     FROM pg_attribute AS a
-                    WHERE a.attrelid = '@extschema@.q4pg_message'::regclass AND a.attnum > 0);
-    v_max text := coalesce(v_info.max_attempts::text, 'NULL::pg_catalog.int4');
-    -- wakes idle listeners of a message made due by fail or nack (its tag follows)
-    v_wake text := format('PERFORM @extschema@.q4pg_wake(%L, %s, ', v_table, v_info.lock_key);
+    v_dollar text := '$q4pg$';
+    v_values jsonb;
+    v_snippets jsonb;  -- 41_snippets.sql's, by name
+    v_parts  record := @extschema@.q4pg_ring_parts(p_queue, v_info.lock_key);
+    v_sql    text := '';
+    v_name   text;
+    v_text   text;
 BEGIN
     -- p_schema is spliced into the statements: a schema's name as an SQL
     -- identifier (what quote_ident makes), or pg_temp, and nothing else
@@ -140,505 +188,64 @@ BEGIN
         RAISE EXCEPTION 'q4pg: there is no schema %', p_schema
             USING ERRCODE = 'invalid_schema_name';
     END IF;
-    v_head := 'CREATE OR REPLACE FUNCTION ' || p_schema || '.'
-              || @extschema@.q4pg_queue_function_prefix(v_info.lock_key);
-    -- q4pg_check_tag inline (a call costs more than the test); the null test
-    -- is each function's own, with its data
-    v_tag_check := $c$
-    IF pg_catalog.octet_length(p_tag) OPERATOR(pg_catalog.>) 2048 THEN
-        RAISE EXCEPTION 'q4pg: tag of % bytes is longer than the 2048 bytes a tag may have',
-                pg_catalog.octet_length(p_tag)
-            USING ERRCODE = 'string_data_right_truncation';
-    END IF;$c$;
-    v_too_long := format($c$
-    IF v_length OPERATOR(pg_catalog.>) %1$s THEN
-        RAISE EXCEPTION 'q4pg: message of %% characters is longer than queue %% accepts (%1$s characters)',
-                v_length, %2$L
-            USING ERRCODE = 'string_data_right_truncation';
-    END IF;$c$, v_info.data_length, v_table);
-    v_run_at := $c$
-    IF NOT pg_catalog.isfinite(p_run_at) THEN
-        RAISE EXCEPTION 'q4pg: run_at must be a finite time, not %', p_run_at
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;$c$;
-    v_n_check := $c$
-    IF p_n IS NULL OR p_n OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', coalesce(p_n::pg_catalog.text, 'null')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;$c$;
-    v_lease_check := $c$
-    IF p_lease IS NULL OR p_lease OPERATOR(pg_catalog.<=) '0'::pg_catalog.interval THEN
-        RAISE EXCEPTION 'q4pg: lease must be longer than zero, not %', coalesce(p_lease::pg_catalog.text, 'null')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;$c$;
-    v_taken := quote_literal('q4pg.taken_' || to_hex(v_info.lock_key));
-    v_removed := quote_literal('q4pg.removed_' || to_hex(v_info.lock_key));
-    v_slot := quote_literal('q4pg.removed_' || to_hex(v_info.lock_key) || '_');
-    -- a JSON null would come out of a dequeue as nothing at all (None in
-    -- Python): refused here with a clear error, and by the table's
-    -- q4pg_data_not_json_null constraint for a plain INSERT
-    v_null_json := CASE WHEN v_info.data_type IN ('json', 'jsonb') THEN $c$
-    IF v_null THEN
-        RAISE EXCEPTION 'q4pg: data must not be the JSON null: a consumer could not tell it from no message'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;$c$ ELSE '' END;
-    v_tag_null := $c$
-    IF p_tag IS NULL THEN
-        RAISE EXCEPTION 'q4pg: tag must not be null'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;$c$;
-    -- a removed message (v_row) back in the table (%1$s) under its id, with
-    -- the due time, attempts, error and death given as %2$s to %5$s (the
-    -- table's name goes in as an argument of format, never into a format
-    -- string: it may hold a %)
-    v_put_back := $c$INSERT INTO %1$s AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at)
-        OVERRIDING SYSTEM VALUE
-        VALUES (v_row.id, v_row.tag, v_row.data, v_row.created_at, %2$s, %3$s, %4$s, NULL, %5$s)$c$;
-    v_remember := format($c$v_slot := pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''));
-        -- (assignments, not PERFORM: PL/pgSQL evaluates them without a query)
-        v_note := pg_catalog.set_config(%1$s, pg_catalog.repeat('x', v_slot OPERATOR(pg_catalog.+) 1), true);
-        v_note := pg_catalog.set_config(%2$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text,
-                                        v_row::pg_catalog.text, true);$c$, v_removed, v_slot);
-    v_not_taken := format($c$pg_catalog.strpos(coalesce(pg_catalog.current_setting(%s, true), ''),
-                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
-       OPERATOR(pg_catalog.=) 0$c$, v_taken);
-    -- (v_slot reaches v_slots when there is none)
-    v_find := format($c$v_slots := pg_catalog.length(coalesce(pg_catalog.current_setting(%1$s, true), ''));
-    v_slot := 0;
-    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
-        v_text := pg_catalog.current_setting(%2$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text);
-        IF v_text OPERATOR(pg_catalog.<>) '' THEN
-            v_row := CAST(v_text AS %3$s);
-            EXIT WHEN v_row.id OPERATOR(pg_catalog.=) p_id;
-        END IF;
-        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
-    END LOOP;$c$, v_removed, v_slot, v_table);
-    v_retry_check := $c$
-    IF p_retry_in OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
-        RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;$c$;
-
-    -- the due messages of a tag, first due first: the one definition that
-    -- dequeue, dequeue_many, take and lease select from
-    v_due := format($c$FROM %s AS s
-                 WHERE s.tag OPERATOR(pg_catalog.=) p_tag AND s.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                 ORDER BY s.run_at, s.id$c$, v_table);
-    -- what a lease sets: an attempt counted, a fresh token, the lease's end
-    -- (kept in dead_at on the last allowed attempt, run_at then 'infinity')
-    v_lease_set := format($c$SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
-                   lease_token = pg_catalog.gen_random_uuid(),
-                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %1$s
-                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
-                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) %1$s
-                                  THEN v_until END$c$, v_max);
-
     -- the bodies' dollar quote: one the table's name does not hold, so that
     -- no name can end a body and go on as code
-    v_dollar := '$q4pg$';
     WHILE strpos(v_table, v_dollar) > 0 LOOP
         v_dollar := format('$q4pg%s$', (random() * 1e9)::bigint);
     END LOOP;
-
-    RETURN format($f$
-%1$senqueue(p_tag text, p_data text, p_run_at timestamptz)
-RETURNS bigint
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_length integer;
-    v_id     bigint;
-    v_null   boolean;
-BEGIN
-    IF p_tag IS NULL OR p_data IS NULL THEN
-        RAISE EXCEPTION 'q4pg: tag and data must not be null'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;%3$s%11$s
-    v_length := %4$s;%5$s
-    v_null := v_length OPERATOR(pg_catalog.<) 64
-              AND pg_catalog.btrim(p_data, E' \t\n\r') OPERATOR(pg_catalog.=) 'null';%21$s
-    INSERT INTO %6$s AS q (tag, data, run_at)
-    VALUES (p_tag, p_data::%7$s, coalesce(p_run_at, pg_catalog.now()))
-    RETURNING q.id INTO v_id;
-    RETURN v_id;
-END
-%10$s;
-
-%1$senqueue_many(p_tag text, p_data text[], p_run_at timestamptz)
-RETURNS SETOF bigint
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_length integer;
-    v_null   boolean;
-BEGIN
-    IF p_tag IS NULL OR p_data IS NULL
-       OR pg_catalog.array_position(p_data, NULL::pg_catalog.text) IS NOT NULL THEN
-        RAISE EXCEPTION 'q4pg: tag and data must not be null'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;%3$s%11$s
-    SELECT pg_catalog.max(%8$s),
-           pg_catalog.bool_or(pg_catalog.char_length(u.d) OPERATOR(pg_catalog.<) 64
-                              AND pg_catalog.btrim(u.d, E' \t\n\r') OPERATOR(pg_catalog.=) 'null')
-      INTO v_length, v_null FROM pg_catalog.unnest(p_data) AS u(d);%5$s%21$s
-    RETURN QUERY
-        INSERT INTO %6$s AS q (tag, data, run_at)
-        SELECT p_tag, u.d::%7$s, coalesce(p_run_at, pg_catalog.now())
-          FROM pg_catalog.unnest(p_data) WITH ORDINALITY AS u(d, n)
-         ORDER BY u.n
-        RETURNING q.id;
-END
-%10$s;
-
-%1$sdequeue(p_tag text)
-RETURNS TABLE (%9$s)
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_row  %6$s;
-    v_slot integer;
-    v_note text;
-BEGIN%22$s%3$s
-    DELETE FROM %6$s AS q
-     WHERE q.id OPERATOR(pg_catalog.=)
-           (SELECT s.id %19$s LIMIT 1 FOR UPDATE SKIP LOCKED)
-    RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at
-         INTO v_row;
-    IF FOUND THEN
-        %24$s
-        id := v_row.id; tag := v_row.tag; data := v_row.data::pg_catalog.text; created_at := v_row.created_at;
-        RETURN NEXT;
+    v_values := jsonb_build_object(
+        'create', 'CREATE OR REPLACE FUNCTION ' || p_schema || '.'
+                  || @extschema@.q4pg_queue_function_prefix(v_info.lock_key),
+        'marker', @extschema@.q4pg_queue_function_marker(v_table, v_info.data_type, v_info.data_length,
+                                                         v_info.max_attempts),
+        'dollar', v_dollar,
+        'table', v_table,
+        'table_literal', quote_literal(v_table),
+        'lock_key', v_info.lock_key::text,
+        'data_type', 'pg_catalog.' || v_info.data_type,
+        'data_length', v_info.data_length::text,
+        'length_of_data', format(v_length, 'p_data'),
+        'length_of_batch', format(v_length, 'u.d'),
+        'max_attempts', coalesce(v_info.max_attempts::text, 'NULL::pg_catalog.int4'),
+        -- the columns of q4pg_message: the generated functions return its
+        -- shape without naming the type, so that DROP EXTENSION does not reach them
+        'message_columns', (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
+                                              ', ' ORDER BY a.attnum)
+                              FROM pg_attribute AS a
+                             WHERE a.attrelid = '@extschema@.q4pg_message'::regclass AND a.attnum > 0),
+        'taken_setting', quote_literal('q4pg.taken_' || v_key),
+        'removed_setting', quote_literal('q4pg.removed_' || v_key),
+        'removed_setting_prefix', quote_literal('q4pg.removed_' || v_key || '_'),
+        'notify_gate', @extschema@.q4pg_notify_gate(v_info.lock_key),
+        'due', @extschema@.q4pg_message_state('due', 's'),
+        'leased', @extschema@.q4pg_message_state('leased', 's'),
+        -- the ring (55_ring.sql): its state sequence, its slots
+        'state', format('%L::pg_catalog.regclass', v_parts.state::text),
+        'slots', @extschema@.q4pg_ring('slots')::text);
+    SELECT jsonb_object_agg(n.name, n.template) INTO v_snippets
+      FROM @extschema@.q4pg_queue_function_snippets() AS n;
+    IF v_info.data_type = 'text' THEN
+        v_snippets := v_snippets || '{"check_json_null": ""}';
     END IF;
-END
-%10$s;
-
-%1$sdequeue_many(p_tag text, p_n integer)
-RETURNS TABLE (%9$s)
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-BEGIN%22$s%3$s%12$s
-    -- nothing remembered (as dequeue does): a batch's copy cost more than
-    -- locking it (make bench: 0.47 of the plain DELETE with it, 0.82
-    -- without); a batch consumer that counts failures takes, then done_many
-    RETURN QUERY
-        WITH taken AS (
-            DELETE FROM %6$s AS q
-             WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                       SELECT s.id %19$s LIMIT p_n FOR UPDATE SKIP LOCKED))
-            RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
-        SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;
-END
-%10$s;
-
-%1$scancel(p_id bigint)
-RETURNS boolean
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-BEGIN
-    -- not one a transaction holds, nor one under a live lease
-    DELETE FROM %6$s AS q
-     WHERE q.id OPERATOR(pg_catalog.=)
-           (SELECT s.id FROM %6$s AS s
-             WHERE s.id OPERATOR(pg_catalog.=) p_id
-               AND NOT (s.lease_token IS NOT NULL
-                        AND coalesce(s.dead_at, s.run_at) OPERATOR(pg_catalog.>) pg_catalog.now())
-               FOR UPDATE SKIP LOCKED);
-    RETURN FOUND;
-END
-%10$s;
-
-%1$stake(p_tag text, p_n integer)
-RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz, attempts integer, last_error text)
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_note text;
-BEGIN%22$s%3$s%12$s
-    -- LIMIT 1 apart: with LIMIT p_n, PL/pgSQL's plan cache finds no generic
-    -- plan worth keeping (it guesses 10%% of the rows) and plans every call
-    IF p_n OPERATOR(pg_catalog.=) 1 THEN
-        SELECT s.id, s.tag, s.data::pg_catalog.text, s.created_at, s.attempts, s.last_error
-          INTO id, tag, data, created_at, attempts, last_error
-          %19$s LIMIT 1 FOR UPDATE SKIP LOCKED;
-        IF FOUND THEN
-            RETURN NEXT;
-            v_note := pg_catalog.set_config(%23$s,
-                          coalesce(pg_catalog.current_setting(%23$s, true), '') OPERATOR(pg_catalog.||) ','
-                          OPERATOR(pg_catalog.||) id::pg_catalog.text OPERATOR(pg_catalog.||) ',', true);
-        END IF;
-        RETURN;
-    ELSE
-        -- one statement, the ids remembered by its second part (a loop of
-        -- RETURN NEXT cost a batch of 1000 several milliseconds)
-        RETURN QUERY
-            WITH taken AS MATERIALIZED (
-                SELECT s.id, s.tag, s.data::pg_catalog.text AS data, s.created_at, s.attempts,
-                       s.last_error
-                  %19$s LIMIT p_n FOR UPDATE SKIP LOCKED),
-            noted AS (
-                SELECT pg_catalog.set_config(%23$s,
-                           coalesce(pg_catalog.current_setting(%23$s, true), '') OPERATOR(pg_catalog.||)
-                           coalesce(',' OPERATOR(pg_catalog.||) pg_catalog.string_agg(t.id::pg_catalog.text, ',')
-                                    OPERATOR(pg_catalog.||) ',', ''), true)
-                  FROM taken AS t)
-            SELECT t.id, t.tag, t.data, t.created_at, t.attempts, t.last_error
-              FROM taken AS t, noted AS n ORDER BY t.id;
-    END IF;
-END
-%10$s;
-
-%1$sdone(p_id bigint)
-RETURNS boolean
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-BEGIN
-    -- only a message this transaction took (never one another holds: no wait)
-    IF %25$s THEN
-        RETURN false;
-    END IF;
-    DELETE FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id;
-    RETURN FOUND;
-END
-%10$s;
-
-%1$sdone_many(p_ids bigint[])
-RETURNS bigint
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_count bigint;
-BEGIN
-    -- only messages this transaction took (never one another holds: no wait);
-    -- the two lists meet once (INTERSECT), not an ANY of one per row of the other
-    WITH done AS (
-        DELETE FROM %6$s AS q
-         WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT pg_catalog.unnest(p_ids)
-                   INTERSECT
-                   SELECT pg_catalog.unnest(pg_catalog.string_to_array(
-                              coalesce(pg_catalog.current_setting(%23$s, true), ''), ',', '')::pg_catalog.int8[])))
-        RETURNING 1)
-    SELECT pg_catalog.count(1) INTO v_count FROM done;
-    RETURN v_count;
-END
-%10$s;
-
-%1$sfail(p_id bigint, p_error text, p_retry_in interval, p_max_attempts integer)
-RETURNS text
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_row   %6$s;
-    v_text  text;
-    v_max   integer := coalesce(p_max_attempts, %13$s);
-    v_slots integer;
-    v_slot  integer;
-BEGIN%14$s
-    -- a message this transaction removed (dequeue): back under its id, counted
-    %26$s
-    IF v_slot OPERATOR(pg_catalog.<) v_slots THEN
-        v_text := pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, '', true);
-        IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
-            %27$s;
-            RETURN 'dead';
-        END IF;
-        %28$s;
-        RETURN 'retry';
-    END IF;
-    -- a message this transaction took: counted in place (never one another
-    -- transaction holds: no wait)
-    IF %25$s THEN
-        RETURN NULL;
-    END IF;
-    SELECT q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at
-      INTO v_row FROM %6$s AS q WHERE q.id OPERATOR(pg_catalog.=) p_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    IF v_row.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) v_max THEN
-        UPDATE %6$s AS q
-           SET attempts = q.attempts OPERATOR(pg_catalog.+) 1, last_error = p_error, lease_token = NULL,
-               run_at = 'infinity'::pg_catalog.timestamptz, dead_at = pg_catalog.now()
-         WHERE q.id OPERATOR(pg_catalog.=) p_id;
-        RETURN 'dead';
-    END IF;
-    -- no retry_in: the message keeps its place, as after a rollback
-    UPDATE %6$s AS q
-       SET attempts = q.attempts OPERATOR(pg_catalog.+) 1, last_error = p_error, lease_token = NULL,
-           run_at = CASE WHEN p_retry_in IS NULL THEN LEAST(q.run_at, pg_catalog.now())
-                         ELSE pg_catalog.now() OPERATOR(pg_catalog.+) p_retry_in END
-     WHERE q.id OPERATOR(pg_catalog.=) p_id;
-    IF coalesce(p_retry_in, '0'::pg_catalog.interval) OPERATOR(pg_catalog.=) '0'::pg_catalog.interval THEN
-        %16$s
-    END IF;
-    RETURN 'retry';
-END
-%10$s;
-
-%1$sgive_back(p_ids bigint[])
-RETURNS bigint
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_row   %6$s;
-    v_text  text;
-    v_count bigint := 0;
-    v_slots integer;
-    v_slot  integer;
-    p_id    bigint;       -- each of p_ids in turn (the name v_find reads)
-BEGIN
-    -- messages this transaction removed (dequeue): back as they were, uncounted
-    FOREACH p_id IN ARRAY coalesce(p_ids, '{}') LOOP
-        %26$s
-        IF v_slot OPERATOR(pg_catalog.<) v_slots THEN
-            v_text := pg_catalog.set_config(%30$s OPERATOR(pg_catalog.||) v_slot::pg_catalog.text, '', true);
-            %29$s;
-            v_count := v_count OPERATOR(pg_catalog.+) 1;
-        END IF;
-    END LOOP;
-    RETURN v_count;
-END
-%10$s;
-
-%1$slease(p_tag text, p_n integer, p_lease interval)
-RETURNS TABLE (id bigint, tag text, data text, created_at timestamptz, attempts integer, last_error text,
-               lease_token uuid, lease_until timestamptz)
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_until timestamptz;
-BEGIN%22$s%3$s%12$s%17$s
-    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
-    -- LIMIT 1 apart, as in take
-    IF p_n OPERATOR(pg_catalog.=) 1 THEN
-        RETURN QUERY
-            UPDATE %6$s AS q
-               %20$s
-             WHERE q.id OPERATOR(pg_catalog.=) (
-                       SELECT s.id %19$s LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at, q.attempts, q.last_error,
-                      q.lease_token, v_until;
-        RETURN;
-    END IF;
-    RETURN QUERY
-        WITH leased AS (
-            UPDATE %6$s AS q
-               %20$s
-             WHERE q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                       SELECT s.id %19$s LIMIT p_n FOR UPDATE SKIP LOCKED))
-            RETURNING q.id, q.tag, q.data::pg_catalog.text AS data, q.created_at, q.attempts, q.last_error,
-                      q.lease_token)
-        SELECT l.id, l.tag, l.data, l.created_at, l.attempts, l.last_error, l.lease_token, v_until
-          FROM leased AS l ORDER BY l.id;
-END
-%10$s;
-
-%1$sack(p_id bigint, p_token uuid)
-RETURNS boolean
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-BEGIN
-    DELETE FROM %6$s AS q
-     WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token;
-    RETURN FOUND;
-END
-%10$s;
-
-%1$snack(p_id bigint, p_token uuid, p_retry_in interval, p_error text)
-RETURNS text
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_tag  text;
-    v_dead timestamptz;
-BEGIN%14$s
-    UPDATE %6$s AS q
-       SET lease_token = NULL, last_error = p_error,
-           run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) %13$s THEN 'infinity'::pg_catalog.timestamptz
-                         ELSE pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(p_retry_in, '0'::pg_catalog.interval) END,
-           dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) %13$s THEN pg_catalog.now() END
-     WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
-    RETURNING q.tag, q.dead_at INTO v_tag, v_dead;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    ELSIF v_dead IS NOT NULL THEN
-        RETURN 'dead';
-    END IF;
-    IF coalesce(p_retry_in, '0'::pg_catalog.interval) OPERATOR(pg_catalog.=) '0'::pg_catalog.interval THEN
-        %18$s
-    END IF;
-    RETURN 'retry';
-END
-%10$s;
-
-%1$sextend(p_id bigint, p_token uuid, p_lease interval)
-RETURNS timestamptz
-LANGUAGE plpgsql
-AS %10$s
-%2$s
-DECLARE
-    v_until timestamptz;
-BEGIN%17$s
-    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
-    UPDATE %6$s AS q
-       SET run_at = CASE WHEN q.dead_at IS NULL THEN v_until ELSE q.run_at END,
-           dead_at = CASE WHEN q.dead_at IS NOT NULL THEN v_until END
-     WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
-       AND (q.dead_at IS NULL OR q.dead_at OPERATOR(pg_catalog.>) pg_catalog.now());
-    RETURN CASE WHEN FOUND THEN v_until END;
-END
-%10$s;
-$f$,
-        v_head,                                             -- 1
-        @extschema@.q4pg_queue_function_marker(
-            v_table, v_info.data_type, v_info.data_length,
-            v_info.max_attempts),                           -- 2
-        v_tag_check,                                        -- 3
-        format(v_length, 'p_data'),                         -- 4
-        v_too_long,                                         -- 5
-        v_table,                                            -- 6
-        v_cast,                                             -- 7
-        format(v_length, 'u.d'),                            -- 8
-        v_row,                                              -- 9
-        v_dollar,                                           -- 10
-        v_run_at,                                           -- 11
-        v_n_check,                                          -- 12
-        v_max,                                              -- 13
-        v_retry_check,                                      -- 14
-        v_table,                                            -- 15
-        v_wake || 'v_row.tag);',                            -- 16
-        v_lease_check,                                      -- 17
-        v_wake || 'v_tag);',                                -- 18
-        v_due,                                              -- 19
-        v_lease_set,                                        -- 20
-        v_null_json,                                        -- 21
-        v_tag_null,                                         -- 22
-        v_taken,                                            -- 23
-        v_remember,                                         -- 24
-        v_not_taken,                                        -- 25
-        v_find,                                             -- 26
-        format(v_put_back, v_table, '''infinity''::pg_catalog.timestamptz',
-               'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error',
-               'pg_catalog.now()'),                         -- 27: dead
-        format(v_put_back, v_table, 'CASE WHEN p_retry_in IS NULL THEN LEAST(v_row.run_at, pg_catalog.now())
+    -- a removed message put back: as a dead letter, for a retry, as it was
+    v_values := v_values || jsonb_build_object(
+        'put_back_dead', @extschema@.q4pg_render(v_snippets ->> 'put_back', v_values || jsonb_build_object(
+            'put_back_run_at', '''infinity''::pg_catalog.timestamptz',
+            'put_back_attempts', 'v_row.attempts OPERATOR(pg_catalog.+) 1',
+            'put_back_error', 'p_error', 'put_back_dead_at', 'pg_catalog.now()'), '{}'),
+        'put_back_retry', @extschema@.q4pg_render(v_snippets ->> 'put_back', v_values || jsonb_build_object(
+            'put_back_run_at', 'CASE WHEN p_retry_in IS NULL THEN LEAST(v_row.run_at, pg_catalog.now())
                                  ELSE pg_catalog.now() OPERATOR(pg_catalog.+) p_retry_in END',
-               'v_row.attempts OPERATOR(pg_catalog.+) 1', 'p_error', 'NULL'),  -- 28: retry
-        format(v_put_back, v_table, 'v_row.run_at', 'v_row.attempts', 'v_row.last_error',
-               'v_row.dead_at'),                            -- 29: as it was
-        v_slot);                                            -- 30: the removed rows' settings, less n
+            'put_back_attempts', 'v_row.attempts OPERATOR(pg_catalog.+) 1',
+            'put_back_error', 'p_error', 'put_back_dead_at', 'NULL'), '{}'),
+        'put_back_as_was', @extschema@.q4pg_render(v_snippets ->> 'put_back', v_values || jsonb_build_object(
+            'put_back_run_at', 'v_row.run_at', 'put_back_attempts', 'v_row.attempts',
+            'put_back_error', 'v_row.last_error', 'put_back_dead_at', 'v_row.dead_at'), '{}'));
+    FOR v_name IN SELECT f.suffix FROM @extschema@.q4pg_queue_function_names() AS f LOOP
+        EXECUTE format('SELECT @extschema@.%I()', 'q4pg_template_' || v_name) INTO v_text;
+        v_sql := v_sql || @extschema@.q4pg_render(v_text, v_values, v_snippets) || E'\n';
+    END LOOP;
+    RETURN v_sql;
 END
 $$;
 

@@ -7,8 +7,12 @@
 -- missing; on a json or jsonb queue, adds the q4pg_data_not_json_null CHECK
 -- constraint (a plain INSERT of the JSON null is refused: a consumer could not
 -- tell it from no message), validated unless older messages hold one (those
--- stay; the clients refuse to take them silently).  Returns the table.  Needs ALTER rights on it (its owner); writes
--- the catalogs and, for a 1.0 table, builds an index over its rows.
+-- stay; the clients refuse to take them silently); then makes an ordinary
+-- table a ring (q4pg_make_ring, 1.2), under the lock key and max_attempts of
+-- its q4pg_notify trigger (which must be there).  Returns the queue (after
+-- q4pg_make_ring, the new table of that name).  Needs ALTER rights on it
+-- (its owner); writes the catalogs and, for a 1.0 table, builds an index over
+-- its rows.
 CREATE FUNCTION @extschema@.q4pg_reshape_queue(p_queue regclass)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -22,7 +26,8 @@ BEGIN
         RAISE EXCEPTION 'q4pg: table % does not have a queue''s shape: %', p_queue, v_shape.missing
             USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF v_shape.old_shape THEN
+    IF NOT EXISTS (SELECT FROM pg_attribute AS a WHERE a.attrelid = p_queue AND a.attname = 'run_at') THEN
+        -- 1.0's shape
         EXECUTE format('ALTER TABLE %s
                             ADD COLUMN run_at timestamptz NOT NULL DEFAULT now(),
                             ADD COLUMN attempts integer NOT NULL DEFAULT 0,
@@ -60,15 +65,18 @@ BEGIN
             NULL;   -- a 1.0 queue holding the JSON null: new ones are refused all the same
         END;
     END IF;
-    RETURN p_queue;
+    IF NOT v_shape.is_queue THEN
+        RAISE EXCEPTION 'q4pg: table % has no q4pg_notify trigger to take its lock key from', p_queue
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN @extschema@.q4pg_make_ring(p_queue, v_shape.lock_key, v_shape.max_attempts);
 END
 $$;
 
 -- q4pg_set_queue_trigger: (re)creates a queue's q4pg_notify trigger, which
 -- carries the queue's settings as its arguments: its lock key and (when not
--- null) its max_attempts.  Its WHEN clause is the gate of 30_listeners.sql,
--- with the lock key as a constant.  Raises 42809 for a table that has no
--- queue's shape, and 22023 for a queue and another lock key than its own: a
+-- null) its max_attempts.  Its WHEN clause is the gate (q4pg_notify_gate).
+-- Raises 42809 for a table that has no queue's shape, and 22023 for a queue and another lock key than its own: a
 -- queue keeps its lock key for life (its channels, its advisory locks, the
 -- names of its generated functions and the sessions' routes to them hang on
 -- it).  Needs the rights to create triggers on the table (its owner); writes
@@ -98,13 +106,24 @@ BEGIN
         'CREATE TRIGGER q4pg_notify AFTER INSERT ON %1$s
              REFERENCING NEW TABLE AS q4pg_new_rows
              FOR EACH STATEMENT
-             WHEN (pg_catalog.pg_advisory_xact_lock_shared(%3$s, %2$s) IS NOT NULL
-                   AND NOT (pg_catalog.pg_try_advisory_lock(%4$s, %2$s)
-                            AND pg_catalog.pg_advisory_unlock(%4$s, %2$s)))
-             EXECUTE FUNCTION @extschema@.q4pg_notify(%2$L%5$s)',
-        p_queue, p_key,
-        @extschema@.q4pg_lock_class('barrier'), @extschema@.q4pg_lock_class('presence'),
+             WHEN (%3$s)
+             EXECUTE FUNCTION @extschema@.q4pg_notify(%2$L%4$s)',
+        p_queue, p_key, @extschema@.q4pg_notify_gate(p_key),
         CASE WHEN p_max_attempts IS NOT NULL THEN format(', %L', p_max_attempts) ELSE '' END);
+    -- a ring's maintenance, at the commit of a transaction that removed a
+    -- message now and then (55_ring.sql)
+    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = p_queue) = 'p' THEN
+        IF EXISTS (SELECT FROM pg_trigger AS t
+                    WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_ring_maintenance') THEN
+            EXECUTE format('DROP TRIGGER q4pg_ring_maintenance ON %s', p_queue);
+        END IF;
+        EXECUTE format(
+            'CREATE CONSTRAINT TRIGGER q4pg_ring_maintenance AFTER DELETE ON %1$s
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                 WHEN (old.id OPERATOR(pg_catalog.%%) %3$s OPERATOR(pg_catalog.=) 0)
+                 EXECUTE FUNCTION @extschema@.q4pg_ring_trigger(%2$L)',
+            p_queue, p_key, @extschema@.q4pg_ring('every'));
+    END IF;
 END
 $$;
 
@@ -122,6 +141,7 @@ AS $$
 DECLARE
     v_shape record := @extschema@.q4pg_queue_shape(p_queue);
     v_key   integer := p_queue::oid::integer;
+    v_queue regclass;
 BEGIN
     IF v_shape.is_queue THEN
         RAISE EXCEPTION 'q4pg: % is a q4pg queue already', p_queue
@@ -133,20 +153,22 @@ BEGIN
                   DETAIL = format('q4pg adopts only a table of a queue''s shape, and %s.', v_shape.missing),
                   HINT = 'Choose another name, or rename or drop that table.';
     END IF;
-    -- the table's oid, unless a restored queue already has it
-    WHILE EXISTS (SELECT FROM @extschema@.q4pg_queue_triggers() AS t WHERE t.lock_key = v_key) LOOP
+    -- a ring keeps the key its names carry; else the table's oid, unless a
+    -- restored queue already has it
+    v_key := coalesce(@extschema@.q4pg_ring_key(p_queue), v_key);
+    WHILE @extschema@.q4pg_ring_key(p_queue) IS NULL AND EXISTS (SELECT FROM @extschema@.q4pg_queue_triggers() AS t WHERE t.lock_key = v_key) LOOP
         v_key := (random() * 4294967295 - 2147483648)::bigint::integer;
     END LOOP;
-    PERFORM @extschema@.q4pg_reshape_queue(p_queue);
     PERFORM @extschema@.q4pg_set_queue_trigger(p_queue, v_key, p_max_attempts);
-    EXECUTE format('COMMENT ON TABLE %s IS %L', p_queue,
+    v_queue := @extschema@.q4pg_reshape_queue(p_queue);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', v_queue,
                    format('q4pg queue: %s data of at most %s characters',
                           v_shape.data_type, v_shape.data_length));
     -- the generated functions of queues of this schema dropped by hand go
     PERFORM @extschema@.q4pg_drop_queue_functions(
-        NULL, (SELECT c.relnamespace::regnamespace FROM pg_class AS c WHERE c.oid = p_queue));
-    PERFORM @extschema@.q4pg_build_queue_functions(p_queue);
-    RETURN p_queue;
+        NULL, (SELECT c.relnamespace::regnamespace FROM pg_class AS c WHERE c.oid = v_queue));
+    PERFORM @extschema@.q4pg_build_queue_functions(v_queue);
+    RETURN v_queue;
 END
 $$;
 
@@ -271,7 +293,7 @@ BEGIN
                   HINT = 'Change it with q4pg_set_max_attempts().';
     END IF;
     IF v_shape.old_shape AND pg_has_role((SELECT c.relowner FROM pg_class AS c WHERE c.oid = v_queue), 'USAGE') THEN
-        PERFORM @extschema@.q4pg_reshape_queue(v_queue);
+        v_queue := @extschema@.q4pg_reshape_queue(v_queue);
     END IF;
     v_info := @extschema@.q4pg_queue_info(v_queue);
     IF NOT @extschema@.q4pg_queue_functions_current(v_queue, v_info.schema)
@@ -316,10 +338,10 @@ BEGIN
     IF max_attempts IS NOT NULL THEN
         EXECUTE format(
             'UPDATE %s AS q
-                SET dead_at = CASE WHEN q.lease_token IS NOT NULL AND q.run_at > now() THEN q.run_at
-                                   ELSE now() END,
+                SET dead_at = CASE WHEN %s THEN q.run_at ELSE now() END,
                     run_at = ''infinity''
-              WHERE q.dead_at IS NULL AND q.attempts >= $1', queue)
+              WHERE q.dead_at IS NULL AND q.attempts >= $1',
+            queue, @extschema@.q4pg_message_state('leased', 'q'))
           USING max_attempts;
     END IF;
     PERFORM @extschema@.q4pg_build_queue_functions(queue);

@@ -316,9 +316,9 @@ DECLARE
 BEGIN
     PERFORM @extschema@.q4pg_queue_info(queue);
     EXECUTE format('SELECT count(*) FROM %s
-                     WHERE ($1 IS NULL OR tag = $1)
-                       AND run_at <= CASE WHEN $2 THEN ''infinity'' ELSE now() END
-                       AND NOT coalesce(dead_at <= now(), false)', queue)
+                     WHERE ($1 IS NULL OR tag = $1) AND ($2 OR %s) AND NOT coalesce(%s, false)',
+                   queue, @extschema@.q4pg_message_state('due', ''),
+                   @extschema@.q4pg_message_state('dead', ''))
        INTO v_count
       USING tag, coalesce(include_scheduled, false);
     RETURN v_count;
@@ -345,16 +345,13 @@ BEGIN
     PERFORM @extschema@.q4pg_queue_info(queue);
     RETURN QUERY EXECUTE format(
         'SELECT id, tag, data::text, created_at,
-                CASE WHEN lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()
-                     THEN coalesce(dead_at, run_at) ELSE run_at END, attempts, last_error,
-                CASE WHEN lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()
-                     THEN coalesce(dead_at, run_at) END
-           FROM %s
-          WHERE ($1 IS NULL OR tag = $1)
-            AND run_at <= CASE WHEN $3 THEN ''infinity'' ELSE now() END
-            AND NOT coalesce(dead_at <= now(), false)
+                CASE WHEN %2$s THEN coalesce(dead_at, run_at) ELSE run_at END, attempts, last_error,
+                CASE WHEN %2$s THEN coalesce(dead_at, run_at) END
+           FROM %1$s
+          WHERE ($1 IS NULL OR tag = $1) AND ($3 OR %3$s) AND NOT coalesce(%4$s, false)
           ORDER BY run_at, id LIMIT $2',
-        queue)
+        queue, @extschema@.q4pg_message_state('leased', ''), @extschema@.q4pg_message_state('due', ''),
+        @extschema@.q4pg_message_state('dead', ''))
       USING tag, n, coalesce(include_scheduled, false);
 END
 $$;

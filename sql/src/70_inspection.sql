@@ -36,14 +36,15 @@ BEGIN
     FOR v_queue IN SELECT q.queue FROM @extschema@.q4pg_queues() AS q LOOP
         RETURN QUERY EXECUTE format(
             'SELECT $1, tag,
-                    count(*) FILTER (WHERE run_at <= now()),
-                    min(created_at) FILTER (WHERE run_at <= now()),
-                    now() - min(run_at) FILTER (WHERE run_at <= now()),
-                    count(*) FILTER (WHERE run_at > now() AND lease_token IS NULL AND dead_at IS NULL),
-                    count(*) FILTER (WHERE lease_token IS NOT NULL AND coalesce(dead_at, run_at) > now()),
-                    count(*) FILTER (WHERE dead_at <= now())
-               FROM %s GROUP BY tag ORDER BY tag',
-            v_queue)
+                    count(*) FILTER (WHERE %2$s),
+                    min(created_at) FILTER (WHERE %2$s),
+                    now() - min(run_at) FILTER (WHERE %2$s),
+                    count(*) FILTER (WHERE %3$s),
+                    count(*) FILTER (WHERE %4$s),
+                    count(*) FILTER (WHERE %5$s)
+               FROM %1$s GROUP BY tag ORDER BY tag',
+            v_queue, @extschema@.q4pg_message_state('due', ''), @extschema@.q4pg_message_state('scheduled', ''),
+            @extschema@.q4pg_message_state('leased', ''), @extschema@.q4pg_message_state('dead', ''))
           USING v_queue;
         IF NOT FOUND THEN
             queue := v_queue;
@@ -109,9 +110,9 @@ BEGIN
                      ELSE ''q4pg: its last lease ended without an ack or a nack''
                           || coalesce(''; the error before: '' || last_error, '''') END,
                 dead_at FROM %s
-          WHERE ($1 IS NULL OR tag = $1) AND dead_at <= now()
+          WHERE ($1 IS NULL OR tag = $1) AND %s
           ORDER BY dead_at, id LIMIT $2',
-        queue)
+        queue, @extschema@.q4pg_message_state('dead', ''))
       USING tag, n;
 END
 $$;
@@ -133,17 +134,23 @@ DECLARE
     v_count bigint := 0;
     v_tag   text;
     v_n     bigint;
+    v_gate  boolean;      -- q4pg_notify_gate's answer
 BEGIN
     FOR v_tag, v_n IN EXECUTE format(
         'WITH replayed AS (
              UPDATE %s AS q SET run_at = now(), dead_at = NULL, attempts = 0, lease_token = NULL
-              WHERE q.dead_at <= now() AND ($1 IS NULL OR q.id = ANY ($1)) AND ($2 IS NULL OR q.tag = $2)
+              WHERE %s AND ($1 IS NULL OR q.id = ANY ($1)) AND ($2 IS NULL OR q.tag = $2)
              RETURNING q.tag)
          SELECT r.tag, count(*) FROM replayed AS r GROUP BY r.tag',
-        queue)
+        queue, @extschema@.q4pg_message_state('dead', 'q'))
       USING ids, tag
     LOOP
-        PERFORM @extschema@.q4pg_wake(v_info.qualified_name, v_info.lock_key, v_tag);
+        IF v_gate IS NULL THEN      -- once: it holds the barrier until commit
+            EXECUTE format('SELECT %s', @extschema@.q4pg_notify_gate(v_info.lock_key)) INTO v_gate;
+        END IF;
+        IF v_gate THEN
+            PERFORM @extschema@.q4pg_wake(v_info.qualified_name, v_info.lock_key, v_tag);
+        END IF;
         v_count := v_count + v_n;
     END LOOP;
     RETURN v_count;

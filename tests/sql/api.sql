@@ -7,7 +7,11 @@ SELECT q4pg_create_queue('mq');
 SELECT q4pg_create_queue('mq', 'json', 1023);
 SELECT * FROM q4pg_queues();
 -- churn-ready storage: vacuumed after 5000 dead rows whatever the backlog, unthrottled
-SELECT unnest(reloptions) AS storage FROM pg_class WHERE oid = 'mq'::regclass;
+-- (1.2: on each slot of the queue's ring)
+SELECT c.relname ~ '^q4pg_[0-9a-f]+_(s[0-3]|later)$' AS slot, unnest(c.reloptions) AS storage
+  FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'mq'::regclass
+ GROUP BY 1, 2 HAVING count(*) = 5 ORDER BY 2;
 
 -- enqueue returns increasing ids
 SELECT q4pg_enqueue('mq', 'tag', '{"the_data": "must_be"}') AS id1 \gset

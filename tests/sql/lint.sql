@@ -16,7 +16,7 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
 -- the unpinned PL/pgSQL functions, the queue's generated ones among them,
 -- qualify every operator (OPERATOR(pg_catalog.x)) and every cast
 -- (::pg_catalog.type): with string literals, qualified operators and
--- PL/pgSQL's :=, ERRCODE = and UPDATE's SET column = taken out, no operator character is left, and every :: is
+-- PL/pgSQL's :=, ERRCODE =, GET DIAGNOSTICS x = and UPDATE's SET column = taken out, no operator character is left, and every :: is
 -- followed by pg_catalog.  (q4pg_route has an SQL-standard body: PostgreSQL
 -- binds its names when the extension is created, whatever the search_path.)
 -- the names of generated functions (q4pg_dead_letters is none: "dead" is hex)
@@ -27,7 +27,7 @@ SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>
        regexp_replace(regexp_replace(regexp_replace(p.prosrc,
            '''([^'']|'''')*''', '', 'g'),
            'OPERATOR\(pg_catalog\.[^)]+\)', '', 'g'),
-           '(:=|ERRCODE =|(SET\s+|,\s*)[a-z_]+ = )', '', 'g') AS code
+           '(:=|ERRCODE =|DIAGNOSTICS\s+[a-z_]+ = |(SET\s+|,\s*)[a-z_]+ = )', '', 'g') AS code
   FROM pg_proc AS p
  WHERE p.oid IN (SELECT d.objid FROM pg_depend AS d
                   WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
@@ -43,7 +43,7 @@ SELECT function, 'cast', (regexp_match(code, '.{0,20}::(?!pg_catalog\.).{0,20}')
   FROM unpinned
  WHERE code ~ '::(?!pg_catalog\.)'
  ORDER BY 1;
-SELECT count(*) = 14 AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
+SELECT count(*) = (SELECT count(*) FROM q4pg_queue_function_names()) AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
 
 SELECT count(*) AS security_definer
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid

@@ -19,7 +19,17 @@ SELECT q4pg_purge_dead('plain');
 SELECT q4pg_set_max_attempts('plain', 3);
 SELECT q4pg_enqueue('mq', 'tag', 'null');
 SELECT q4pg_enqueue_many('mq', 'tag', ARRAY['1', ' null']);
-INSERT INTO mq (tag, data) VALUES ('tag', 'null');
+-- (the error names the slot of the ring the row went to: the constraint says it)
+DO $$
+DECLARE
+    v_constraint text;
+BEGIN
+    INSERT INTO mq (tag, data) VALUES ('tag', 'null');
+EXCEPTION WHEN check_violation THEN
+    GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
+    RAISE NOTICE 'INSERT of the JSON null refused by %', v_constraint;
+END
+$$;
 SELECT q4pg_dequeue('mq', NULL);
 SELECT q4pg_dequeue_many('mq', repeat('t', 3000), 1);
 SELECT q4pg_take('mq', NULL);

@@ -1,0 +1,132 @@
+-- The pieces the templates of a queue's generated functions share
+-- (42_templates_messages.sql, 43_templates_failures_leases.sql): argument
+-- checks, the due messages of a tag, what a lease sets, and the memory of
+-- what a transaction took and removed (40_queue_functions.sql says what it
+-- holds).  Each is a template itself, filled by q4pg_render with the
+-- queue's values (q4pg_queue_functions_sql) before it goes into a function.
+
+-- q4pg_queue_function_snippets: the snippets, by name.
+CREATE FUNCTION @extschema@.q4pg_queue_function_snippets(OUT name text, OUT template text)
+RETURNS SETOF record
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT * FROM (VALUES
+-- q4pg_check_tag inline (a call costs more than the test); the null test is
+-- each function's own, with its data
+('check_tag', $s$
+    IF pg_catalog.octet_length(p_tag) OPERATOR(pg_catalog.>) 2048 THEN
+        RAISE EXCEPTION 'q4pg: tag of % bytes is longer than the 2048 bytes a tag may have',
+                pg_catalog.octet_length(p_tag)
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;$s$),
+('check_tag_null', $s$
+    IF p_tag IS NULL THEN
+        RAISE EXCEPTION 'q4pg: tag must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;$s$),
+('check_too_long', $s$
+    IF v_length OPERATOR(pg_catalog.>) {{data_length}} THEN
+        RAISE EXCEPTION 'q4pg: message of % characters is longer than queue % accepts ({{data_length}} characters)',
+                v_length, {{table_literal}}
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;$s$),
+-- a JSON null would come out of a dequeue as nothing at all (None in
+-- Python): refused with a clear error (json and jsonb queues; text queues
+-- get an empty check_json_null), and by the table's q4pg_data_not_json_null
+-- constraint for a plain INSERT
+('check_json_null', $s$
+    IF v_null THEN
+        RAISE EXCEPTION 'q4pg: data must not be the JSON null: a consumer could not tell it from no message'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;$s$),
+('check_run_at', $s$
+    IF NOT pg_catalog.isfinite(p_run_at) THEN
+        RAISE EXCEPTION 'q4pg: run_at must be a finite time, not %', p_run_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$s$),
+('check_n', $s$
+    IF p_n IS NULL OR p_n OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'q4pg: limit must be zero or more, not %', coalesce(p_n::pg_catalog.text, 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$s$),
+('check_lease', $s$
+    IF p_lease IS NULL OR p_lease OPERATOR(pg_catalog.<=) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'q4pg: lease must be longer than zero, not %', coalesce(p_lease::pg_catalog.text, 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$s$),
+('check_retry_in', $s$
+    IF p_retry_in OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+        RAISE EXCEPTION 'q4pg: retry_in must not be negative, not %', p_retry_in
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;$s$),
+-- the due messages of a tag, first due first: the one definition that
+-- dequeue, dequeue_many, take and lease select from
+('due_messages', $s$FROM {{table}} AS s
+                 WHERE s.slot OPERATOR(pg_catalog.=) {{slot}}::pg_catalog.int2
+                   AND s.tag OPERATOR(pg_catalog.=) p_tag AND {{due}}
+                 ORDER BY s.run_at, s.id$s$),
+-- the ring (55_ring.sql): a function that looks for due messages reads the
+-- ring's state once (ring_declare), then probes the slots (ring_loop_head,
+-- then a {{#slot_chain}} of its statement for slot v_s, then v_done set,
+-- then ring_loop_tail): the live slots oldest first, the ring's own, the
+-- later slot; it stops when v_done
+('ring_declare', $s$
+    v_value bigint := pg_catalog.pg_sequence_last_value({{state}});
+    v_ring  integer := v_value OPERATOR(pg_catalog.%) {{slots}};
+    v_live  integer := v_value OPERATOR(pg_catalog./) {{slots}};
+    v_i     integer;
+    v_s     integer;
+    v_done  boolean;$s$),
+('ring_loop_head', $s$
+    v_i := CASE WHEN v_live OPERATOR(pg_catalog.=) 0 THEN {{slots}} ELSE 1 END;
+    LOOP
+        v_s := CASE WHEN v_i OPERATOR(pg_catalog.>) {{slots}} THEN {{slots}}
+                    ELSE (v_ring OPERATOR(pg_catalog.+) v_i) OPERATOR(pg_catalog.%) {{slots}} END;
+        IF v_i OPERATOR(pg_catalog.>=) {{slots}}
+           OR (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.<>) 0 THEN$s$),
+('ring_loop_tail', $s$
+            EXIT WHEN v_done;
+        END IF;
+        EXIT WHEN v_i OPERATOR(pg_catalog.>) {{slots}};
+        v_i := v_i OPERATOR(pg_catalog.+) 1;
+    END LOOP;$s$),
+-- what a lease sets: an attempt counted, a fresh token, the lease's end
+-- (kept in dead_at on the last allowed attempt, run_at then 'infinity')
+('lease_set', $s$SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
+                   lease_token = pg_catalog.gen_random_uuid(),
+                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) {{max_attempts}}
+                                 THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
+                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) {{max_attempts}}
+                                  THEN v_until END$s$),
+-- records the removed v_row in the next q4pg.removed_<key>_<n>
+('remember_removed', $s$v_slot := pg_catalog.length(coalesce(pg_catalog.current_setting({{removed_setting}}, true), ''));
+        -- (assignments, not PERFORM: PL/pgSQL evaluates them without a query)
+        v_note := pg_catalog.set_config({{removed_setting}}, pg_catalog.repeat('x', v_slot OPERATOR(pg_catalog.+) 1), true);
+        v_note := pg_catalog.set_config({{removed_setting_prefix}} OPERATOR(pg_catalog.||) v_slot::pg_catalog.text,
+                                        v_row::pg_catalog.text, true);$s$),
+-- true unless this transaction took p_id
+('not_taken', $s$pg_catalog.strpos(coalesce(pg_catalog.current_setting({{taken_setting}}, true), ''),
+                         ',' OPERATOR(pg_catalog.||) p_id::pg_catalog.text OPERATOR(pg_catalog.||) ',')
+       OPERATOR(pg_catalog.=) 0$s$),
+-- finds p_id's removed row: v_row, its setting's number v_slot (v_slot
+-- reaches v_slots when there is none)
+('find_removed', $s$v_slots := pg_catalog.length(coalesce(pg_catalog.current_setting({{removed_setting}}, true), ''));
+    v_slot := 0;
+    WHILE v_slot OPERATOR(pg_catalog.<) v_slots LOOP
+        v_text := pg_catalog.current_setting({{removed_setting_prefix}} OPERATOR(pg_catalog.||) v_slot::pg_catalog.text);
+        IF v_text OPERATOR(pg_catalog.<>) '' THEN
+            v_row := CAST(v_text AS {{table}});
+            EXIT WHEN v_row.id OPERATOR(pg_catalog.=) p_id;
+        END IF;
+        v_slot := v_slot OPERATOR(pg_catalog.+) 1;
+    END LOOP;$s$),
+-- a removed message (v_row) back in the table under its id, with the due
+-- time, attempts, error and death of put_back_dead, put_back_retry or
+-- put_back_as_was (q4pg_queue_functions_sql fills them in)
+('put_back', $s$INSERT INTO {{table}} AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at)
+        OVERRIDING SYSTEM VALUE
+        VALUES (v_row.id, v_row.tag, v_row.data, v_row.created_at, {{put_back_run_at}}, {{put_back_attempts}}, {{put_back_error}}, NULL, {{put_back_dead_at}})$s$)
+    ) AS s(name, template);
+END;
