@@ -84,7 +84,7 @@ class Bench:
         self.dsn = pg.dsn_string()
         self.admin = psycopg2.connect(self.dsn)
         self.admin.autocommit = True
-        self.rows, self.latency, self.soak, self.cpu = [], [], [], []
+        self.rows, self.latency, self.soak, self.cpu, self.horizon = [], [], [], [], []
         self.notes = []
         self.prefill = {}           # label -> messages a taker needs so as not to run dry
         self.pool = None

@@ -116,6 +116,9 @@ def markdown(results):
                           r['end_size'] / 2**20, autovacuums, target))
         out.append('')
 
+    if results.get('horizon'):
+        out += horizon(results['horizon'])
+
     anatomy = [r for r in rows if r['section'] == 'anatomy']
     if anatomy or results.get('cpu'):
         out += ['## Anatomy: q4pg_enqueue and q4pg_dequeue piece by piece', '',
@@ -186,7 +189,46 @@ def targets(results):
                          % ('✅' if r['pass'] else '❌',
                             '%.2f' % r['end_over_start'] if r['end_over_start'] else '?',
                             r['size_at_half'] / 2**20, r['max_size'] / 2**20, r['end_size'] / 2**20))
+    for r in results.get('horizon', []):
+        if r.get('ratio') is not None:
+            lines.append('%s horizon %s: last minute %.2f× unpinned (≥ 0.80), CPU %.2f× (≤ 1.50)'
+                         % ('✅' if r['ratio'] >= 0.8 and r['cpu_ratio'] <= 1.5 else '❌',
+                            r['name'], r['ratio'], r['cpu_ratio']))
     return lines or ['(no targeted measurement in this run)']
+
+
+def _horizon_verdict(r):
+    if r.get('ratio') is None:
+        return ''
+    ok = r['ratio'] >= 0.8 and r['cpu_ratio'] <= 1.5
+    return '≥ 0.80× rate, ≤ 1.50× CPU: %s' % ('pass' if ok else '**FAIL**')
+
+
+def horizon(runs):
+    """The horizon section (bench/sections/horizon.py) as a table."""
+    out = ['## A pinned xmin horizon', '',
+           'Each transaction enqueues one message and dequeues one (2 clients, durable commits) '
+           'while an idle REPEATABLE READ transaction holds its snapshot (pinned), or while one '
+           'consumer holds one message in an open transaction with 100,000 messages due tomorrow '
+           'in the queue (held); then the pin ends. Last minute: the rate of the pin\'s last '
+           'minute; ratio and CPU ratio against the unpinned run (the server\'s CPU time a '
+           'message, autovacuum included); size: the queue on disk at the end of the pin; '
+           'after: the rate of each 10 s once the pin ended. The plain SKIP LOCKED table and '
+           'PGMQ run pinned for contrast (fall: last minute over first 10 s).', '',
+           '| run | pinned | msg/s, last minute | ratio | CPU µs/msg | CPU ratio | size | after (msg/s per 10 s) | target |',
+           '|---|---|---:|---:|---:|---:|---:|---|---|']
+    for r in runs:
+        out.append('| %s %s | %s | %s | %s | %.0f | %s | %s | %s | %s |'
+                   % (r['kind'], r['name'], '%d min' % r['minutes'] if r['pin'] else '—',
+                      _rate(r['last_minute']),
+                      '%.2f' % r['ratio'] if r.get('ratio') is not None else
+                      ('fall %.2f' % r['fall'] if r.get('pin') and r.get('fall') else '—'),
+                      r['cpu_per_message_us'],
+                      '%.2f' % r['cpu_ratio'] if r.get('cpu_ratio') is not None else '—',
+                      '%.1f MB' % (r['size_pinned'] / 2**20) if r.get('size_pinned') else '—',
+                      ', '.join('%.0f' % x for x in r['recovery']) or '—', _horizon_verdict(r)))
+    out.append('')
+    return out
 
 
 def unique(items):

@@ -85,6 +85,8 @@ def parse_args(argv):
     args.soak_interval = 0.5
     args.soak_naptimes = [SOAK_NAPTIME] if quick else [SOAK_NAPTIME, None]
     args.soak_timeout = 600
+    args.horizon_minutes = 1 if quick else 10
+    args.horizon_base = 20 if quick else 60
     return args
 
 
@@ -147,6 +149,7 @@ def main(argv=None):
         listen_samples=cfg.listen_samples, soak_messages=cfg.soak_messages,
         soak_batch=cfg.soak_batch, postgres_args=POSTGRES_ARGS, quick=cfg.quick),
         rows=bench.rows, latency=bench.latency, soak=bench.soak, cpu=bench.cpu,
+        horizon=bench.horizon,
         notes=bench.notes, elapsed=time.monotonic() - started)
     markdown = write(results, cfg.out)
     log('\n' + markdown)

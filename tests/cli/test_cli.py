@@ -478,7 +478,7 @@ def test_queue_from_the_environment_and_after_the_command(q4pg, psql):
 def test_hostile_queue_name_is_a_name_not_sql(q4pg, mq, psql, conn):
     keep = enqueue_sql(psql, 't', '"keep"')
     ok(q4pg('--queue', HOSTILE_SQL, 'create-queue', '--data-type', 'text'))
-    assert scalar(conn, "SELECT count(*) FROM pg_class WHERE relname = %s AND relkind = 'r'",
+    assert scalar(conn, "SELECT count(*) FROM pg_class WHERE relname = %s AND relkind IN ('r', 'p')",
                   HOSTILE) == 1
     msg_id = int(ok(q4pg('--queue', HOSTILE_SQL, 'enqueue', "t'; --", "'); DROP TABLE mq; --")))
     assert ok(q4pg('--queue', HOSTILE_SQL, 'count')) == '1\n'

@@ -19,7 +19,7 @@ def where(conn, queue):
 def tables(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT n.nspname || ' ' || c.relname FROM pg_class AS c JOIN pg_namespace "
-                    "AS n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN "
+                    "AS n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname IN "
                     "('public', 'app', 'App') AND (c.tableoid, c.oid) NOT IN (%s) ORDER BY 1"
                     % members_sql(cur))
         return [row[0] for row in cur.fetchall()]

@@ -41,7 +41,7 @@ def tables(conn, schema='public'):
     """The tables of `schema`, but q4pg's own (q4pg_idle_listeners, q4pg_install)."""
     with conn.cursor() as cur:
         cur.execute("SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n "
-                    "ON n.oid = c.relnamespace WHERE n.nspname = %%s AND c.relkind = 'r' "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = %%s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
                     "AND (c.tableoid, c.oid) NOT IN (%s)" % members_sql(cur), (schema,))
         return sorted(row[0] for row in cur.fetchall())
 
@@ -476,8 +476,8 @@ def test_hostile_search_path_changes_nothing(dsn, conn, search_path):
     assert tables(conn, 'evil') == []
     assert tables(conn) == ['hq', 'mq']
     with conn.cursor() as cur:
-        cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.hq'::regclass")
-        assert cur.fetchall() == [('q4pg_notify',)]
+        cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.hq'::regclass ORDER BY 1")
+        assert cur.fetchall() == [('q4pg_notify',), ('q4pg_ring_maintenance',)]
         cur.execute("SELECT conname FROM pg_constraint "
                     "WHERE conrelid = 'public.hq'::regclass AND contype = 'c'")
         assert cur.fetchall() == [('q4pg_data_max_5_chars',)]

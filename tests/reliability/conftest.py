@@ -16,6 +16,7 @@ import json
 import os
 import time
 
+import psycopg2
 import pytest
 
 from tests.helpers import TEMPLATE, create_database_with_q4pg
@@ -175,3 +176,19 @@ def crash_cluster():
             except Exception:
                 pass
         c.pg.stop()
+
+
+@pytest.fixture
+def pinned_horizon(dsn):
+    """An idle REPEATABLE READ transaction that holds its snapshot (the xmin
+    horizon) for the whole test, as an analytics query or a forgotten session
+    would."""
+    pin = psycopg2.connect(dsn)
+    pin.autocommit = True
+    with pin.cursor() as cur:
+        cur.execute('BEGIN ISOLATION LEVEL REPEATABLE READ')
+        cur.execute('SELECT 1')
+    yield
+    with pin.cursor() as cur:
+        cur.execute('ROLLBACK')
+    pin.close()

@@ -177,7 +177,7 @@ def fingerprint(conn, exclude_schemas=()):
             SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname)
               FROM pg_catalog.pg_class AS c
               JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-             WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
                AND n.nspname <> ALL (%(skip)s)
              ORDER BY 1""", {'skip': skip})

@@ -107,6 +107,20 @@ def test_exactly_once_8_consumers_20000_messages(dsn, logdir, workers, figures):
     run_contention(dsn, logdir, workers, figures, messages=20000)
 
 
+def test_exactly_once_8_consumers_20000_messages_under_a_pinned_horizon(dsn, logdir, workers, figures,
+                                                                        pinned_horizon):
+    """The same while a long transaction pins the xmin horizon (1.2's ring):
+    the ring moves on and truncates slots under the consumers, and still every
+    message goes out once."""
+    run_contention(dsn, logdir, workers, figures, messages=20000)
+    [(used, truncated)] = query(
+        dsn, "SELECT count(*) FILTER (WHERE s.n_tup_ins > 0), count(*) FILTER (WHERE c.relfilenode <> c.oid) "
+             "FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid "
+             "WHERE c.relname ~ '^q4pg_[0-9a-f]+_s[0-9]+$'")
+    assert used >= 2 and truncated >= 1, 'the ring did not move on under the pin: %s slots used, ' \
+                                         '%s truncated' % (used, truncated)
+
+
 @pytest.mark.soak
 def test_exactly_once_soak_16_consumers_200000_messages(dsn, logdir, workers, figures):
     run_contention(dsn, logdir, workers, figures, messages=200000, consumers=CONSUMERS * 2)

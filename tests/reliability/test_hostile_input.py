@@ -246,14 +246,15 @@ def table_name(env, name):
         assert not bad, 'accepted a bad name'
         with env.conn.cursor() as cur:
             cur.execute("SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = 'hn'::regnamespace "
-                        "AND c.relkind = 'r'")
+                        "AND c.relkind IN ('r', 'p') AND NOT c.relispartition")
             assert cur.fetchall() == [(name,)]
         id_ = q.enqueue('t', name)
         assert q.list() == [(id_, 't', name, q.list()[0][3])]
         assert q.dequeue_immediate('t') == name
         with env.conn.cursor() as cur:
             cur.execute("SELECT q4pg_drop_queue(c.oid::regclass) FROM pg_class AS c "
-                        "WHERE c.relnamespace = 'hn'::regnamespace AND c.relkind = 'r'")
+                        "WHERE c.relnamespace = 'hn'::regnamespace AND c.relkind IN ('r', 'p') "
+                        "AND NOT c.relispartition")
     finally:
         if q is not None:
             q.close()

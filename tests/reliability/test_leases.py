@@ -212,6 +212,13 @@ def test_leases_8_consumers_20000_messages_kills_and_expiries(dsn, logdir, worke
     run_leases(dsn, logdir, workers, figures, messages=20000, kills=30)
 
 
+def test_leases_8_consumers_20000_messages_kills_and_expiries_under_a_pinned_horizon(
+        dsn, logdir, workers, figures, pinned_horizon):
+    """The same while a long transaction pins the xmin horizon (1.2's ring:
+    leased messages move to the later slot when their slot is emptied)."""
+    run_leases(dsn, logdir, workers, figures, messages=20000, kills=30)
+
+
 @pytest.mark.soak
 def test_leases_soak_16_consumers_200000_messages(dsn, logdir, workers, figures):
     run_leases(dsn, logdir, workers, figures, messages=200000, kills=300,

@@ -242,16 +242,39 @@ PROBES = {
     'q4pg_purge_dead': 'SELECT {f}(%s)',
     'q4pg_set_max_attempts': 'SELECT {f}(%s, 5) IS NULL',
     'q4pg_reshape_queue': 'SELECT {f}(%s)::text',
-    # with the queue's own lock key (its oid, for a new queue): a key never changes
-    'q4pg_set_queue_trigger': 'SELECT {f}(q, q::pg_catalog.oid::pg_catalog.int4, NULL) IS NULL '
+    # with the queue's own lock key: a key never changes
+    'q4pg_set_queue_trigger': 'SELECT {f}(a.q, public.q4pg_ring_key(a.q), NULL) IS NULL '
                               'FROM (SELECT %s::pg_catalog.regclass AS q) AS a',
     'q4pg_wake': "SELECT {f}(%s::text, 1, 'a') IS NULL",
+    'q4pg_notify_gate': 'SELECT {f}(1) WHERE %s IS NOT NULL',
+    'q4pg_message_state': "SELECT {f}('leased', 's') WHERE %s IS NOT NULL",
+    'q4pg_render': "SELECT {f}('a {{{{b}}}} c', '{{\"b\": \"d\"}}', '{{}}') WHERE %s IS NOT NULL",
+    'q4pg_queue_function_snippets': 'SELECT name FROM {f}() WHERE %s IS NOT NULL',
+    'q4pg_ring': "SELECT {f}('slots') WHERE %s IS NOT NULL",
+    'q4pg_ring_key': 'SELECT {f}(%s) IS NOT NULL',
+    'q4pg_ring_parts': 'SELECT p.state IS NOT NULL, pg_catalog.cardinality(p.slots) '
+                       'FROM (SELECT %s::pg_catalog.regclass AS q) AS a, '
+                       'LATERAL {f}(a.q, public.q4pg_ring_key(a.q)) AS p',
+    'q4pg_make_ring': 'SELECT {f}(q, public.q4pg_ring_key(q), NULL)::text '
+                      'FROM (SELECT %s::pg_catalog.regclass AS q) AS a',
+    'q4pg_maintain_ring': 'SELECT {f}(%s) IS NOT NULL',
+    'q4pg_maintain': 'SELECT {f}(%s) IS NOT NULL',
+    # (the queue's maintenance trigger is made to call it on every removal)
+    'q4pg_ring_trigger': 'DELETE FROM {q} WHERE tag OPERATOR(pg_catalog.=) %s RETURNING id',
 }
+PROBES.update(('q4pg_template_' + s, 'SELECT {f}() WHERE %s IS NOT NULL')
+              for s in ('enqueue', 'enqueue_many', 'dequeue', 'dequeue_many', 'cancel', 'take',
+                        'done', 'done_many', 'fail', 'give_back', 'lease', 'ack', 'nack', 'extend',
+                        'maintain'))
 
 
 # Bodies that name no function, operator or relation by itself (only qualified
-# q4pg calls): a search_path reaches nothing in them, pinned or not.
-NOTHING_TO_HIJACK = {'q4pg_build_queue_functions'}
+# q4pg calls), or only what the hostile schema does not shadow (q4pg_list: its
+# state conditions come qualified from q4pg_message_state; what is left is
+# text's =): a search_path reaches nothing in them, pinned or not.
+NOTHING_TO_HIJACK = {'q4pg_build_queue_functions', 'q4pg_list',
+                     # its errors go to the server log, never to the statement it ends
+                     'q4pg_ring_trigger'}
 
 
 def test_shadows_hijack_every_unpinned_function(conn, hostile):
@@ -275,13 +298,21 @@ def test_shadows_hijack_every_unpinned_function(conn, hostile):
                     cur.execute(sql.SQL('DROP TRIGGER q4pg_notify ON {}').format(sql.SQL(queue)))
                 if name == 'q4pg_unregister_idle':
                     cur.execute("SELECT q4pg_register_idle(%s, 'a')", (queue,))
+                if name == 'q4pg_ring_trigger':
+                    cur.execute('SELECT q4pg_ring_key(%s)', (queue,))
+                    cur.execute(sql.SQL('DROP TRIGGER q4pg_ring_maintenance ON {}; '
+                                        'CREATE CONSTRAINT TRIGGER q4pg_ring_maintenance AFTER DELETE '
+                                        'ON {} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
+                                        'EXECUTE FUNCTION {}.q4pg_ring_trigger({})')
+                                .format(sql.SQL(queue), sql.SQL(queue), sql.Identifier(variant),
+                                        sql.Literal(str(cur.fetchone()[0]))))
                 if name == 'q4pg_notify':
                     cur.execute(sql.SQL('DROP TRIGGER q4pg_notify ON {}; CREATE TRIGGER q4pg_notify '
                                         'AFTER INSERT ON {} REFERENCING NEW TABLE AS q4pg_new_rows '
                                         'FOR EACH STATEMENT EXECUTE FUNCTION {}.q4pg_notify()')
                                 .format(sql.SQL(queue), sql.SQL(queue), sql.Identifier(variant)))
             statement = PROBES[name].format(f='%s.%s' % (variant, name), q=queue)
-            args = ('a', '3') if name == 'q4pg_notify' else (
+            args = ('a', '3') if name == 'q4pg_notify' else ('a',) if name == 'q4pg_ring_trigger' else (
                 ('public.new_%d_%s' % (n, variant),) if name == 'q4pg_create_queue' else (queue,))
             with hostile.cursor() as cur:
                 outcome = json.dumps(sqlstate_or_rows(cur, statement, args), default=str)
