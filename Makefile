@@ -93,7 +93,7 @@ test: deps venv
 # and injection checks of the functions' code (the same code), the command
 # line (its install commands make their own installs), packaging.  pg_regress
 # runs once too: its scripts begin with CREATE EXTENSION.
-SQL_FORM_TESTS = tests/test_harness.py tests/test_upgrades.py tests/extension tests/client \
+SQL_FORM_TESTS = tests/test_harness.py tests/test_upgrades.py tests/extension tests/client tests/docs \
                  tests/reliability/test_dumps.py tests/reliability/test_security.py \
                  --deselect tests/reliability/test_security.py::test_no_injection_through_any_argument
 pytest: venv
