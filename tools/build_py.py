@@ -5,7 +5,7 @@ wheel (make wheel, pip install .) gets q4pg/sql/: q4pg.control and every
 sql/q4pg--*.sql, the current version's built from sql/src/ when it is missing
 (tools/sqlbuild.py).  git holds no second copy: the files are copied at build
 time.  An editable install (pip install -e .) gets nothing here: q4pg reads
-the checkout's sql/ (q4pg/scripts.py).
+the checkout's sql/ (q4pg/install.py, scripts()).
 """
 
 import importlib.util
