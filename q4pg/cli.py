@@ -3,7 +3,7 @@
     q4pg [--dsn DSN] [--queue NAME] COMMAND ...
 
 A thin layer over q4pg.QueueManager, through its public API only.  Exit
-codes and messages are the contract of README.md ("The command line").
+codes and messages are the contract of docs/cli.md.
 """
 
 import argparse
@@ -25,7 +25,7 @@ from .db import check_dsn
 from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, InvalidMessage, Q4pgError,
                      one_line)
 
-# Exit codes (README.md, "The command line").
+# Exit codes (docs/cli.md).
 EXIT_OK = 0
 EXIT_NOTHING = 1      # no message, no such id, listen timed out, a lease lost, nothing replayed
 EXIT_USAGE = 2

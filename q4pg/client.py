@@ -5,7 +5,7 @@ The client holds no queue logic.  It calls the SQL functions of the extension
 as a *value* cast to regclass, and encodes and decodes the data.  Listening is
 listener.py's, keeping leases alive lease.py's.
 
-It keeps the original py-q4pg API (README.md, "The Python API"): other_sess,
+It keeps the original py-q4pg API (docs/python.md): other_sess,
 schedule, ignore_scheduled, excepted_times_to_ignore, drop_table, reset_table,
 listen(tag, timeout) handing out None.
 """

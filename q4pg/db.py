@@ -523,7 +523,7 @@ NOT_A_SESSION = (
     "of its own: it goes through a pooler in transaction or statement mode (PgBouncer's "
     "pool_mode = transaction), where LISTEN and q4pg_register_idle cannot work (the "
     "notifications would reach other clients). Give QueueManager a listen_dsn that reaches "
-    "PostgreSQL directly or through a session-mode pool (README: Deploying behind PgBouncer)")
+    "PostgreSQL directly or through a session-mode pool (docs/operations.md: Deploying behind PgBouncer)")
 SESSION_PROBE_TIMEOUT = 2.0  # seconds the pooler check waits for a second connection
 
 

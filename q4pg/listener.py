@@ -1,5 +1,5 @@
 """Listener: takes the messages of one tag as they arrive, following the
-listener protocol of README.md ("Notifications").
+listener protocol of docs/listeners.md.
 
 It sits between the client (client.py, which makes it and decodes what it
 takes) and the database layer (db.py), which it uses through Database,
