@@ -7,6 +7,9 @@ language, then optional flags (GitHub shows only the language):
     ```sql            runs (psql, against the page's database `app`)
     ```python         runs (exec, or doctest when it holds >>> lines)
     ```sh             runs (bash -e, with q4pg, psql and jq on PATH)
+    ```console        runs each `$ ` line with bash and checks what follows it
+                      against the output (`...` matches anything, as in doctest;
+                      a last line `[exit N]` when the command exits N, not 0)
     ```text           never runs: an output sample, a table's shape, a diagram
     ```LANG norun     never runs: a fragment, or a command that cannot run in a
                       test (make, pip, a remote host); any language
@@ -23,7 +26,7 @@ from typing import List, NamedTuple
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-RUNNABLE = ('sql', 'python', 'sh')
+RUNNABLE = ('sql', 'python', 'sh', 'console')
 NEVER_RUN = ('text',)
 FLAGS = ('norun', 'fresh', 'bare')
 

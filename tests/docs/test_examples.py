@@ -110,6 +110,22 @@ class Page:
     def run_sh(self, block):
         self._program(block, ['bash', '-e', '-o', 'pipefail', '-s'], block.code)
 
+    def run_console(self, block):
+        """Each `$ command` runs in bash; its output (stdout and stderr) must match
+        the lines after it, with doctest's ELLIPSIS; `[exit N]` ends a failing one's."""
+        checker = doctest.OutputChecker()
+        flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+        for command, want in console_steps(block.code):
+            try:
+                proc = subprocess.run(['bash', '-o', 'pipefail', '-c', command], env=self.env,
+                                      cwd=self.cwd, text=True, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pytest.fail('%s: `%s` still running after %d s' % (block.name, command, TIMEOUT))
+            got = proc.stdout + ('[exit %d]\n' % proc.returncode if proc.returncode else '')
+            assert checker.check_output(want, got, flags), (
+                '%s: `%s`\n--- expected:\n%s--- got:\n%s' % (block.name, command, want, got))
+
     def run_python(self, block):
         faulthandler.dump_traceback_later(TIMEOUT, exit=True)
         saved = {k: os.environ.get(k) for k in self.env}
@@ -136,6 +152,17 @@ class Page:
         result = runner.run(test, out=report.append, clear_globs=False)
         self.namespace.update(test.globs)       # DocTest ran on a copy: keep what it made
         assert result.failed == 0, ''.join(report)
+
+
+def console_steps(code):
+    """[(command, expected output)] of a console block: `$ ` starts a command."""
+    steps = []
+    for line in code.rstrip('\n').split('\n'):
+        if line.startswith('$ '):
+            steps.append([line[2:], ''])
+        elif steps:
+            steps[-1][1] += line + '\n'
+    return [tuple(step) for step in steps]
 
 
 @pytest.fixture(scope='module')
@@ -172,6 +199,8 @@ def test_examples_run(page, cluster, roles, tmp_path):
     ('python', "import q4pg\nq4pg.QueueManager(dsn='dbname=app', table_name='mq').count('x')\n"),
     ('python', ">>> 1 + 1\n3\n"),
     ('sh', "q4pg --queue no_such_queue count\necho never reached\n"),
+    ('console', "$ echo 1\n2\n"),
+    ('console', "$ false\n"),
 ])
 def test_an_example_that_fails_fails_its_page(language, code, cluster, roles, tmp_path):
     """The runner does not swallow a failure (so a passing page means its examples ran)."""
