@@ -5,7 +5,7 @@ The pages: README.md and docs/*.md.  A fenced block's info string is its
 language, then optional flags (GitHub shows only the language):
 
     ```sql            runs (psql, against the page's database `app`)
-    ```python         runs (exec, or doctest when it holds >>> lines)
+    ```python         runs (exec, top-level await allowed; doctest when it holds >>> lines)
     ```sh             runs (bash -e, with q4pg, psql and jq on PATH)
     ```console        runs each `$ ` line with bash and checks what follows it
                       against the output (`...` matches anything, as in doctest;

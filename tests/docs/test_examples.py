@@ -12,8 +12,11 @@ work: in Python send(), handle() (both record what they got), heartbeat()
 and done() (True); in shell, a command `resize`, also as ./resize (exits 0).
 """
 
+import ast
+import asyncio
 import doctest
 import faulthandler
+import inspect
 import os
 import subprocess
 import sys
@@ -134,7 +137,11 @@ class Page:
             if '>>> ' in block.code:
                 self._doctest(block)
             else:
-                exec(compile(block.code, block.name, 'exec'), self.namespace)
+                # top-level await runs too (an example of an asyncio client), in a new loop
+                code = compile(block.code, block.name, 'exec', flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                result = eval(code, self.namespace)
+                if code.co_flags & inspect.CO_COROUTINE:
+                    asyncio.run(result)
         finally:
             faulthandler.cancel_dump_traceback_later()
             for k, v in saved.items():
@@ -198,6 +205,7 @@ def test_examples_run(page, cluster, roles, tmp_path):
     ('sql', "SELECT q4pg_enqueue('no_such_queue', 'tag', '{}');\n"),
     ('python', "import q4pg\nq4pg.QueueManager(dsn='dbname=app', table_name='mq').count('x')\n"),
     ('python', ">>> 1 + 1\n3\n"),
+    ('python', "import asyncio\nawait asyncio.sleep(0)\nassert False, 'reached'\n"),
     ('sh', "q4pg --queue no_such_queue count\necho never reached\n"),
     ('console', "$ echo 1\n2\n"),
     ('console', "$ false\n"),
