@@ -84,6 +84,11 @@ class Collector:
         for kind in WARNINGS:
             warnings.add_metric([kind], sum(w['warning'] == kind for w in snapshot.warnings))
         yield warnings
+        counted = GaugeMetricFamily('q4pg_messages_counted_age_seconds', 'How old the '
+                                    'message counts are (counted at most every --count-every '
+                                    'seconds; the rest is read at each scrape).')
+        counted.add_metric([], snapshot.at - snapshot.counted_at)
+        yield counted
         duration = GaugeMetricFamily('q4pg_scrape_duration_seconds',
                                      'How long reading the metrics took.')
         duration.add_metric([], time.monotonic() - started)

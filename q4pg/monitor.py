@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import db
@@ -33,7 +34,7 @@ SELECT json_build_object(
         'total_bytes', m.total_bytes, 'live_rows', m.live_rows, 'dead_rows', m.dead_rows,
         'last_autovacuum', extract(epoch FROM m.last_autovacuum),
         'autovacuum_count', m.autovacuum_count)), '[]')
-        FROM q4pg_metrics(%s) AS m),
+        FROM q4pg_metrics(%s, %s) AS m),
     'horizon', (SELECT coalesce(json_agg(json_build_object(
         'holder', h.holder, 'pid', h.pid, 'name', h.name, 'state', h.state,
         'xmin_age', h.xmin_age, 'age', extract(epoch FROM h.age), 'detail', h.detail)), '[]')
@@ -46,6 +47,7 @@ SELECT json_build_object(
 """
 
 DEFAULT_OLDER_THAN = 60.0        # seconds: a transaction older than this is warned about
+DEFAULT_COUNT_EVERY = 15.0       # seconds: messages are counted (a scan) at most this often
 DEFAULT_XIDS = 100000000         # a replication slot's xmin older than this is warned about
 
 
@@ -53,35 +55,68 @@ class MissingPackage(Q4pgError):
     """An optional package a command needs is not installed."""
 
 
+COUNTS = ('due', 'scheduled', 'leased', 'dead', 'oldest_due_age', 'tag_count')
+
+
 class Snapshot:
     """What the database said at one moment: `at` (its clock, epoch seconds),
     `queues` (the per-queue rows of q4pg_metrics), `tags` (its per-tag rows),
     `horizon` (q4pg_horizon's rows) and `warnings` (q4pg_warnings'), each row
-    a dict by column name (intervals and timestamps in seconds)."""
+    a dict by column name (intervals and timestamps in seconds).  The message
+    counts (COUNTS, and the tags) were read at `counted_at`, maybe earlier."""
 
     def __init__(self, doc: Dict[str, Any]) -> None:
         self.at: float = float(doc['at'])
+        self.counted_at: float = self.at
         rows = doc['queues']
         self.queues: List[Dict[str, Any]] = [r for r in rows if r['tag'] is None]
         self.tags: List[Dict[str, Any]] = [r for r in rows if r['tag'] is not None]
         self.horizon: List[Dict[str, Any]] = doc['horizon']
         self.warnings: List[Dict[str, Any]] = doc['warnings']
 
+    def counts_from(self, counted: 'Snapshot') -> bool:
+        """Takes the message counts of an earlier snapshot; False (nothing
+        taken) when a queue here was not counted there."""
+        before = {r['queue']: r for r in counted.queues}
+        if any(r['queue'] not in before for r in self.queues):
+            return False
+        for row in self.queues:
+            row.update((key, before[row['queue']][key]) for key in COUNTS)
+        self.tags = counted.tags
+        self.counted_at = counted.counted_at
+        return True
+
 
 class Reader:
     """Reads snapshots of one database through a one-connection pool (which
-    finds q4pg's schema, and reconnects after the database came back)."""
+    finds q4pg's schema, and reconnects after the database came back).  The
+    messages are counted (a scan of each queue) at most every `count_every`
+    seconds; the snapshots between take the last counts."""
 
     def __init__(self, dsn: str, tags: int = 0, older_than: float = DEFAULT_OLDER_THAN,
-                 xids: int = DEFAULT_XIDS) -> None:
+                 xids: int = DEFAULT_XIDS, count_every: float = 0.0) -> None:
         self._db = db.Database(dsn, 1)
         self._args = (tags, older_than, xids)
+        self._count_every = count_every
+        self._counted: Optional[Snapshot] = None
+        self._counted_mono = 0.0
         self._lock = threading.Lock()      # the HTTP server may scrape from two threads
+
+    def _read(self, counts: bool) -> Snapshot:
+        tags, older_than, xids = self._args
+        text = self._db.run(SNAPSHOT, (tags, counts, older_than, xids))[0][0]
+        return Snapshot(json.loads(text))
 
     def read(self) -> Snapshot:
         with self._lock:
-            text = self._db.run(SNAPSHOT, self._args)[0][0]
-        return Snapshot(json.loads(text))
+            counted = self._counted
+            if counted is not None and time.monotonic() - self._counted_mono < self._count_every:
+                snapshot = self._read(counts=False)
+                if snapshot.counts_from(counted):
+                    return snapshot
+            snapshot = self._read(counts=True)
+            self._counted, self._counted_mono = snapshot, time.monotonic()
+            return snapshot
 
     def close(self) -> None:
         self._db.close()
@@ -128,7 +163,8 @@ def _need(module: str, extra: str, command: str) -> Any:
 
 
 def _reader(args: argparse.Namespace, dsn: Callable[[argparse.Namespace], str]) -> Reader:
-    return Reader(dsn(args), tags=args.tags, older_than=args.older_than, xids=args.xids)
+    return Reader(dsn(args), tags=args.tags, older_than=args.older_than, xids=args.xids,
+                  count_every=args.count_every)
 
 
 def cmd_metrics(args: argparse.Namespace, dsn: Callable[[argparse.Namespace], str]) -> int:
@@ -211,6 +247,10 @@ def _thresholds(sub: argparse.ArgumentParser) -> None:
                      default=DEFAULT_XIDS, metavar='N',
                      help='warn about a replication slot holding an xmin older than N '
                      'transactions (default: %d)' % DEFAULT_XIDS)
+    sub.add_argument('--count-every', type=_number(float, 'a number of seconds, 0 or more'),
+                     default=DEFAULT_COUNT_EVERY, metavar='S',
+                     help='count the messages (a scan of each queue) at most every S seconds; '
+                     'the rest is read anew each time (default: %g)' % DEFAULT_COUNT_EVERY)
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser],
@@ -223,8 +263,9 @@ def add_commands(command: Callable[..., argparse.ArgumentParser],
                   '(what holds back the xmin horizon, consumers holding a transaction open),\n'
                   "in Prometheus's text format: for node_exporter's textfile collector, or\n"
                   'cron.  --listen HOST:PORT serves them at http://HOST:PORT/metrics instead,\n'
-                  'read anew at each scrape, until SIGINT or SIGTERM.  Needs prometheus_client\n'
-                  "(pip install 'q4pg[metrics]').  README: docs/monitoring.md.")
+                  'read anew at each scrape (the message counts at most every --count-every\n'
+                  'seconds), until SIGINT or SIGTERM.  Needs prometheus_client\n'
+                  "(pip install 'q4pg[metrics]').  More: docs/monitoring.md.")
     sub.add_argument('--listen', type=_host_port, metavar='HOST:PORT',
                      help='serve the metrics over HTTP (127.0.0.1:9187)')
     _thresholds(sub)

@@ -48,9 +48,9 @@ def _size(n: Optional[int]) -> str:
 def render(snapshot: Snapshot, previous: Optional[Snapshot], interval: float) -> Group:
     """The view of `snapshot` (rates against `previous`, None at first)."""
     per_second = rates(previous, snapshot)
-    title = Text('q4pg top  %s  (every %gs; q quits)'
-                 % (time.strftime('%H:%M:%S', time.localtime(snapshot.at)), interval),
-                 style='bold')
+    title = Text('q4pg top  %s  (every %gs, messages counted %s ago; q quits)'
+                 % (time.strftime('%H:%M:%S', time.localtime(snapshot.at)), interval,
+                    _age(snapshot.at - snapshot.counted_at)), style='bold')
     queues = Table(title='queues', title_justify='left', expand=False)
     for header in ('queue', 'due', 'scheduled', 'leased', 'dead', 'oldest due', 'in/s',
                    'out/s', 'listeners', 'consumers', 'size', 'dead rows', 'autovacuum'):

@@ -27,7 +27,10 @@ END;
 -- then by tag) with the counts of that tag only (the storage columns null).
 --   due, scheduled, leased, dead, oldest_due_age: as q4pg_stats() counts them
 --     (its one scan of each queue: the only part whose cost grows with the
---     messages); tags: how many tags have messages;
+--     messages); tag_count: how many tags have messages.  With counts =>
+--     false these are null, no queue is scanned and no tag row comes: what
+--     is left costs the same whatever the messages (a monitor that scrapes
+--     often counts less often);
 --   inserted_total, deleted_total, updated_total: rows inserted (enqueues,
 --     and messages given back by q4pg_fail), deleted (dequeues, acks,
 --     cancels, purges) and updated (leases, nacks, retries) since the
@@ -40,7 +43,7 @@ END;
 --     the statistics' row estimates, the oldest of the leaves' last
 --     autovacuum (null: never since the statistics were reset), how many ran.
 -- Raises 22023 for a negative or null tags.
-CREATE FUNCTION @extschema@.q4pg_metrics(tags integer DEFAULT 0)
+CREATE FUNCTION @extschema@.q4pg_metrics(tags integer DEFAULT 0, counts boolean DEFAULT true)
 RETURNS TABLE (queue regclass, tag text, due bigint, scheduled bigint, leased bigint,
                dead bigint, oldest_due_age interval, tag_count bigint, inserted_total bigint,
                deleted_total bigint, updated_total bigint, idle_listeners bigint,
@@ -52,7 +55,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_tags integer := tags;
+    v_tags   integer := tags;
+    v_counts boolean := coalesce(counts, true);
 BEGIN
     IF v_tags IS NULL OR v_tags < 0 THEN
         RAISE EXCEPTION 'q4pg: tags must be 0 or more, not %', coalesce(v_tags::text, 'null')
@@ -60,12 +64,15 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH s AS MATERIALIZED (
-        SELECT * FROM @extschema@.q4pg_stats()
+        SELECT * FROM @extschema@.q4pg_stats() WHERE v_counts
     ), per_queue AS (
-        SELECT s.queue, sum(s.waiting)::bigint AS due, sum(s.scheduled)::bigint AS scheduled,
+        SELECT q.queue, sum(s.waiting)::bigint AS due, sum(s.scheduled)::bigint AS scheduled,
                sum(s.leased)::bigint AS leased, sum(s.dead)::bigint AS dead,
-               max(s.oldest_age) AS oldest_due_age, count(s.tag) AS tag_count
-          FROM s GROUP BY s.queue
+               max(s.oldest_age) AS oldest_due_age,
+               CASE WHEN v_counts THEN count(s.tag) END AS tag_count
+          FROM @extschema@.q4pg_queues() AS q
+          LEFT JOIN s ON s.queue = q.queue
+         GROUP BY q.queue
     ), storage AS (
         SELECT p.queue, sum(pg_total_relation_size(l.leaf))::bigint AS total_bytes,
                sum(t.n_tup_ins)::bigint AS ins, sum(t.n_tup_del)::bigint AS del,

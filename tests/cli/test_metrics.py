@@ -177,18 +177,46 @@ def test_a_plain_role_is_told_what_it_cannot_see(q4pg, psql, sessions, dbname):
 
 def test_listen_serves_the_metrics_and_stops_on_sigterm(spawn, mq, psql):
     psql("SELECT q4pg_enqueue('mq', 'a', '1')")
-    proc = spawn('metrics', '--listen', '127.0.0.1:0')
+    proc = spawn('metrics', '--listen', '127.0.0.1:0', '--count-every', '0')
     line = readline(proc.stdout, 30).decode()
     url = re.match(r'serving (http://127\.0\.0\.1:\d+/metrics)$', line.strip()).group(1)
     for due in (1, 2, 3):                   # read anew at each scrape
-        with urllib.request.urlopen(url, timeout=30) as response:
-            samples, _ = parse(response.read().decode())
+        samples = fetch(url)
         assert value(samples, 'q4pg_up') == 1
         assert value(samples, 'q4pg_messages', queue='mq', state='due') == due
+        assert value(samples, 'q4pg_messages_counted_age_seconds') == 0
         psql("SELECT q4pg_enqueue('mq', 'a', '1')")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert proc.stderr.read() == b''
+
+
+def test_listen_counts_at_most_every_count_every_seconds(spawn, mq, psql, sessions):
+    psql("SELECT q4pg_enqueue('mq', 'a', '1')")
+    proc = spawn('metrics', '--listen', '127.0.0.1:0', '--count-every', '3600',
+                 '--older-than', '0')
+    url = readline(proc.stdout, 30).decode().split()[1]
+    assert value(fetch(url), 'q4pg_messages', queue='mq', state='due') == 1
+    psql("SELECT q4pg_enqueue('mq', 'a', '1')")
+    pinner = sessions('pinner', isolation='REPEATABLE READ')
+    pinner.cursor().execute('SELECT 1')
+    samples = fetch(url)
+    assert value(samples, 'q4pg_messages', queue='mq', state='due') == 1     # counted before
+    assert value(samples, 'q4pg_messages_counted_age_seconds') > 0
+    assert value(samples, 'q4pg_warnings', warning='horizon') == 1           # read now
+    # a new queue is counted at once
+    psql("SELECT q4pg_create_queue('mq2')")
+    psql("SELECT q4pg_enqueue('mq2', 'a', '1')")
+    samples = fetch(url)
+    assert value(samples, 'q4pg_messages', queue='mq2', state='due') == 1
+    assert value(samples, 'q4pg_messages', queue='mq', state='due') == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return parse(response.read().decode())[0]
 
 
 def test_listen_reports_a_database_away_as_down(spawn, env, cluster):
@@ -196,8 +224,7 @@ def test_listen_reports_a_database_away_as_down(spawn, env, cluster):
     env['PGPORT'] = str(_free_port())       # nothing listens there
     proc = spawn('metrics', '--listen', '127.0.0.1:0')
     url = readline(proc.stdout, 30).decode().split()[1]
-    with urllib.request.urlopen(url, timeout=30) as response:
-        samples, _ = parse(response.read().decode())
+    samples = fetch(url)
     assert value(samples, 'q4pg_up') == 0
     assert not [k for k in samples if k[0] == 'q4pg_messages']
     proc.send_signal(signal.SIGINT)

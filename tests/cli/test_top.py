@@ -103,7 +103,7 @@ def terminal(env):
 def test_live_view_refreshes_and_quits_cleanly(terminal, psql, quit_key):
     psql("SELECT q4pg_create_queue('mq', max_attempts => 1)")
     psql("SELECT q4pg_enqueue('mq', 'a', '1') FROM generate_series(1, 3)")
-    t = terminal('top', '--interval', '0.3')
+    t = terminal('top', '--interval', '0.3', '--count-every', '0')
     t.read_until(b'q4pg top')
     t.read_until(b'no warnings')
     # a dead letter made between two refreshes is warned about

@@ -26,6 +26,10 @@ SELECT queue, tag, due, scheduled, leased, dead, oldest_due_age IS NOT NULL AS h
 SELECT queue, tag, due, scheduled, leased, dead, total_bytes IS NULL AS no_storage
   FROM q4pg_metrics(2);
 SELECT count(*) AS all_tags FROM q4pg_metrics(100) WHERE tag IS NOT NULL;
+-- without the counts: no scan, no tag rows, the rest as before
+SELECT queue, tag, due, scheduled, leased, dead, oldest_due_age, tag_count, consumers,
+       total_bytes > 0 AS has_size
+  FROM q4pg_metrics(100, counts => false);
 
 -- bad arguments: 22023, naming the argument
 SELECT * FROM q4pg_metrics(-1);
