@@ -19,7 +19,7 @@ import sys
 import uuid
 from typing import List, Optional
 
-from . import install
+from . import install, monitor
 from .client import QueueManager
 from .db import check_dsn
 from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, InvalidMessage, Q4pgError,
@@ -880,6 +880,8 @@ def build_parser():
                   'adopt them again.')
     sub.add_argument('--cascade', action='store_true',
                      help='also when queues exist: they become plain tables, messages kept')
+
+    monitor.add_commands(command, _dsn)   # metrics, top (q4pg/monitor.py)
 
     width = max(len(name) for name, _ in summaries)
     parser.description = '%s\n\ncommands:\n%s' % (DESCRIPTION, '\n'.join(

@@ -214,7 +214,8 @@ VALID = {'queue': 'inj.q', 'tag': 't', 'data': '{"a": 1}', 'data_type': 'json',
          'run_at': None, 'token': '00000000-0000-0000-0000-000000000000', 'error': 'e',
          'retry_in': '1 second', 'max_attempts': 3, 'lease': '1 second',
          'include_scheduled': True, 'ids': None, 'older_than': '1 hour', 'p_max_attempts': 3,
-         'p_key': 1}
+         'p_key': 1, 'tags': 5, 'xids': 1000,
+         'counts': True}
 HOSTILE_TYPES = ('text', 'name', 'regclass', 'text[]')
 
 
