@@ -2,8 +2,10 @@
 
 The client holds no queue logic.  It calls the SQL functions of the extension
 (sql/q4pg--<version>.sql) through the database layer (db.py), passes the queue
-as a *value* cast to regclass, and encodes and decodes the data.  Listening is
-listener.py's, keeping leases alive lease.py's.
+as a *value* cast to regclass.  What is shared with the asyncio client
+(aio.py) is core.py's: the message types, encoding and decoding, argument
+checks, the lifecycle of a held message.  Listening is listener.py's, keeping
+leases alive lease.py's.
 
 It keeps the original py-q4pg API (README.md, "The Python API"): other_sess,
 schedule, ignore_scheduled, excepted_times_to_ignore, drop_table, reset_table,
@@ -12,96 +14,22 @@ listen(tag, timeout) handing out None.
 
 import contextlib
 import datetime
-import json
 import logging
-import math
-from typing import Any, ContextManager, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, ContextManager, Iterable, Iterator, List, Optional, Tuple
 
-from . import arguments, db, hints, v10
-from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, LeaseLost, Q4pgError,
+from . import core, db, hints, v10
+from .core import LeasedMessage, Message, error_text
+from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, Q4pgError,
                      UndecodableMessage)
 from .held import Held
 from .lease import Heartbeat
-from .listener import Listener, error_text, record_failures
+from .listener import Listener, record_failures
 
 __all__ = ['QueueManager', 'Message', 'LeasedMessage', 'DATA_TYPES']
 
 log = logging.getLogger('q4pg')
 
-DATA_TYPES = ('json', 'jsonb', 'text')
-
-_JSON_SPACE = ' \t\n\r'
-
-
-class Message(NamedTuple):
-    """A dequeued message: `data` decoded (the stored text with raw=True), `raw` the
-    text stored in the queue."""
-    id: int
-    tag: str
-    data: Any
-    created_at: datetime.datetime
-    raw: str
-
-
-class LeasedMessage(NamedTuple):
-    """A leased message: a Message's fields, then the failures counted so far
-    (`attempts`, this lease included), the last one's text (`last_error`), and
-    the lease (`lease_token`, a UUID as text; `lease_until`, when it ends)."""
-    id: int
-    tag: str
-    data: Any
-    created_at: datetime.datetime
-    raw: str
-    attempts: int
-    last_error: Optional[str]
-    lease_token: str
-    lease_until: datetime.datetime
-
-
-def _sql_name_parts(name: str) -> Optional[int]:
-    """How many parts SQL reads in `name`; None when it is no SQL name."""
-    parts = arguments.sql_name(name)
-    return None if parts is None else len(parts)
-
-
-_check_name = arguments.check_name
-
-
-def _whole(what: str, value: Any, least: int) -> None:
-    """Refuses a `value` that is no int of at least `least`."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidArgument('q4pg: %s must be an int, not %r' % (what, value))
-    if value < least:
-        raise InvalidArgument('q4pg: %s must be at least %d, not %d' % (what, least, value))
-
-
-def _seconds(what: str, value: Any, positive: bool) -> None:
-    """Refuses a `value` that is no finite number of seconds, zero or more (more than zero
-    when `positive`)."""
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
-        raise InvalidArgument('q4pg: %s must be a number of seconds, %s, not %r'
-                              % (what, 'more than 0' if positive else '0 or more', value))
-
-
-def _interval(what: str, value: Any, positive: bool = True) -> datetime.timedelta:
-    """A number of seconds (or a timedelta) as a timedelta, checked."""
-    if isinstance(value, datetime.timedelta):
-        value = value.total_seconds()
-    _seconds(what, value, positive)
-    return datetime.timedelta(seconds=value)
-
-
-def _schedule(schedule: Any) -> Tuple[Optional[datetime.datetime], Optional[datetime.timedelta]]:
-    """`schedule` as (run_at, delay): a datetime is a due time (a naive one is read in
-    the server session's time zone), a timedelta or a number of seconds a delay
-    from now (the server's clock)."""
-    if isinstance(schedule, datetime.datetime):
-        return schedule, None
-    if isinstance(schedule, datetime.date):
-        raise InvalidArgument('q4pg: schedule must be a datetime, a timedelta or seconds, not a '
-                              'date (%r)' % (schedule,))
-    return None, _interval('schedule', schedule, positive=False)
+DATA_TYPES = core.DATA_TYPES
 
 
 def _session_like(value: Any) -> bool:
@@ -109,25 +37,6 @@ def _session_like(value: Any) -> bool:
     cursor, an SQLAlchemy Session or Connection) rather than a number."""
     return any(callable(getattr(value, name, None))
                for name in ('cursor', 'execute', 'exec_driver_sql'))
-
-
-def _other(other_sess: Any, conn: Any) -> Any:
-    """The caller's session, given as other_sess (the original API's name) or conn."""
-    if other_sess is not None and conn is not None and other_sess is not conn:
-        raise InvalidArgument('q4pg: give other_sess or conn, not both')
-    return other_sess if other_sess is not None else conn
-
-
-def _at(error: InvalidMessage, index: Optional[int]) -> InvalidMessage:
-    """`error` about item `index` of a batch."""
-    if index is None:
-        return error
-    text = str(error)
-    text = text[len('q4pg: '):] if text.startswith('q4pg: ') else text
-    located = InvalidMessage('q4pg: item %d: %s' % (index, text), pgcode=error.pgcode,
-                             pgerror=error.pgerror)
-    located.index = index
-    return located
 
 
 class QueueManager:
@@ -149,23 +58,9 @@ class QueueManager:
                  data_length: int = 1023, excepted_times_to_ignore: int = 0, *,
                  schema: Optional[str] = None, max_connections: int = 10,
                  poll_interval: float = 5.0, listen_dsn: Optional[str] = None) -> None:
-        if not isinstance(data_type, str) or data_type.lower() not in DATA_TYPES:
-            raise InvalidArgument('q4pg: data_type %r is not supported (use json, jsonb or '
-                                  'text)' % (data_type,))
-        if schema is not None:
-            _check_name('schema', schema, 1)
-            if isinstance(table_name, str) and _sql_name_parts(table_name) == 2:
-                raise InvalidArgument('q4pg: table_name %r names its schema already: leave '
-                                      'out schema=%r' % (table_name, schema))
-        _check_name('table_name', table_name, 2)
-        arguments.check_int('data_length', data_length, 1)
-        arguments.check_int('excepted_times_to_ignore', excepted_times_to_ignore, 0)
-        arguments.check_int('max_connections', max_connections, 1)
-        _seconds('poll_interval', poll_interval, positive=True)
-        if not isinstance(dsn, str):
-            raise InvalidArgument('q4pg: dsn must be a str, not %r' % (dsn,))
-        if listen_dsn is not None and not isinstance(listen_dsn, str):
-            raise InvalidArgument('q4pg: listen_dsn must be a str or None, not %r' % (listen_dsn,))
+        queue = core.check_manager(dsn, table_name, data_type, data_length,
+                                   excepted_times_to_ignore, schema, max_connections,
+                                   poll_interval, listen_dsn)
         # InvalidDsn for a bad dsn or listen_dsn
         self._db = db.Database(dsn, max_connections, listen_dsn=listen_dsn)
         self.dsn, self.listen_dsn = dsn, listen_dsn
@@ -174,7 +69,7 @@ class QueueManager:
         self.excepted_times_to_ignore = excepted_times_to_ignore
         self.poll_interval = poll_interval
         # The queue as an SQL name: the value the server reads as regclass.
-        self._queue = table_name if schema is None else '%s.%s' % (schema, table_name)
+        self._queue = queue
         # Which q4pg the database has: on 1.0, calls go the 1.0 way (v10.py)
         self._server = v10.Server(self._db, self._queue)
 
@@ -252,67 +147,20 @@ class QueueManager:
 
     def _encode(self, data: Any, raw: bool) -> str:
         """The text to store for `data`."""
-        null = InvalidMessage('q4pg: data must not be null (None): a consumer would get None, '
-                              'as from an empty queue')
-        if raw or self.data_type == 'text':
-            if not isinstance(data, str):
-                raise InvalidMessage('q4pg: data must be a str (%s), not %s'
-                                     % ('raw=True' if raw else 'text queue', type(data).__name__))
-            if self.data_type != 'text' and data.strip(_JSON_SPACE) == 'null':
-                raise null
-            return data
-        if data is None:
-            raise null
-        try:
-            return json.dumps(data, separators=(',', ':'), ensure_ascii=False, allow_nan=False)
-        except ValueError as e:
-            if 'Out of range float' in str(e):
-                raise InvalidMessage('q4pg: data holds NaN or Infinity, which JSON cannot '
-                                     'represent') from e
-            raise InvalidMessage('q4pg: data is not JSON-serializable: %s' % e) from e
-        except (TypeError, RecursionError) as e:
-            raise InvalidMessage('q4pg: data is not JSON-serializable: %s' % e) from e
+        return core.encode(self.data_type, data, raw)
 
     def decode(self, text: str) -> Any:
         """Stored text as a dequeue gives it: the JSON value on json/jsonb queues,
         else the text; UndecodableMessage (with `raw`) when Python cannot read it."""
-        return self._decode(text, None, None)
-
-    def _decode(self, text: str, id: Optional[int], tag: Optional[str]) -> Any:
-        if self.data_type == 'text':
-            return text
-        cause: Optional[BaseException] = None
-        try:
-            value = json.loads(text)
-            if value is not None:
-                return value
-            # stored before q4pg 1.1 refused it: None would look like no message
-            reason = ('it is the JSON null, which a consumer could not tell from an empty '
-                      'queue (q4pg 1.0 accepted it)')
-        except RecursionError as e:
-            reason = 'its JSON is nested deeper than Python reads'
-            cause = e
-        except ValueError as e:
-            reason = 'it is not JSON (is data_type %r right for this queue?): %s' % (
-                self.data_type, e)
-            cause = e
-        if id is None:
-            message = 'q4pg: stored data cannot be decoded: %s' % reason
-        else:
-            message = ('q4pg: message %d (tag %r) cannot be decoded: %s; it stays in the queue, '
-                       'counted as a failure: take it with raw=True, or cancel(%d)'
-                       % (id, tag, reason, id))
-        raise UndecodableMessage(message, id=id, tag=tag, raw=text) from cause
+        return core.decode(self.data_type, text)
 
     def _message(self, row: db.Row, raw: bool) -> Message:
         """A taken row (id, tag, data, created_at, ...) as a Message; data decoded unless `raw`."""
-        id_, tag, text, created_at = row[:4]
-        return Message(id_, tag, text if raw else self._decode(text, id_, tag), created_at, text)
+        return core.message(self.data_type, row, raw)
 
     def _leased_message(self, row: db.Row, raw: bool) -> LeasedMessage:
         """A q4pg_lease row as a LeasedMessage; data decoded unless `raw`."""
-        message = self._message(row, raw)
-        return LeasedMessage(*message, *row[4:8])
+        return core.leased(self.data_type, row, raw)
 
     def _take(self, tag: str, n: int) -> Tuple[str, Tuple[Any, ...]]:
         """(query, args) that gets up to `n` due messages of `tag` for a
@@ -419,7 +267,7 @@ class QueueManager:
         letter (None: no limit, or the existing queue's setting).
         """
         if max_attempts is not None:
-            _whole('max_attempts', max_attempts, 1)
+            core.check_whole('max_attempts', max_attempts, 1)
         try:
             if max_attempts is None:
                 self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
@@ -450,7 +298,7 @@ class QueueManager:
         """Sets the queue's max_attempts (None: no limit); messages already at or over
         it become dead letters at once."""
         if max_attempts is not None:
-            _whole('max_attempts', max_attempts, 1)
+            core.check_whole('max_attempts', max_attempts, 1)
         self._run(db.SET_MAX_ATTEMPTS, (max_attempts,))
 
     # -- producing ----------------------------------------------------------------
@@ -467,11 +315,11 @@ class QueueManager:
         `raw=True`, `data` is the text to store, sent verbatim.  None (JSON
         null) is refused: a consumer could not tell it from an empty queue.
         """
-        session = _other(other_sess, conn)
+        session = core.other(other_sess, conn)
         text = self._encode(data, raw)
         if schedule is None:
             return int(self._run(db.ENQUEUE, (tag, text), session, False)[0][0])
-        run_at, delay = _schedule(schedule)
+        run_at, delay = core.schedule(schedule)
         return int(self._run(db.ENQUEUE_AT, (tag, text, run_at, delay), session, False)[0][0])
 
     def enqueue_many(self, tag: str, iterable: Iterable[Any], other_sess: Any = None,
@@ -483,14 +331,14 @@ class QueueManager:
         InvalidMessage whose `index` says which (not in the caller's session,
         whose transaction the error aborted).
         """
-        session = _other(other_sess, conn)
-        when = None if schedule is None else _schedule(schedule)
+        session = core.other(other_sess, conn)
+        when = None if schedule is None else core.schedule(schedule)
         texts = []
         for index, data in enumerate(iterable):
             try:
                 texts.append(self._encode(data, raw))
             except InvalidMessage as e:
-                raise _at(e, index) from e.__cause__
+                raise core.at(e, index) from e.__cause__
         try:
             if when is None:
                 rows = self._run(db.ENQUEUE_MANY, (tag, texts), session, False)
@@ -499,7 +347,7 @@ class QueueManager:
         except InvalidMessage as e:
             if session is not None or not texts:
                 raise
-            raise _at(e, self._refused_item(tag, texts)) from e
+            raise core.at(e, self._refused_item(tag, texts)) from e
         return [row[0] for row in rows]
 
     # -- consuming ----------------------------------------------------------------
@@ -528,7 +376,7 @@ class QueueManager:
                      raw: bool = False) -> ContextManager[List[Message]]:
         """Context manager: up to `limit` due Messages of `tag`, in order (maybe none);
         an exception counts a failure against each."""
-        _whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
+        core.check_whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
         return Held(self, tag, limit, raw, other_sess, 'many')
 
     @contextlib.contextmanager
@@ -579,7 +427,7 @@ class QueueManager:
         the block normally raises LeaseLost.  A message the client cannot
         decode is given back and raises UndecodableMessage.
         """
-        lease = _interval('seconds', seconds)
+        lease = core.interval('seconds', seconds)
         rows = self._run(db.LEASE, (tag, 1, lease), idempotent=False)
         if not rows:
             yield None
@@ -595,10 +443,7 @@ class QueueManager:
             raise
         heartbeat.close()
         if not self.ack(message.id, message.lease_token):
-            raise LeaseLost('q4pg: the lease of message %d (tag %r) was lost before its work '
-                            'ended: another consumer leased it since, so it may be processed '
-                            'twice (make the lease longer than a stall can be)'
-                            % (message.id, message.tag), id=message.id)
+            raise core.lease_lost(message)
 
     def _leased_now(self, rows: List[db.Row], raw: bool) -> List[LeasedMessage]:
         """Rows just leased as LeasedMessages; when one cannot be decoded, all are
@@ -621,23 +466,21 @@ class QueueManager:
                         'will run out: %s', message.id, self._queue, e)
             return
         if outcome is None:
-            log.warning('q4pg: the lease of message %d of queue %s was lost before its work '
-                        'failed: another consumer leased it since', message.id, self._queue)
+            core.said_lease_lost(self._queue, message.id, ended=False)
         elif outcome == 'dead':
-            log.warning('q4pg: message %d of queue %s failed once too often and is now a dead '
-                        'letter (last error: %s)', message.id, self._queue, error)
+            core.said_dead(self._queue, message.id, error)
 
     def take_leases(self, tag: str, limit: int = 1, seconds: float = 30, *,
                     raw: bool = False) -> List[LeasedMessage]:
         """Leases up to `limit` due messages of `tag` for `seconds`, with no heartbeat:
         finish each with ack(), nack() or extend() (what the command line does)."""
-        _whole('limit', limit, 0)
-        lease = _interval('seconds', seconds)
+        core.check_whole('limit', limit, 0)
+        lease = core.interval('seconds', seconds)
         return self._leased_now(self._run(db.LEASE, (tag, limit, lease), idempotent=False), raw)
 
     def ack(self, id: int, token: str) -> bool:
         """Acknowledges a leased message (removes it); False when the lease was lost."""
-        _whole('id', id, -2 ** 63)
+        core.check_whole('id', id, core.ID_LEAST)
         return bool(self._run(db.ACK, (id, str(token)), idempotent=False)[0][0])
 
     def nack(self, id: int, token: str, *, retry_in: Any = None,
@@ -645,15 +488,15 @@ class QueueManager:
         """Gives a leased message back, due again after `retry_in` (seconds or a
         timedelta; None: now), `error` recorded: 'retry', 'dead' (it reached
         max_attempts), or None when the lease was lost."""
-        _whole('id', id, -2 ** 63)
-        delay = None if retry_in is None else _interval('retry_in', retry_in, positive=False)
+        core.check_whole('id', id, core.ID_LEAST)
+        delay = None if retry_in is None else core.interval('retry_in', retry_in, positive=False)
         return self._run(db.NACK, (id, str(token), delay, error), idempotent=False)[0][0]
 
     def extend(self, id: int, token: str, seconds: float) -> Optional[datetime.datetime]:
         """Extends a lease to `seconds` from now; the new end, or None when the lease
         was lost."""
-        _whole('id', id, -2 ** 63)
-        return self._run(db.EXTEND, (id, str(token), _interval('seconds', seconds)))[0][0]
+        core.check_whole('id', id, core.ID_LEAST)
+        return self._run(db.EXTEND, (id, str(token), core.interval('seconds', seconds)))[0][0]
 
     def next_due(self, tag: str) -> Optional[datetime.datetime]:
         """When the next message of `tag` not due yet (scheduled, or under a lease)
@@ -685,7 +528,7 @@ class QueueManager:
             if args:
                 ignore_scheduled = args[0]
         if limit is not None:
-            _whole('limit', limit, -2 ** 31)
+            core.check_whole('limit', limit, -2 ** 31)
         rows = self._run(db.LIST_DUE, (tag, limit, not ignore_scheduled), other_sess)
         return [tuple(row) if full else tuple(row[:4]) for row in rows]
 
@@ -698,7 +541,7 @@ class QueueManager:
     def cancel(self, id: int, other_sess: Any = None) -> bool:
         """Removes a message (waiting, scheduled or dead); False when there is none,
         a consumer holds it or a live lease has it."""
-        _whole('id', id, -2 ** 63)
+        core.check_whole('id', id, core.ID_LEAST)
         return bool(self._run(db.CANCEL, (id,), other_sess, idempotent=False)[0][0])
 
     def dead_letters(self, tag: Optional[str] = None, limit: Optional[int] = None
@@ -707,7 +550,7 @@ class QueueManager:
         """[(id, tag, data_text, created_at, attempts, last_error, dead_at), ...]:
         the messages set aside after too many failures."""
         if limit is not None:
-            _whole('limit', limit, -2 ** 31)
+            core.check_whole('limit', limit, -2 ** 31)
         return [tuple(row) for row in self._run(db.DEAD_LETTERS, (tag, limit))]
 
     def replay(self, ids: Optional[Iterable[int]] = None, tag: Optional[str] = None) -> int:
@@ -716,13 +559,13 @@ class QueueManager:
         if ids is not None:
             ids = list(ids)
             for id_ in ids:
-                _whole('id', id_, -2 ** 63)
+                core.check_whole('id', id_, core.ID_LEAST)
         return int(self._run(db.REPLAY, (ids, tag), idempotent=False)[0][0])
 
     def purge_dead(self, tag: Optional[str] = None, older_than: Any = None) -> int:
         """Deletes dead letters (of `tag`; set aside more than `older_than` seconds
         or a timedelta ago); how many."""
-        age = None if older_than is None else _interval('older_than', older_than,
+        age = None if older_than is None else core.interval('older_than', older_than,
                                                         positive=False)
         return int(self._run(db.PURGE_DEAD, (tag, age), idempotent=False)[0][0])
 
@@ -773,7 +616,7 @@ class QueueManager:
         counted (listener() tells them apart).  A message the client cannot
         decode counts a failure and raises UndecodableMessage.
         """
-        self._check_listen(timeout, stop_after_idle, limit, lease)
+        core.check_listen(timeout, stop_after_idle, limit, lease)
         return self._listen(tag, timeout, stop_after_idle, limit, full, raw, lease)
 
     def _listen(self, tag: str, timeout: Optional[float], stop_after_idle: Optional[float],
@@ -792,18 +635,6 @@ class QueueManager:
         finally:
             listener.close(ack=False, count=False)
 
-    @staticmethod
-    def _check_listen(timeout: Optional[float], stop_after_idle: Optional[float],
-                      limit: Optional[int], lease: Optional[float]) -> None:
-        if timeout is not None:
-            _seconds('timeout', timeout, positive=True)
-        if stop_after_idle is not None:
-            _seconds('stop_after_idle', stop_after_idle, positive=False)
-        if limit is not None:
-            _whole('limit', limit, 0)
-        if lease is not None:
-            _seconds('lease', lease, positive=True)
-
     def listener(self, tag: str, timeout: Optional[float] = None, *,
                  stop_after_idle: Optional[float] = None, limit: Optional[int] = None,
                  full: bool = False, raw: bool = False,
@@ -811,7 +642,7 @@ class QueueManager:
         """Like listen(), as a context manager: leaving the block normally (break
         included) removes the current item; leaving it by an exception gives it
         back with a failure counted (KeyboardInterrupt, SystemExit: uncounted)."""
-        self._check_listen(timeout, stop_after_idle, limit, lease)
+        core.check_listen(timeout, stop_after_idle, limit, lease)
 
         def item(row: db.Row) -> Any:
             if lease is not None:

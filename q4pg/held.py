@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ContextManager, List, Optional
 
 from . import db
 from .errors import ExtensionNotInstalled, UndecodableMessage
-from .listener import error_text
+from .core import Ending, ending, error_text
 
 if TYPE_CHECKING:
     from .client import Message, QueueManager
@@ -80,9 +80,10 @@ class Held:
         transaction, self._transaction = self._transaction, None
         if transaction is None:
             return False
-        if exc_type is None:
+        end = ending(exc_type)
+        if end is Ending.DONE:
             transaction.commit(*self._manager._done(self._n, self._messages))
-        elif issubclass(exc_type, Exception):
+        elif end is Ending.FAIL:
             if self._messages:
                 self._manager._count_failure(transaction.run, [msg.id for msg in self._messages],
                                              error_text(exc))

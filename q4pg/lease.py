@@ -4,7 +4,7 @@ A lease (q4pg_lease) holds a message for a while without a transaction; the
 consumer extends it while it works.  The heartbeat does that from a thread of
 its own, on a connection of its own (never a pooled one: the pool may be
 exhausted by the very thread that waits for the work), every third of the
-lease.  A refused extension means another consumer has leased the message
+lease (core.heartbeat_interval).  A refused extension means another consumer has leased the message
 since (or it was cancelled or set aside): the heartbeat says so at WARNING on
 the q4pg logger and remembers it; whoever ends the lease decides what to do.
 
@@ -18,6 +18,7 @@ import threading
 from typing import List, Optional, Set, Tuple
 
 from . import db
+from .core import heartbeat_interval
 from .errors import Q4pgError
 
 __all__ = ['Heartbeat']
@@ -69,7 +70,7 @@ class Heartbeat:
     def _beat(self, leases: List[Tuple[int, str]], seconds: float,
               stop: threading.Event) -> None:
         lease = datetime.timedelta(seconds=seconds)
-        interval = seconds / 3.0
+        interval = heartbeat_interval(seconds)
         while not stop.wait(interval):
             live = [(i, t) for i, t in leases if i not in self._lost]
             if not live:
