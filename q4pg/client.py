@@ -12,18 +12,16 @@ schedule, ignore_scheduled, excepted_times_to_ignore, drop_table, reset_table,
 listen(tag, timeout) handing out None.
 """
 
-import contextlib
 import datetime
 import logging
 from typing import Any, ContextManager, Iterable, Iterator, List, Optional, Tuple
 
 from . import core, db, hints, v10
-from .core import LeasedMessage, Message, error_text
-from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, Q4pgError,
-                     UndecodableMessage)
+from .core import LeasedMessage, Message
+from .errors import ExtensionNotInstalled, InvalidArgument, InvalidMessage, Q4pgError
 from .held import Held
-from .lease import Heartbeat
-from .listener import Listener, record_failures
+from .lease import leased_now, leasing
+from .listener import Listener
 
 __all__ = ['QueueManager', 'Message', 'LeasedMessage', 'DATA_TYPES']
 
@@ -161,80 +159,6 @@ class QueueManager:
     def _leased_message(self, row: db.Row, raw: bool) -> LeasedMessage:
         """A q4pg_lease row as a LeasedMessage; data decoded unless `raw`."""
         return core.leased(self.data_type, row, raw)
-
-    def _take(self, tag: str, n: int) -> Tuple[str, Tuple[Any, ...]]:
-        """(query, args) that gets up to `n` due messages of `tag` for a
-        transaction: one is removed (q4pg_dequeue: the success path's only
-        call), a batch taken (q4pg_take; _done removes it)."""
-        if n == 1:
-            return db.DEQUEUE, (self._queue, tag)
-        return db.TAKE, (self._queue, tag, n)
-
-    def _done(self, n: int, messages: List[Message]) -> Tuple[Optional[str], Tuple[Any, ...]]:
-        """The statement that ends _take's messages well (None: nothing to send)."""
-        if n == 1 or not messages:
-            return None, ()
-        return db.DONE, (self._queue, [m.id for m in messages])
-
-    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any) -> List[Message]:
-        """The Messages of _take's `rows`.  A message that cannot be decoded is
-        given back with a failure counted in the transaction of `run`, and the
-        decoding error raised; the others of its batch (taken, not removed)
-        go back uncounted at commit."""
-        try:
-            return self._decoded(rows, raw)
-        except UndecodableMessage as e:
-            self._count_failure(run, [e.id], error_text(e))
-            raise
-
-    @contextlib.contextmanager
-    def _held_in(self, session: db.CallerSession, tag: str, n: int,
-                 raw: bool) -> Iterator[List[Message]]:
-        """What held.Held does, in the caller's session.  An autocommit psycopg2
-        connection has no transaction of the caller's: one of its own runs on it,
-        BEGIN to COMMIT."""
-        own = session.autocommit()
-        if own:
-            session.run('BEGIN')
-        try:
-            rows = session.run(*self._take(tag, n))
-            messages = self._take_decoded(rows, raw, session.run)
-            try:
-                yield messages
-            except Exception as e:
-                if messages:
-                    self._count_failure(session.run, [m.id for m in messages],
-                                        error_text(e), session)
-                raise
-            done, args = self._done(n, messages)
-            if done is not None:
-                session.run(done, args)
-        except Exception:
-            if own:
-                session.run('COMMIT' if session.usable() else 'ROLLBACK')
-            raise
-        except BaseException:
-            if own:
-                session.run('ROLLBACK')
-            raise
-        if own:
-            session.run('COMMIT')
-
-    def _decoded(self, rows: List[db.Row], raw: bool) -> List[Message]:
-        return [self._message(row, raw) for row in rows]
-
-    def _count_failure(self, run: Any, ids: List[Any], error: str,
-                       session: Optional[db.CallerSession] = None) -> None:
-        """Counts a failure against `ids` (q4pg_fail) in the transaction that took them.
-        An error doing so is logged (WARNING), never raised: the caller raises
-        the failure itself.  An aborted caller's transaction is left alone."""
-        if session is not None and not session.usable():
-            return
-        try:
-            record_failures(run, self._queue, ids, error, self._max_attempts)
-        except Q4pgError as e:
-            log.warning('q4pg: could not count a failure against message(s) %s of queue %s: %s',
-                        ', '.join(str(i) for i in ids), self._queue, e)
 
     def _refused_item(self, tag: str, texts: List[str]) -> Optional[int]:
         """The index of the first of `texts` that the server refuses (it refused
@@ -379,29 +303,6 @@ class QueueManager:
         core.check_whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
         return Held(self, tag, limit, raw, other_sess, 'many')
 
-    @contextlib.contextmanager
-    def _taking(self, tag: str, n: int, raw: bool, other_sess: Any,
-                old: Optional[v10.V10]) -> Iterator[List[Message]]:
-        """Held's other cases: in the caller's session (_held_in), or, on a
-        database that has q4pg 1.0 (`old`, or the server says so), 1.0's
-        dequeue (v10.py)."""
-        with contextlib.ExitStack() as stack:
-            if old is None:
-                old = self._server.old(other_sess)
-            if old is None:
-                try:
-                    messages = stack.enter_context(self._held_in(
-                        db.Database.caller(other_sess), tag, n, raw))
-                except ExtensionNotInstalled as e:    # q4pg_dequeue is missing: nothing taken
-                    old = self._server.after_missing(e, other_sess)
-                    if old is None:
-                        raise
-            if old is not None:
-                messages = stack.enter_context(old.held(
-                    self._queue, tag, n, other_sess, self._max_attempts,
-                    lambda rows: self._decoded(rows, raw)))
-            yield messages
-
     def dequeue_immediate(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Any:
         """Removes the first due message of `tag` at once; its data, or None.
 
@@ -411,9 +312,8 @@ class QueueManager:
         with self.dequeue(tag, other_sess, raw=raw) as data:
             return data
 
-    @contextlib.contextmanager
     def lease(self, tag: str, seconds: float = 30, *,
-              raw: bool = False) -> Iterator[Optional[LeasedMessage]]:
+              raw: bool = False) -> ContextManager[Optional[LeasedMessage]]:
         """Context manager: the first due message of `tag`, leased for `seconds`
         (a LeasedMessage), or None.  No transaction stays open meanwhile.
 
@@ -427,48 +327,7 @@ class QueueManager:
         the block normally raises LeaseLost.  A message the client cannot
         decode is given back and raises UndecodableMessage.
         """
-        lease = core.interval('seconds', seconds)
-        rows = self._run(db.LEASE, (tag, 1, lease), idempotent=False)
-        if not rows:
-            yield None
-            return
-        message = self._leased_now(rows, raw)[0]
-        heartbeat = Heartbeat(self._db, self._queue)
-        heartbeat.start([(message.id, message.lease_token)], lease.total_seconds())
-        try:
-            yield message
-        except BaseException as e:
-            heartbeat.close()
-            self._give_back(message, error_text(e))
-            raise
-        heartbeat.close()
-        if not self.ack(message.id, message.lease_token):
-            raise core.lease_lost(message)
-
-    def _leased_now(self, rows: List[db.Row], raw: bool) -> List[LeasedMessage]:
-        """Rows just leased as LeasedMessages; when one cannot be decoded, all are
-        given back (its error recorded) and UndecodableMessage raised."""
-        try:
-            return [self._leased_message(row, raw) for row in rows]
-        except UndecodableMessage as e:
-            for row in rows:
-                with contextlib.suppress(Q4pgError):
-                    self.nack(row[0], row[6],
-                              error=error_text(e) if row[0] == e.id else None)
-            raise
-
-    def _give_back(self, message: LeasedMessage, error: str) -> None:
-        """nack after a failed work; a lost lease or error is logged, not raised."""
-        try:
-            outcome = self.nack(message.id, message.lease_token, error=error)
-        except Q4pgError as e:
-            log.warning('q4pg: could not give back leased message %d of queue %s, its lease '
-                        'will run out: %s', message.id, self._queue, e)
-            return
-        if outcome is None:
-            core.said_lease_lost(self._queue, message.id, ended=False)
-        elif outcome == 'dead':
-            core.said_dead(self._queue, message.id, error)
+        return leasing(self, tag, seconds, raw=raw)
 
     def take_leases(self, tag: str, limit: int = 1, seconds: float = 30, *,
                     raw: bool = False) -> List[LeasedMessage]:
@@ -476,7 +335,7 @@ class QueueManager:
         finish each with ack(), nack() or extend() (what the command line does)."""
         core.check_whole('limit', limit, 0)
         lease = core.interval('seconds', seconds)
-        return self._leased_now(self._run(db.LEASE, (tag, limit, lease), idempotent=False), raw)
+        return leased_now(self, self._run(db.LEASE, (tag, limit, lease), idempotent=False), raw)
 
     def ack(self, id: int, token: str) -> bool:
         """Acknowledges a leased message (removes it); False when the lease was lost."""
