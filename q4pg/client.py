@@ -16,7 +16,7 @@ import datetime
 import logging
 from typing import Any, ContextManager, Iterable, Iterator, List, Optional, Tuple
 
-from . import core, db, hints, v10
+from . import calls, core, db, hints, v10
 from .core import LeasedMessage, Message
 from .errors import ExtensionNotInstalled, InvalidArgument, InvalidMessage, Q4pgError
 from .held import Held
@@ -125,6 +125,12 @@ class QueueManager:
                 raise
         return self._run(query, args, other_sess, idempotent)
 
+    def _call(self, call: calls.Call, other_sess: Any = None) -> Any:
+        """Runs a call (calls.py) about this queue, or every queue; its result."""
+        if call.every:
+            return call.result(self._run_all(call.query))
+        return call.result(self._run(call.query, call.args, other_sess, call.idempotent))
+
     def _run_all(self, query: str) -> List[db.Row]:
         """Runs a query about every queue on its own (one round trip)."""
         old = self._server.old()
@@ -190,14 +196,9 @@ class QueueManager:
         `max_attempts`: failures after which a message is set aside as a dead
         letter (None: no limit, or the existing queue's setting).
         """
-        if max_attempts is not None:
-            core.check_whole('max_attempts', max_attempts, 1)
+        call = calls.create_queue(self.data_type, self.data_length, max_attempts)
         try:
-            if max_attempts is None:
-                self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
-            else:
-                self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
-                          other_sess)
+            self._call(call, other_sess)
         except InvalidArgument as e:
             hinted = hints.schema_missing(e, self._queue)     # 3F000: CREATE SCHEMA first
             if hinted is None:
@@ -207,7 +208,7 @@ class QueueManager:
     def drop_table(self, other_sess: Any = None) -> bool:
         """Drops the queue and its messages (q4pg_drop_queue); False when there is no
         such table.  A table that is no queue is refused (QueueNotFound)."""
-        return bool(self._run(db.DROP_QUEUE, (), other_sess))
+        return self._call(calls.drop_queue(), other_sess)
 
     def reset_table(self, other_sess: Any = None) -> None:
         """Drops the queue (if there is one) and creates it anew, empty, in one transaction."""
@@ -221,9 +222,7 @@ class QueueManager:
     def set_max_attempts(self, max_attempts: Optional[int]) -> None:
         """Sets the queue's max_attempts (None: no limit); messages already at or over
         it become dead letters at once."""
-        if max_attempts is not None:
-            core.check_whole('max_attempts', max_attempts, 1)
-        self._run(db.SET_MAX_ATTEMPTS, (max_attempts,))
+        self._call(calls.set_max_attempts(max_attempts))
 
     # -- producing ----------------------------------------------------------------
 
@@ -241,10 +240,8 @@ class QueueManager:
         """
         session = core.other(other_sess, conn)
         text = self._encode(data, raw)
-        if schedule is None:
-            return int(self._run(db.ENQUEUE, (tag, text), session, False)[0][0])
-        run_at, delay = core.schedule(schedule)
-        return int(self._run(db.ENQUEUE_AT, (tag, text, run_at, delay), session, False)[0][0])
+        when = None if schedule is None else core.schedule(schedule)
+        return self._call(calls.enqueue(tag, text, when), session)
 
     def enqueue_many(self, tag: str, iterable: Iterable[Any], other_sess: Any = None,
                      schedule: Any = None, *, conn: Any = None,
@@ -264,15 +261,11 @@ class QueueManager:
             except InvalidMessage as e:
                 raise core.at(e, index) from e.__cause__
         try:
-            if when is None:
-                rows = self._run(db.ENQUEUE_MANY, (tag, texts), session, False)
-            else:
-                rows = self._run(db.ENQUEUE_MANY_AT, (tag, texts) + when, session, False)
+            return self._call(calls.enqueue_many(tag, texts, when), session)
         except InvalidMessage as e:
             if session is not None or not texts:
                 raise
             raise core.at(e, self._refused_item(tag, texts)) from e
-        return [row[0] for row in rows]
 
     # -- consuming ----------------------------------------------------------------
 
@@ -333,34 +326,28 @@ class QueueManager:
                     raw: bool = False) -> List[LeasedMessage]:
         """Leases up to `limit` due messages of `tag` for `seconds`, with no heartbeat:
         finish each with ack(), nack() or extend() (what the command line does)."""
-        core.check_whole('limit', limit, 0)
-        lease = core.interval('seconds', seconds)
-        return leased_now(self, self._run(db.LEASE, (tag, limit, lease), idempotent=False), raw)
+        return leased_now(self, self._call(calls.lease(tag, limit, seconds)), raw)
 
     def ack(self, id: int, token: str) -> bool:
         """Acknowledges a leased message (removes it); False when the lease was lost."""
-        core.check_whole('id', id, core.ID_LEAST)
-        return bool(self._run(db.ACK, (id, str(token)), idempotent=False)[0][0])
+        return self._call(calls.ack(id, token))
 
     def nack(self, id: int, token: str, *, retry_in: Any = None,
              error: Optional[str] = None) -> Optional[str]:
         """Gives a leased message back, due again after `retry_in` (seconds or a
         timedelta; None: now), `error` recorded: 'retry', 'dead' (it reached
         max_attempts), or None when the lease was lost."""
-        core.check_whole('id', id, core.ID_LEAST)
-        delay = None if retry_in is None else core.interval('retry_in', retry_in, positive=False)
-        return self._run(db.NACK, (id, str(token), delay, error), idempotent=False)[0][0]
+        return self._call(calls.nack(id, token, retry_in, error))
 
     def extend(self, id: int, token: str, seconds: float) -> Optional[datetime.datetime]:
         """Extends a lease to `seconds` from now; the new end, or None when the lease
         was lost."""
-        core.check_whole('id', id, core.ID_LEAST)
-        return self._run(db.EXTEND, (id, str(token), core.interval('seconds', seconds)))[0][0]
+        return self._call(calls.extend(id, token, seconds))
 
     def next_due(self, tag: str) -> Optional[datetime.datetime]:
         """When the next message of `tag` not due yet (scheduled, or under a lease)
         comes due; None when there is none."""
-        return self._run(db.NEXT_DUE_AT, (tag,))[0][0]
+        return self._call(calls.next_due(tag))
 
     # -- looking ------------------------------------------------------------------
 
@@ -386,74 +373,61 @@ class QueueManager:
             args = args[1:]
             if args:
                 ignore_scheduled = args[0]
-        if limit is not None:
-            core.check_whole('limit', limit, -2 ** 31)
-        rows = self._run(db.LIST_DUE, (tag, limit, not ignore_scheduled), other_sess)
-        return [tuple(row) if full else tuple(row[:4]) for row in rows]
+        return self._call(calls.list_due(tag, limit, ignore_scheduled, full), other_sess)
 
     def count(self, tag: Optional[str] = None, other_sess: Any = None,
               ignore_scheduled: bool = True) -> int:
         """The number of messages of `tag` (None: of every tag), held ones included;
         `ignore_scheduled` (default): due ones only.  Dead letters never count."""
-        return int(self._run(db.COUNT_DUE, (tag, not ignore_scheduled), other_sess)[0][0])
+        return self._call(calls.count(tag, ignore_scheduled), other_sess)
 
     def cancel(self, id: int, other_sess: Any = None) -> bool:
         """Removes a message (waiting, scheduled or dead); False when there is none,
         a consumer holds it or a live lease has it."""
-        core.check_whole('id', id, core.ID_LEAST)
-        return bool(self._run(db.CANCEL, (id,), other_sess, idempotent=False)[0][0])
+        return self._call(calls.cancel(id), other_sess)
 
     def dead_letters(self, tag: Optional[str] = None, limit: Optional[int] = None
                      ) -> List[Tuple[int, str, str, datetime.datetime, int, Optional[str],
                                      datetime.datetime]]:
         """[(id, tag, data_text, created_at, attempts, last_error, dead_at), ...]:
         the messages set aside after too many failures."""
-        if limit is not None:
-            core.check_whole('limit', limit, -2 ** 31)
-        return [tuple(row) for row in self._run(db.DEAD_LETTERS, (tag, limit))]
+        return self._call(calls.dead_letters(tag, limit))
 
     def replay(self, ids: Optional[Iterable[int]] = None, tag: Optional[str] = None) -> int:
         """Makes dead letters due again (attempts 0, last_error kept): those of `ids`,
         else all (of `tag`); how many."""
-        if ids is not None:
-            ids = list(ids)
-            for id_ in ids:
-                core.check_whole('id', id_, core.ID_LEAST)
-        return int(self._run(db.REPLAY, (ids, tag), idempotent=False)[0][0])
+        return self._call(calls.replay(ids, tag))
 
     def purge_dead(self, tag: Optional[str] = None, older_than: Any = None) -> int:
         """Deletes dead letters (of `tag`; set aside more than `older_than` seconds
         or a timedelta ago); how many."""
-        age = None if older_than is None else core.interval('older_than', older_than,
-                                                        positive=False)
-        return int(self._run(db.PURGE_DEAD, (tag, age), idempotent=False)[0][0])
+        return self._call(calls.purge_dead(tag, older_than))
 
     def channel(self, tag: str) -> str:
         """The NOTIFY channel of `tag` on this queue."""
-        return str(self._run(db.CHANNEL, (tag,))[0][0])
+        return self._call(calls.channel(tag))
 
     def settings(self) -> Tuple[str, int]:
         """(data_type, data_length) of the queue, as its table says (q4pg_queue_settings)."""
-        data_type, data_length = self._run(db.QUEUE_SETTINGS, ())[0]
-        return data_type, data_length
+        return self._call(calls.settings())
 
     def queues(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, data_type, data_length), ...]: every queue the role may read;
         `full=True` adds max_attempts."""
-        return [tuple(row) for row in self._run_all(db.QUEUES_FULL if full else db.QUEUES)]
+        return self._call(calls.queues(full))
 
     def stats(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable
         queue and tag (waiting: due now; oldest_age: how long the oldest due message
         has been due); an empty queue has one row, tag None and zeros.  `full=True`
         adds (scheduled, leased, dead)."""
-        return [tuple(row) for row in self._run_all(db.STATS_FULL if full else db.STATS)]
+        return self._call(calls.stats(full))
 
     def consumers(self) -> List[Tuple[str, int, datetime.datetime, datetime.timedelta,
                                       str, str]]:
         """[(queue, pid, xact_start, xact_age, state, application_name), ...]: the open
         transactions that ran a dequeue on any queue, oldest first (q4pg_consumers)."""
-        return [tuple(row) for row in self._run_all(db.CONSUMERS)]
+        return self._call(calls.consumers())
 
     # -- listening ----------------------------------------------------------------
 

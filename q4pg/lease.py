@@ -19,7 +19,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Iterator, List, Optional, Set, Tuple
 
-from . import core, db
+from . import calls, core, db
 from .core import LeasedMessage, error_text, heartbeat_interval
 from .errors import Q4pgError, UndecodableMessage
 
@@ -105,14 +105,14 @@ class Heartbeat:
 def leasing(q: 'QueueManager', tag: str, seconds: float = 30, *,
             raw: bool = False) -> Iterator[Optional[LeasedMessage]]:
     """QueueManager.lease(): see there."""
-    lease = core.interval('seconds', seconds)
-    rows = q._run(db.LEASE, (tag, 1, lease), idempotent=False)
+    call = calls.lease(tag, 1, seconds)
+    rows = q._call(call)
     if not rows:
         yield None
         return
     message = leased_now(q, rows, raw)[0]
     heartbeat = Heartbeat(q._db, q._queue)
-    heartbeat.start([(message.id, message.lease_token)], lease.total_seconds())
+    heartbeat.start([(message.id, message.lease_token)], call.args[2].total_seconds())
     try:
         yield message
     except BaseException as e:
