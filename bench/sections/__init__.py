@@ -2,7 +2,7 @@
 
 import importlib
 
-ALL = ['enqueue', 'dequeue', 'lease', 'scheduled', 'notify', 'python', 'batch', 'listen', 'soak', 'anatomy']
+ALL = ['enqueue', 'dequeue', 'lease', 'scheduled', 'notify', 'python', 'python_async', 'batch', 'listen', 'soak', 'anatomy']
 DEFAULT = [s for s in ALL if s != 'anatomy']     # anatomy runs only when asked for
 
 
