@@ -11,7 +11,6 @@ import contextlib
 import datetime
 import logging
 import os
-import select
 import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
@@ -223,7 +222,7 @@ class Listener:
                 if end is not None:
                     return end
                 self._lost(e, 'reconnecting in %.1f s' % delay)
-                select.select([self._wake_r], [], [], delay)
+                db.ready([self._wake_r], delay)
                 if self._stopping:
                     return _STOP
                 delay = min(delay * 2, _BACKOFF_MAX)
