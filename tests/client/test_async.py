@@ -299,3 +299,31 @@ def test_many_listeners_in_one_loop_miss_no_wake_up(dsn):
         assert await q.count() == 0
         await q.close()
     run(body())
+
+
+def test_sqlalchemy_async_session_and_connection(dsn):
+    sa_async = pytest.importorskip('sqlalchemy.ext.asyncio')
+    import psycopg2.extensions
+
+    async def body():
+        engine = sa_async.create_async_engine(
+            'postgresql+psycopg://', connect_args=psycopg2.extensions.parse_dsn(dsn))
+        q = await manager(dsn)
+        try:
+            async with sa_async.AsyncSession(engine) as session:
+                await q.enqueue('t', 'rolled back', session)
+                assert await q.count('t', session) == 1
+                await session.rollback()
+                assert await q.count() == 0
+                await q.enqueue('t', 'committed', session)
+                await session.commit()
+            async with engine.connect() as connection:
+                async with q.dequeue('t', connection) as data:
+                    assert data == 'committed'
+                assert await q.count('t') == 1           # not committed yet
+                await connection.commit()
+            assert await q.count() == 0
+        finally:
+            await q.close()
+            await engine.dispose()
+    run(body())
