@@ -34,7 +34,8 @@ except ImportError as e:      # pragma: no cover: the extra is missing
 
 from . import statements as sql
 from .db import check_dsn
-from .errors import ConnectionLost, InvalidArgument, Q4pgError, UpgradeNeeded, wrap_error
+from .errors import (ConnectionLost, InvalidArgument, Q4pgError, UpgradeNeeded, outcome_unknown,
+                     sqlalchemy_cause, wrap_error)
 
 __all__ = ['AsyncDatabase', 'AsyncTransaction', 'AsyncListenConnection', 'AsyncCallerSession']
 
@@ -104,11 +105,7 @@ class AsyncTransaction:
         try:
             await _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
         except psycopg.Error as e:
-            err = wrap_error(e, conn)
-            if isinstance(err, ConnectionLost):
-                err = ConnectionLost('q4pg: connection lost during COMMIT, the outcome is '
-                                     'unknown: %s' % err, pgcode=err.pgcode, pgerror=err.pgerror)
-            raise err from e
+            raise outcome_unknown(wrap_error(e, conn), 'COMMIT') from e
         finally:
             await self._db.put(conn)
 
@@ -201,9 +198,7 @@ class AsyncDatabase:
                     log.info('q4pg: dropped a pooled connection that died idle: %s', error)
                     continue
                 if not idempotent and error.pgcode != '57P01':
-                    error = ConnectionLost('q4pg: connection lost during the call, the outcome '
-                                           'is unknown: %s' % error, pgcode=error.pgcode,
-                                           pgerror=error.pgerror)
+                    error = outcome_unknown(error, 'the call')
                 raise error from e
             except BaseException:       # CancelledError...: the pool takes it back, cleaned
                 await self.put(conn)
@@ -293,11 +288,6 @@ class AsyncListenConnection:
             pass
 
 
-def _sqlalchemy_error(exc: BaseException) -> Any:
-    orig = getattr(exc, 'orig', None)
-    return orig if isinstance(orig, psycopg.Error) else None
-
-
 class AsyncCallerSession:
     """The caller's session (other_sess): calls run in its current transaction and
     are never committed or rolled back here (an autocommit psycopg connection:
@@ -328,7 +318,7 @@ class AsyncCallerSession:
                 result = await self._sa.exec_driver_sql(query, tuple(args))
                 return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
             except Exception as e:
-                orig = _sqlalchemy_error(e)
+                orig = sqlalchemy_cause(e)
                 if orig is None:
                     raise
                 raise wrap_error(orig) from e

@@ -18,6 +18,8 @@ from . import statements as sql
 from .aio_db import AsyncListenConnection, AsyncTransaction
 from .core import Ending, ending, error_text
 from .errors import ConnectionLost, Q4pgError, UndecodableMessage
+from .listener import (_ASK_AGAIN_MAX, _BACKOFF_FIRST, _BACKOFF_MAX, _BARRIER_FIRST, _BARRIER_MAX,
+                       _STOP, _TICK, Listener)
 
 if TYPE_CHECKING:
     from .aio import AsyncQueueManager
@@ -26,10 +28,8 @@ __all__ = ['AsyncListener', 'heartbeat', 'leased_rows']
 
 log = logging.getLogger('q4pg')
 
-_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0      # reconnecting, as listener.py
-_BARRIER_FIRST, _BARRIER_MAX = 0.005, 1.0    # 'producer_running', as listener.py
-_ASK_AGAIN_MAX = 3
-_STOP, _TICK = object(), object()
+# The protocol's timings and deadlines are listener.py's.
+_until = Listener._until
 
 
 async def leased_rows(q: 'AsyncQueueManager', rows: List[Any], raw: bool) -> List[Any]:
@@ -295,12 +295,3 @@ class AsyncListener:
         if conn is not None:
             await conn.close()
 
-
-def _until(wait: float, stop_at: Optional[float], tick_at: Optional[float]) -> Tuple[float, Any]:
-    now = time.monotonic()
-    for deadline, end in ((stop_at, _STOP), (tick_at, _TICK)):
-        if deadline is not None:
-            if deadline <= now:
-                return 0.0, end
-            wait = min(wait, deadline - now)
-    return wait, None

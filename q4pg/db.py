@@ -31,7 +31,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import psycopg2
 import psycopg2.extensions
 
-from .errors import ConnectionLost, InvalidDsn, Q4pgError, one_line, wrap_error
+from .errors import (ConnectionLost, InvalidDsn, Q4pgError, one_line, outcome_unknown,
+                     wrap_error)
 # The SQL text, shared with the asyncio client: db.ENQUEUE... as before.
 from .statements import *  # noqa: F401,F403
 from .statements import CONNECT
@@ -283,11 +284,7 @@ class Transaction:
         try:
             _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
         except psycopg2.Error as e:
-            err = wrap_error(e, conn)
-            if isinstance(err, ConnectionLost):
-                err = ConnectionLost('q4pg: connection lost during COMMIT, the outcome is '
-                                     'unknown: %s' % err, pgcode=err.pgcode, pgerror=err.pgerror)
-            raise err from e
+            raise outcome_unknown(wrap_error(e, conn), 'COMMIT') from e
         finally:
             self._give_back(conn)
 
@@ -349,9 +346,7 @@ class Database:
                     log.info('q4pg: dropped a pooled connection that died idle: %s', error)
                     continue
                 if not idempotent and error.pgcode != '57P01':
-                    error = ConnectionLost('q4pg: connection lost during the call, the outcome '
-                                           'is unknown: %s' % error, pgcode=error.pgcode,
-                                           pgerror=error.pgerror)
+                    error = outcome_unknown(error, 'the call')
                 raise error from e
             except BaseException:          # KeyboardInterrupt...: don't lose the pool's slot
                 self._pool.put(conn)

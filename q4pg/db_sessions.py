@@ -17,7 +17,8 @@ from psycopg2 import sql
 from . import db  # db._shared_session: looked up at call time (tests replace it)
 from .db import Row, _connect, _execute
 from .db import ready as fd_ready
-from .errors import ConnectionLost, InvalidArgument, Q4pgError, one_line, wrap_error
+from .errors import (ConnectionLost, InvalidArgument, Q4pgError, one_line, sqlalchemy_cause,
+                     wrap_error)
 
 __all__ = ['NOT_A_SESSION', 'SESSION_PROBE_TIMEOUT', 'ListenConnection', 'CallerSession',
            'DedicatedConnection']
@@ -149,12 +150,6 @@ class ListenConnection:
             self._conn.close()
 
 
-def _sqlalchemy_error(exc: BaseException) -> Any:
-    """The psycopg2 error an SQLAlchemy error wraps (its .orig), or None."""
-    orig = getattr(exc, 'orig', None)
-    return orig if isinstance(orig, psycopg2.Error) else None
-
-
 class CallerSession:
     """The caller's own session, given as other_sess (or conn): a psycopg2
     connection or cursor, or an SQLAlchemy Session or Connection.  Calls run in
@@ -183,7 +178,7 @@ class CallerSession:
                 result = self._sa.exec_driver_sql(query, tuple(args))
                 return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
             except Exception as e:
-                orig = _sqlalchemy_error(e)
+                orig = sqlalchemy_cause(e)
                 if orig is None:
                     raise
                 raise wrap_error(orig) from e

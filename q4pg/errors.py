@@ -12,7 +12,7 @@ from typing import Any, Optional, Set
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
            'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'UpgradeNeeded', 'wrap_error',
-           'one_line']
+           'one_line', 'outcome_unknown', 'sqlalchemy_cause']
 
 
 class Q4pgError(Exception):
@@ -175,3 +175,19 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
         else:
             cls = Q4pgError
     return cls(message, pgcode=pgcode, pgerror=primary)
+
+
+def outcome_unknown(error: Q4pgError, during: str) -> Q4pgError:
+    """A lost connection `during` a statement that must not run twice (COMMIT,
+    an enqueue...) says that its outcome is unknown; other errors stay as they are."""
+    if not isinstance(error, ConnectionLost):
+        return error
+    return ConnectionLost('q4pg: connection lost during %s, the outcome is unknown: %s'
+                          % (during, error), pgcode=error.pgcode, pgerror=error.pgerror)
+
+
+def sqlalchemy_cause(exc: BaseException) -> Any:
+    """The driver's error an SQLAlchemy error wraps (its .orig), or None."""
+    orig = getattr(exc, 'orig', None)
+    driver = type(orig).__module__.split('.')[0]
+    return orig if driver in ('psycopg2', 'psycopg') and isinstance(orig, Exception) else None
