@@ -231,6 +231,12 @@ class AsyncListenConnection:
 
     def __init__(self, conn: Any, channel: str, server_pid: int) -> None:
         self._conn, self.channel, self.server_pid = conn, channel, server_pid
+        self._heard = 0          # notifications psycopg read during our queries
+        self._wake: Optional['asyncio.Future[None]'] = None
+        conn.add_notify_handler(self._on_notify)
+
+    def _on_notify(self, _: Any) -> None:
+        self._heard += 1
 
     @classmethod
     async def start(cls, conn: Any, channel: str) -> 'AsyncListenConnection':
@@ -254,32 +260,47 @@ class AsyncListenConnection:
         return rows[0]
 
     async def wait(self, seconds: float, stop: asyncio.Event) -> int:
-        """Sleeps until a notification arrives, `stop` is set or `seconds` pass;
-        how many notifications came (each only a hint: the caller looks again)."""
-        count = 0
+        """Sleeps until a notification arrives, `stop` is set (then wake() is
+        called) or `seconds` pass; how many notifications came (each only a hint:
+        the caller looks again).
 
-        async def notified() -> None:
-            nonlocal count
-            async for _ in self._conn.notifies(timeout=seconds, stop_after=1):
-                count += 1
+        It waits on the socket itself, with one timer: psycopg's notifies() wakes
+        every 0.1 s to look for interrupts, which a thousand idle listeners in one
+        event loop would pay ten thousand times a second."""
+        if self._heard or stop.is_set():
+            heard, self._heard = self._heard, 0
+            return heard
+        loop = asyncio.get_running_loop()
+        self._wake = fut = loop.create_future()
 
-        if stop.is_set():
-            return 0
-        waiter = asyncio.ensure_future(notified())
-        stopper = asyncio.ensure_future(stop.wait())
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        fd = self._conn.pgconn.socket
+        loop.add_reader(fd, wake)
+        timer = loop.call_later(seconds, wake)
         try:
-            await asyncio.wait((waiter, stopper), return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
-            for task in (waiter, stopper):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(waiter, stopper, return_exceptions=True)
-        if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
-            e = waiter.exception()
-            raise (wrap_error(e, self._conn) if isinstance(e, psycopg.Error) else e)
-        if self._conn.closed:
+            loop.remove_reader(fd)
+            timer.cancel()
+            self._wake = None
+        count, self._heard = self._heard, 0
+        try:
+            self._conn.pgconn.consume_input()
+            while self._conn.pgconn.notifies() is not None:
+                count += 1
+        except psycopg.Error as e:
+            raise wrap_error(e, self._conn) from e
+        if self._conn.closed or self._conn.pgconn.status != psycopg.pq.ConnStatus.OK:
             raise ConnectionLost('q4pg: the LISTEN connection is closed')
         return count
+
+    def wake(self) -> None:
+        """Ends a wait() under way (AsyncListener.stop())."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     async def close(self) -> None:
         try:

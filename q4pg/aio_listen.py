@@ -120,6 +120,8 @@ class AsyncListener:
         the item at hand well), without waiting for another message.  Safe in a
         signal handler installed with loop.add_signal_handler()."""
         self._stopping.set()
+        if self._conn is not None:
+            self._conn.wake()
 
     async def close(self, end: Ending = Ending.GIVE_BACK, error: Optional[str] = None) -> None:
         """Ends the item at hand (DONE: removed; FAIL: given back, `error` counted;

@@ -327,3 +327,28 @@ def test_sqlalchemy_async_session_and_connection(dsn):
             await q.close()
             await engine.dispose()
     run(body())
+
+
+def test_a_listener_whose_connection_dies_listens_again(dsn):
+    async def body():
+        q = await manager(dsn, poll_interval=60)
+        got = []
+
+        async def listen():
+            async for data in q.listen('t', limit=2, stop_after_idle=WAIT):
+                got.append(data)
+
+        task = asyncio.ensure_future(listen())
+        await q.enqueue('t', 1)
+        while not got:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)                 # idle again, registered, asleep
+        killed = query(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                            "datname = current_database() AND query LIKE 'SELECT q4pg_go_idle%%'")
+        assert killed == [(True,)]
+        await asyncio.sleep(0.5)                 # reconnects (backoff 0.1 s), registers again
+        await q.enqueue('t', 2)
+        await asyncio.wait_for(task, WAIT)
+        assert got == [1, 2]
+        await q.close()
+    run(body())
