@@ -71,7 +71,7 @@ def test_pyproject_holds_the_metadata_and_setup_py_none():
     project = pyproject()['project']
     assert project['license'] == 'MIT'
     assert not [c for c in project.get('classifiers', []) if c.startswith('License ::')]
-    assert set(project['optional-dependencies']) == {'test', 'bench', 'metrics', 'top'}
+    assert set(project['optional-dependencies']) == {'test', 'bench', 'async', 'metrics', 'top'}
     assert project['scripts'] == {'q4pg': 'q4pg.cli:main'}
     setup_code = [line for line in (ROOT / 'setup.py').read_text().splitlines()
                   if line.strip() and not line.lstrip().startswith('#')]
