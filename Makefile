@@ -17,7 +17,8 @@ SOURCES      = $(sort $(wildcard sql/src/*.sql))
 # holds what changes the state (05_state.sql) by hand, and at its line
 # "-- @functions@" every function of sql/src/ comes in as CREATE OR REPLACE
 # (and at "-- @include <file>" that file of sql/src/, state new in the version).
-# Both rules are tools/sqlbuild.py's, which the wheel's build uses too.
+# Both rules are q4pg/sqlbuild.py's (run through tools/sqlbuild.py), which the
+# wheel's build and q4pg install in a checkout use too.
 UPGRADES     = $(patsubst sql/src/upgrade/%,sql/$(EXTENSION)--%,$(wildcard sql/src/upgrade/*--$(EXTVERSION).sql))
 DATA         = $(sort $(wildcard sql/$(EXTENSION)--*.sql) $(SCRIPT) $(UPGRADES))
 REGRESS      = $(patsubst tests/sql/%.sql,%,$(sort $(wildcard tests/sql/*.sql)))
@@ -41,9 +42,9 @@ include $(PGXS)
 RELEASED := $(shell grep -qs '^\#\# $(EXTVERSION) — [0-9]' CHANGELOG.md && echo yes)
 ifeq ($(RELEASED),)
 all: $(SCRIPT) $(UPGRADES)
-$(SCRIPT): $(SOURCES) tools/sqlbuild.py
+$(SCRIPT): $(SOURCES) q4pg/sqlbuild.py
 	$(PYTHON) tools/sqlbuild.py $@
-sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/src/upgrade/%--$(EXTVERSION).sql $(SOURCES) tools/sqlbuild.py
+sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/src/upgrade/%--$(EXTVERSION).sql $(SOURCES) q4pg/sqlbuild.py
 	$(PYTHON) tools/sqlbuild.py $@
 endif
 
@@ -93,7 +94,7 @@ test: deps venv
 # and injection checks of the functions' code (the same code), the command
 # line (its install commands make their own installs), packaging.  pg_regress
 # runs once too: its scripts begin with CREATE EXTENSION.
-SQL_FORM_TESTS = tests/test_harness.py tests/test_upgrades.py tests/extension tests/client \
+SQL_FORM_TESTS = tests/test_harness.py tests/test_upgrades.py tests/extension tests/client tests/docs \
                  tests/reliability/test_dumps.py tests/reliability/test_security.py \
                  --deselect tests/reliability/test_security.py::test_no_injection_through_any_argument
 pytest: venv

@@ -1,6 +1,6 @@
 """Checks of QueueManager's constructor arguments, made before anything is sent.
 
-The README promises that a bad argument is an InvalidArgument naming it, at
+docs/python.md promises that a bad argument is an InvalidArgument naming it, at
 construction.  The server checks the same things again (q4pg_create_queue,
 the regclass cast); these checks only bring its refusals forward, so they
 must accept everything it accepts:

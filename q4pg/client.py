@@ -2,106 +2,32 @@
 
 The client holds no queue logic.  It calls the SQL functions of the extension
 (sql/q4pg--<version>.sql) through the database layer (db.py), passes the queue
-as a *value* cast to regclass, and encodes and decodes the data.  Listening is
-listener.py's, keeping leases alive lease.py's.
+as a *value* cast to regclass.  What is shared with the asyncio client
+(aio.py) is core.py's: the message types, encoding and decoding, argument
+checks, the lifecycle of a held message.  Listening is listener.py's, keeping
+leases alive lease.py's.
 
-It keeps the original py-q4pg API (README.md, "The Python API"): other_sess,
+It keeps the original py-q4pg API (docs/python.md): other_sess,
 schedule, ignore_scheduled, excepted_times_to_ignore, drop_table, reset_table,
 listen(tag, timeout) handing out None.
 """
 
-import contextlib
 import datetime
-import json
 import logging
-import math
-from typing import Any, ContextManager, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, ContextManager, Iterable, Iterator, List, Optional, Tuple
 
-from . import arguments, db, hints, v10
-from .errors import (ExtensionNotInstalled, InvalidArgument, InvalidMessage, LeaseLost, Q4pgError,
-                     UndecodableMessage)
+from . import calls, core, db, hints, v10
+from .core import LeasedMessage, Message
+from .errors import ExtensionNotInstalled, InvalidArgument, InvalidMessage, Q4pgError
 from .held import Held
-from .lease import Heartbeat
-from .listener import Listener, error_text, record_failures
+from .lease import leased_now, leasing
+from .listener import Listener
 
 __all__ = ['QueueManager', 'Message', 'LeasedMessage', 'DATA_TYPES']
 
 log = logging.getLogger('q4pg')
 
-DATA_TYPES = ('json', 'jsonb', 'text')
-
-_JSON_SPACE = ' \t\n\r'
-
-
-class Message(NamedTuple):
-    """A dequeued message: `data` decoded (the stored text with raw=True), `raw` the
-    text stored in the queue."""
-    id: int
-    tag: str
-    data: Any
-    created_at: datetime.datetime
-    raw: str
-
-
-class LeasedMessage(NamedTuple):
-    """A leased message: a Message's fields, then the failures counted so far
-    (`attempts`, this lease included), the last one's text (`last_error`), and
-    the lease (`lease_token`, a UUID as text; `lease_until`, when it ends)."""
-    id: int
-    tag: str
-    data: Any
-    created_at: datetime.datetime
-    raw: str
-    attempts: int
-    last_error: Optional[str]
-    lease_token: str
-    lease_until: datetime.datetime
-
-
-def _sql_name_parts(name: str) -> Optional[int]:
-    """How many parts SQL reads in `name`; None when it is no SQL name."""
-    parts = arguments.sql_name(name)
-    return None if parts is None else len(parts)
-
-
-_check_name = arguments.check_name
-
-
-def _whole(what: str, value: Any, least: int) -> None:
-    """Refuses a `value` that is no int of at least `least`."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidArgument('q4pg: %s must be an int, not %r' % (what, value))
-    if value < least:
-        raise InvalidArgument('q4pg: %s must be at least %d, not %d' % (what, least, value))
-
-
-def _seconds(what: str, value: Any, positive: bool) -> None:
-    """Refuses a `value` that is no finite number of seconds, zero or more (more than zero
-    when `positive`)."""
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
-        raise InvalidArgument('q4pg: %s must be a number of seconds, %s, not %r'
-                              % (what, 'more than 0' if positive else '0 or more', value))
-
-
-def _interval(what: str, value: Any, positive: bool = True) -> datetime.timedelta:
-    """A number of seconds (or a timedelta) as a timedelta, checked."""
-    if isinstance(value, datetime.timedelta):
-        value = value.total_seconds()
-    _seconds(what, value, positive)
-    return datetime.timedelta(seconds=value)
-
-
-def _schedule(schedule: Any) -> Tuple[Optional[datetime.datetime], Optional[datetime.timedelta]]:
-    """`schedule` as (run_at, delay): a datetime is a due time (a naive one is read in
-    the server session's time zone), a timedelta or a number of seconds a delay
-    from now (the server's clock)."""
-    if isinstance(schedule, datetime.datetime):
-        return schedule, None
-    if isinstance(schedule, datetime.date):
-        raise InvalidArgument('q4pg: schedule must be a datetime, a timedelta or seconds, not a '
-                              'date (%r)' % (schedule,))
-    return None, _interval('schedule', schedule, positive=False)
+DATA_TYPES = core.DATA_TYPES
 
 
 def _session_like(value: Any) -> bool:
@@ -109,25 +35,6 @@ def _session_like(value: Any) -> bool:
     cursor, an SQLAlchemy Session or Connection) rather than a number."""
     return any(callable(getattr(value, name, None))
                for name in ('cursor', 'execute', 'exec_driver_sql'))
-
-
-def _other(other_sess: Any, conn: Any) -> Any:
-    """The caller's session, given as other_sess (the original API's name) or conn."""
-    if other_sess is not None and conn is not None and other_sess is not conn:
-        raise InvalidArgument('q4pg: give other_sess or conn, not both')
-    return other_sess if other_sess is not None else conn
-
-
-def _at(error: InvalidMessage, index: Optional[int]) -> InvalidMessage:
-    """`error` about item `index` of a batch."""
-    if index is None:
-        return error
-    text = str(error)
-    text = text[len('q4pg: '):] if text.startswith('q4pg: ') else text
-    located = InvalidMessage('q4pg: item %d: %s' % (index, text), pgcode=error.pgcode,
-                             pgerror=error.pgerror)
-    located.index = index
-    return located
 
 
 class QueueManager:
@@ -149,23 +56,9 @@ class QueueManager:
                  data_length: int = 1023, excepted_times_to_ignore: int = 0, *,
                  schema: Optional[str] = None, max_connections: int = 10,
                  poll_interval: float = 5.0, listen_dsn: Optional[str] = None) -> None:
-        if not isinstance(data_type, str) or data_type.lower() not in DATA_TYPES:
-            raise InvalidArgument('q4pg: data_type %r is not supported (use json, jsonb or '
-                                  'text)' % (data_type,))
-        if schema is not None:
-            _check_name('schema', schema, 1)
-            if isinstance(table_name, str) and _sql_name_parts(table_name) == 2:
-                raise InvalidArgument('q4pg: table_name %r names its schema already: leave '
-                                      'out schema=%r' % (table_name, schema))
-        _check_name('table_name', table_name, 2)
-        arguments.check_int('data_length', data_length, 1)
-        arguments.check_int('excepted_times_to_ignore', excepted_times_to_ignore, 0)
-        arguments.check_int('max_connections', max_connections, 1)
-        _seconds('poll_interval', poll_interval, positive=True)
-        if not isinstance(dsn, str):
-            raise InvalidArgument('q4pg: dsn must be a str, not %r' % (dsn,))
-        if listen_dsn is not None and not isinstance(listen_dsn, str):
-            raise InvalidArgument('q4pg: listen_dsn must be a str or None, not %r' % (listen_dsn,))
+        queue = core.check_manager(dsn, table_name, data_type, data_length,
+                                   excepted_times_to_ignore, schema, max_connections,
+                                   poll_interval, listen_dsn)
         # InvalidDsn for a bad dsn or listen_dsn
         self._db = db.Database(dsn, max_connections, listen_dsn=listen_dsn)
         self.dsn, self.listen_dsn = dsn, listen_dsn
@@ -174,7 +67,7 @@ class QueueManager:
         self.excepted_times_to_ignore = excepted_times_to_ignore
         self.poll_interval = poll_interval
         # The queue as an SQL name: the value the server reads as regclass.
-        self._queue = table_name if schema is None else '%s.%s' % (schema, table_name)
+        self._queue = queue
         # Which q4pg the database has: on 1.0, calls go the 1.0 way (v10.py)
         self._server = v10.Server(self._db, self._queue)
 
@@ -232,6 +125,12 @@ class QueueManager:
                 raise
         return self._run(query, args, other_sess, idempotent)
 
+    def _call(self, call: calls.Call, other_sess: Any = None) -> Any:
+        """Runs a call (calls.py) about this queue, or every queue; its result."""
+        if call.every:
+            return call.result(self._run_all(call.query))
+        return call.result(self._run(call.query, call.args, other_sess, call.idempotent))
+
     def _run_all(self, query: str) -> List[db.Row]:
         """Runs a query about every queue on its own (one round trip)."""
         old = self._server.old()
@@ -252,141 +151,20 @@ class QueueManager:
 
     def _encode(self, data: Any, raw: bool) -> str:
         """The text to store for `data`."""
-        null = InvalidMessage('q4pg: data must not be null (None): a consumer would get None, '
-                              'as from an empty queue')
-        if raw or self.data_type == 'text':
-            if not isinstance(data, str):
-                raise InvalidMessage('q4pg: data must be a str (%s), not %s'
-                                     % ('raw=True' if raw else 'text queue', type(data).__name__))
-            if self.data_type != 'text' and data.strip(_JSON_SPACE) == 'null':
-                raise null
-            return data
-        if data is None:
-            raise null
-        try:
-            return json.dumps(data, separators=(',', ':'), ensure_ascii=False, allow_nan=False)
-        except ValueError as e:
-            if 'Out of range float' in str(e):
-                raise InvalidMessage('q4pg: data holds NaN or Infinity, which JSON cannot '
-                                     'represent') from e
-            raise InvalidMessage('q4pg: data is not JSON-serializable: %s' % e) from e
-        except (TypeError, RecursionError) as e:
-            raise InvalidMessage('q4pg: data is not JSON-serializable: %s' % e) from e
+        return core.encode(self.data_type, data, raw)
 
     def decode(self, text: str) -> Any:
         """Stored text as a dequeue gives it: the JSON value on json/jsonb queues,
         else the text; UndecodableMessage (with `raw`) when Python cannot read it."""
-        return self._decode(text, None, None)
-
-    def _decode(self, text: str, id: Optional[int], tag: Optional[str]) -> Any:
-        if self.data_type == 'text':
-            return text
-        cause: Optional[BaseException] = None
-        try:
-            value = json.loads(text)
-            if value is not None:
-                return value
-            # stored before q4pg 1.1 refused it: None would look like no message
-            reason = ('it is the JSON null, which a consumer could not tell from an empty '
-                      'queue (q4pg 1.0 accepted it)')
-        except RecursionError as e:
-            reason = 'its JSON is nested deeper than Python reads'
-            cause = e
-        except ValueError as e:
-            reason = 'it is not JSON (is data_type %r right for this queue?): %s' % (
-                self.data_type, e)
-            cause = e
-        if id is None:
-            message = 'q4pg: stored data cannot be decoded: %s' % reason
-        else:
-            message = ('q4pg: message %d (tag %r) cannot be decoded: %s; it stays in the queue, '
-                       'counted as a failure: take it with raw=True, or cancel(%d)'
-                       % (id, tag, reason, id))
-        raise UndecodableMessage(message, id=id, tag=tag, raw=text) from cause
+        return core.decode(self.data_type, text)
 
     def _message(self, row: db.Row, raw: bool) -> Message:
         """A taken row (id, tag, data, created_at, ...) as a Message; data decoded unless `raw`."""
-        id_, tag, text, created_at = row[:4]
-        return Message(id_, tag, text if raw else self._decode(text, id_, tag), created_at, text)
+        return core.message(self.data_type, row, raw)
 
     def _leased_message(self, row: db.Row, raw: bool) -> LeasedMessage:
         """A q4pg_lease row as a LeasedMessage; data decoded unless `raw`."""
-        message = self._message(row, raw)
-        return LeasedMessage(*message, *row[4:8])
-
-    def _take(self, tag: str, n: int) -> Tuple[str, Tuple[Any, ...]]:
-        """(query, args) that gets up to `n` due messages of `tag` for a
-        transaction: one is removed (q4pg_dequeue: the success path's only
-        call), a batch taken (q4pg_take; _done removes it)."""
-        if n == 1:
-            return db.DEQUEUE, (self._queue, tag)
-        return db.TAKE, (self._queue, tag, n)
-
-    def _done(self, n: int, messages: List[Message]) -> Tuple[Optional[str], Tuple[Any, ...]]:
-        """The statement that ends _take's messages well (None: nothing to send)."""
-        if n == 1 or not messages:
-            return None, ()
-        return db.DONE, (self._queue, [m.id for m in messages])
-
-    def _take_decoded(self, rows: List[db.Row], raw: bool, run: Any) -> List[Message]:
-        """The Messages of _take's `rows`.  A message that cannot be decoded is
-        given back with a failure counted in the transaction of `run`, and the
-        decoding error raised; the others of its batch (taken, not removed)
-        go back uncounted at commit."""
-        try:
-            return self._decoded(rows, raw)
-        except UndecodableMessage as e:
-            self._count_failure(run, [e.id], error_text(e))
-            raise
-
-    @contextlib.contextmanager
-    def _held_in(self, session: db.CallerSession, tag: str, n: int,
-                 raw: bool) -> Iterator[List[Message]]:
-        """What held.Held does, in the caller's session.  An autocommit psycopg2
-        connection has no transaction of the caller's: one of its own runs on it,
-        BEGIN to COMMIT."""
-        own = session.autocommit()
-        if own:
-            session.run('BEGIN')
-        try:
-            rows = session.run(*self._take(tag, n))
-            messages = self._take_decoded(rows, raw, session.run)
-            try:
-                yield messages
-            except Exception as e:
-                if messages:
-                    self._count_failure(session.run, [m.id for m in messages],
-                                        error_text(e), session)
-                raise
-            done, args = self._done(n, messages)
-            if done is not None:
-                session.run(done, args)
-        except Exception:
-            if own:
-                session.run('COMMIT' if session.usable() else 'ROLLBACK')
-            raise
-        except BaseException:
-            if own:
-                session.run('ROLLBACK')
-            raise
-        if own:
-            session.run('COMMIT')
-
-    def _decoded(self, rows: List[db.Row], raw: bool) -> List[Message]:
-        return [self._message(row, raw) for row in rows]
-
-    def _count_failure(self, run: Any, ids: List[Any], error: str,
-                       session: Optional[db.CallerSession] = None) -> None:
-        """Counts a failure against `ids` (q4pg_fail) in the transaction that took them.
-        An error doing so is logged (WARNING), never raised: the caller raises
-        the failure itself.  An aborted caller's transaction is left alone."""
-        if session is not None and not session.usable():
-            return
-        try:
-            record_failures(run, self._queue, ids, error, self._max_attempts)
-        except Q4pgError as e:
-            log.warning('q4pg: could not count a failure against message(s) %s of queue %s: %s',
-                        ', '.join(str(i) for i in ids), self._queue, e)
+        return core.leased(self.data_type, row, raw)
 
     def _refused_item(self, tag: str, texts: List[str]) -> Optional[int]:
         """The index of the first of `texts` that the server refuses (it refused
@@ -418,14 +196,9 @@ class QueueManager:
         `max_attempts`: failures after which a message is set aside as a dead
         letter (None: no limit, or the existing queue's setting).
         """
-        if max_attempts is not None:
-            _whole('max_attempts', max_attempts, 1)
+        call = calls.create_queue(self.data_type, self.data_length, max_attempts)
         try:
-            if max_attempts is None:
-                self._run(db.CREATE_QUEUE, (self.data_type, self.data_length), other_sess)
-            else:
-                self._run(db.CREATE_QUEUE_MAX, (self.data_type, self.data_length, max_attempts),
-                          other_sess)
+            self._call(call, other_sess)
         except InvalidArgument as e:
             hinted = hints.schema_missing(e, self._queue)     # 3F000: CREATE SCHEMA first
             if hinted is None:
@@ -435,7 +208,7 @@ class QueueManager:
     def drop_table(self, other_sess: Any = None) -> bool:
         """Drops the queue and its messages (q4pg_drop_queue); False when there is no
         such table.  A table that is no queue is refused (QueueNotFound)."""
-        return bool(self._run(db.DROP_QUEUE, (), other_sess))
+        return self._call(calls.drop_queue(), other_sess)
 
     def reset_table(self, other_sess: Any = None) -> None:
         """Drops the queue (if there is one) and creates it anew, empty, in one transaction."""
@@ -449,9 +222,7 @@ class QueueManager:
     def set_max_attempts(self, max_attempts: Optional[int]) -> None:
         """Sets the queue's max_attempts (None: no limit); messages already at or over
         it become dead letters at once."""
-        if max_attempts is not None:
-            _whole('max_attempts', max_attempts, 1)
-        self._run(db.SET_MAX_ATTEMPTS, (max_attempts,))
+        self._call(calls.set_max_attempts(max_attempts))
 
     # -- producing ----------------------------------------------------------------
 
@@ -467,12 +238,10 @@ class QueueManager:
         `raw=True`, `data` is the text to store, sent verbatim.  None (JSON
         null) is refused: a consumer could not tell it from an empty queue.
         """
-        session = _other(other_sess, conn)
+        session = core.other(other_sess, conn)
         text = self._encode(data, raw)
-        if schedule is None:
-            return int(self._run(db.ENQUEUE, (tag, text), session, False)[0][0])
-        run_at, delay = _schedule(schedule)
-        return int(self._run(db.ENQUEUE_AT, (tag, text, run_at, delay), session, False)[0][0])
+        when = None if schedule is None else core.schedule(schedule)
+        return self._call(calls.enqueue(tag, text, when), session)
 
     def enqueue_many(self, tag: str, iterable: Iterable[Any], other_sess: Any = None,
                      schedule: Any = None, *, conn: Any = None,
@@ -483,24 +252,20 @@ class QueueManager:
         InvalidMessage whose `index` says which (not in the caller's session,
         whose transaction the error aborted).
         """
-        session = _other(other_sess, conn)
-        when = None if schedule is None else _schedule(schedule)
+        session = core.other(other_sess, conn)
+        when = None if schedule is None else core.schedule(schedule)
         texts = []
         for index, data in enumerate(iterable):
             try:
                 texts.append(self._encode(data, raw))
             except InvalidMessage as e:
-                raise _at(e, index) from e.__cause__
+                raise core.at(e, index) from e.__cause__
         try:
-            if when is None:
-                rows = self._run(db.ENQUEUE_MANY, (tag, texts), session, False)
-            else:
-                rows = self._run(db.ENQUEUE_MANY_AT, (tag, texts) + when, session, False)
+            return self._call(calls.enqueue_many(tag, texts, when), session)
         except InvalidMessage as e:
             if session is not None or not texts:
                 raise
-            raise _at(e, self._refused_item(tag, texts)) from e
-        return [row[0] for row in rows]
+            raise core.at(e, self._refused_item(tag, texts)) from e
 
     # -- consuming ----------------------------------------------------------------
 
@@ -528,31 +293,8 @@ class QueueManager:
                      raw: bool = False) -> ContextManager[List[Message]]:
         """Context manager: up to `limit` due Messages of `tag`, in order (maybe none);
         an exception counts a failure against each."""
-        _whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
+        core.check_whole('limit', limit, -2 ** 31)   # a negative one is the server's to refuse
         return Held(self, tag, limit, raw, other_sess, 'many')
-
-    @contextlib.contextmanager
-    def _taking(self, tag: str, n: int, raw: bool, other_sess: Any,
-                old: Optional[v10.V10]) -> Iterator[List[Message]]:
-        """Held's other cases: in the caller's session (_held_in), or, on a
-        database that has q4pg 1.0 (`old`, or the server says so), 1.0's
-        dequeue (v10.py)."""
-        with contextlib.ExitStack() as stack:
-            if old is None:
-                old = self._server.old(other_sess)
-            if old is None:
-                try:
-                    messages = stack.enter_context(self._held_in(
-                        db.Database.caller(other_sess), tag, n, raw))
-                except ExtensionNotInstalled as e:    # q4pg_dequeue is missing: nothing taken
-                    old = self._server.after_missing(e, other_sess)
-                    if old is None:
-                        raise
-            if old is not None:
-                messages = stack.enter_context(old.held(
-                    self._queue, tag, n, other_sess, self._max_attempts,
-                    lambda rows: self._decoded(rows, raw)))
-            yield messages
 
     def dequeue_immediate(self, tag: str, other_sess: Any = None, *, raw: bool = False) -> Any:
         """Removes the first due message of `tag` at once; its data, or None.
@@ -563,9 +305,8 @@ class QueueManager:
         with self.dequeue(tag, other_sess, raw=raw) as data:
             return data
 
-    @contextlib.contextmanager
     def lease(self, tag: str, seconds: float = 30, *,
-              raw: bool = False) -> Iterator[Optional[LeasedMessage]]:
+              raw: bool = False) -> ContextManager[Optional[LeasedMessage]]:
         """Context manager: the first due message of `tag`, leased for `seconds`
         (a LeasedMessage), or None.  No transaction stays open meanwhile.
 
@@ -579,86 +320,34 @@ class QueueManager:
         the block normally raises LeaseLost.  A message the client cannot
         decode is given back and raises UndecodableMessage.
         """
-        lease = _interval('seconds', seconds)
-        rows = self._run(db.LEASE, (tag, 1, lease), idempotent=False)
-        if not rows:
-            yield None
-            return
-        message = self._leased_now(rows, raw)[0]
-        heartbeat = Heartbeat(self._db, self._queue)
-        heartbeat.start([(message.id, message.lease_token)], lease.total_seconds())
-        try:
-            yield message
-        except BaseException as e:
-            heartbeat.close()
-            self._give_back(message, error_text(e))
-            raise
-        heartbeat.close()
-        if not self.ack(message.id, message.lease_token):
-            raise LeaseLost('q4pg: the lease of message %d (tag %r) was lost before its work '
-                            'ended: another consumer leased it since, so it may be processed '
-                            'twice (make the lease longer than a stall can be)'
-                            % (message.id, message.tag), id=message.id)
-
-    def _leased_now(self, rows: List[db.Row], raw: bool) -> List[LeasedMessage]:
-        """Rows just leased as LeasedMessages; when one cannot be decoded, all are
-        given back (its error recorded) and UndecodableMessage raised."""
-        try:
-            return [self._leased_message(row, raw) for row in rows]
-        except UndecodableMessage as e:
-            for row in rows:
-                with contextlib.suppress(Q4pgError):
-                    self.nack(row[0], row[6],
-                              error=error_text(e) if row[0] == e.id else None)
-            raise
-
-    def _give_back(self, message: LeasedMessage, error: str) -> None:
-        """nack after a failed work; a lost lease or error is logged, not raised."""
-        try:
-            outcome = self.nack(message.id, message.lease_token, error=error)
-        except Q4pgError as e:
-            log.warning('q4pg: could not give back leased message %d of queue %s, its lease '
-                        'will run out: %s', message.id, self._queue, e)
-            return
-        if outcome is None:
-            log.warning('q4pg: the lease of message %d of queue %s was lost before its work '
-                        'failed: another consumer leased it since', message.id, self._queue)
-        elif outcome == 'dead':
-            log.warning('q4pg: message %d of queue %s failed once too often and is now a dead '
-                        'letter (last error: %s)', message.id, self._queue, error)
+        return leasing(self, tag, seconds, raw=raw)
 
     def take_leases(self, tag: str, limit: int = 1, seconds: float = 30, *,
                     raw: bool = False) -> List[LeasedMessage]:
         """Leases up to `limit` due messages of `tag` for `seconds`, with no heartbeat:
         finish each with ack(), nack() or extend() (what the command line does)."""
-        _whole('limit', limit, 0)
-        lease = _interval('seconds', seconds)
-        return self._leased_now(self._run(db.LEASE, (tag, limit, lease), idempotent=False), raw)
+        return leased_now(self, self._call(calls.lease(tag, limit, seconds)), raw)
 
     def ack(self, id: int, token: str) -> bool:
         """Acknowledges a leased message (removes it); False when the lease was lost."""
-        _whole('id', id, -2 ** 63)
-        return bool(self._run(db.ACK, (id, str(token)), idempotent=False)[0][0])
+        return self._call(calls.ack(id, token))
 
     def nack(self, id: int, token: str, *, retry_in: Any = None,
              error: Optional[str] = None) -> Optional[str]:
         """Gives a leased message back, due again after `retry_in` (seconds or a
         timedelta; None: now), `error` recorded: 'retry', 'dead' (it reached
         max_attempts), or None when the lease was lost."""
-        _whole('id', id, -2 ** 63)
-        delay = None if retry_in is None else _interval('retry_in', retry_in, positive=False)
-        return self._run(db.NACK, (id, str(token), delay, error), idempotent=False)[0][0]
+        return self._call(calls.nack(id, token, retry_in, error))
 
     def extend(self, id: int, token: str, seconds: float) -> Optional[datetime.datetime]:
         """Extends a lease to `seconds` from now; the new end, or None when the lease
         was lost."""
-        _whole('id', id, -2 ** 63)
-        return self._run(db.EXTEND, (id, str(token), _interval('seconds', seconds)))[0][0]
+        return self._call(calls.extend(id, token, seconds))
 
     def next_due(self, tag: str) -> Optional[datetime.datetime]:
         """When the next message of `tag` not due yet (scheduled, or under a lease)
         comes due; None when there is none."""
-        return self._run(db.NEXT_DUE_AT, (tag,))[0][0]
+        return self._call(calls.next_due(tag))
 
     # -- looking ------------------------------------------------------------------
 
@@ -684,74 +373,61 @@ class QueueManager:
             args = args[1:]
             if args:
                 ignore_scheduled = args[0]
-        if limit is not None:
-            _whole('limit', limit, -2 ** 31)
-        rows = self._run(db.LIST_DUE, (tag, limit, not ignore_scheduled), other_sess)
-        return [tuple(row) if full else tuple(row[:4]) for row in rows]
+        return self._call(calls.list_due(tag, limit, ignore_scheduled, full), other_sess)
 
     def count(self, tag: Optional[str] = None, other_sess: Any = None,
               ignore_scheduled: bool = True) -> int:
         """The number of messages of `tag` (None: of every tag), held ones included;
         `ignore_scheduled` (default): due ones only.  Dead letters never count."""
-        return int(self._run(db.COUNT_DUE, (tag, not ignore_scheduled), other_sess)[0][0])
+        return self._call(calls.count(tag, ignore_scheduled), other_sess)
 
     def cancel(self, id: int, other_sess: Any = None) -> bool:
         """Removes a message (waiting, scheduled or dead); False when there is none,
         a consumer holds it or a live lease has it."""
-        _whole('id', id, -2 ** 63)
-        return bool(self._run(db.CANCEL, (id,), other_sess, idempotent=False)[0][0])
+        return self._call(calls.cancel(id), other_sess)
 
     def dead_letters(self, tag: Optional[str] = None, limit: Optional[int] = None
                      ) -> List[Tuple[int, str, str, datetime.datetime, int, Optional[str],
                                      datetime.datetime]]:
         """[(id, tag, data_text, created_at, attempts, last_error, dead_at), ...]:
         the messages set aside after too many failures."""
-        if limit is not None:
-            _whole('limit', limit, -2 ** 31)
-        return [tuple(row) for row in self._run(db.DEAD_LETTERS, (tag, limit))]
+        return self._call(calls.dead_letters(tag, limit))
 
     def replay(self, ids: Optional[Iterable[int]] = None, tag: Optional[str] = None) -> int:
         """Makes dead letters due again (attempts 0, last_error kept): those of `ids`,
         else all (of `tag`); how many."""
-        if ids is not None:
-            ids = list(ids)
-            for id_ in ids:
-                _whole('id', id_, -2 ** 63)
-        return int(self._run(db.REPLAY, (ids, tag), idempotent=False)[0][0])
+        return self._call(calls.replay(ids, tag))
 
     def purge_dead(self, tag: Optional[str] = None, older_than: Any = None) -> int:
         """Deletes dead letters (of `tag`; set aside more than `older_than` seconds
         or a timedelta ago); how many."""
-        age = None if older_than is None else _interval('older_than', older_than,
-                                                        positive=False)
-        return int(self._run(db.PURGE_DEAD, (tag, age), idempotent=False)[0][0])
+        return self._call(calls.purge_dead(tag, older_than))
 
     def channel(self, tag: str) -> str:
         """The NOTIFY channel of `tag` on this queue."""
-        return str(self._run(db.CHANNEL, (tag,))[0][0])
+        return self._call(calls.channel(tag))
 
     def settings(self) -> Tuple[str, int]:
         """(data_type, data_length) of the queue, as its table says (q4pg_queue_settings)."""
-        data_type, data_length = self._run(db.QUEUE_SETTINGS, ())[0]
-        return data_type, data_length
+        return self._call(calls.settings())
 
     def queues(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, data_type, data_length), ...]: every queue the role may read;
         `full=True` adds max_attempts."""
-        return [tuple(row) for row in self._run_all(db.QUEUES_FULL if full else db.QUEUES)]
+        return self._call(calls.queues(full))
 
     def stats(self, *, full: bool = False) -> List[Tuple[Any, ...]]:
         """[(queue, tag, waiting, oldest_created_at, oldest_age), ...] of every readable
         queue and tag (waiting: due now; oldest_age: how long the oldest due message
         has been due); an empty queue has one row, tag None and zeros.  `full=True`
         adds (scheduled, leased, dead)."""
-        return [tuple(row) for row in self._run_all(db.STATS_FULL if full else db.STATS)]
+        return self._call(calls.stats(full))
 
     def consumers(self) -> List[Tuple[str, int, datetime.datetime, datetime.timedelta,
                                       str, str]]:
         """[(queue, pid, xact_start, xact_age, state, application_name), ...]: the open
         transactions that ran a dequeue on any queue, oldest first (q4pg_consumers)."""
-        return [tuple(row) for row in self._run_all(db.CONSUMERS)]
+        return self._call(calls.consumers())
 
     # -- listening ----------------------------------------------------------------
 
@@ -773,7 +449,7 @@ class QueueManager:
         counted (listener() tells them apart).  A message the client cannot
         decode counts a failure and raises UndecodableMessage.
         """
-        self._check_listen(timeout, stop_after_idle, limit, lease)
+        core.check_listen(timeout, stop_after_idle, limit, lease)
         return self._listen(tag, timeout, stop_after_idle, limit, full, raw, lease)
 
     def _listen(self, tag: str, timeout: Optional[float], stop_after_idle: Optional[float],
@@ -792,18 +468,6 @@ class QueueManager:
         finally:
             listener.close(ack=False, count=False)
 
-    @staticmethod
-    def _check_listen(timeout: Optional[float], stop_after_idle: Optional[float],
-                      limit: Optional[int], lease: Optional[float]) -> None:
-        if timeout is not None:
-            _seconds('timeout', timeout, positive=True)
-        if stop_after_idle is not None:
-            _seconds('stop_after_idle', stop_after_idle, positive=False)
-        if limit is not None:
-            _whole('limit', limit, 0)
-        if lease is not None:
-            _seconds('lease', lease, positive=True)
-
     def listener(self, tag: str, timeout: Optional[float] = None, *,
                  stop_after_idle: Optional[float] = None, limit: Optional[int] = None,
                  full: bool = False, raw: bool = False,
@@ -811,7 +475,7 @@ class QueueManager:
         """Like listen(), as a context manager: leaving the block normally (break
         included) removes the current item; leaving it by an exception gives it
         back with a failure counted (KeyboardInterrupt, SystemExit: uncounted)."""
-        self._check_listen(timeout, stop_after_idle, limit, lease)
+        core.check_listen(timeout, stop_after_idle, limit, lease)
 
         def item(row: db.Row) -> Any:
             if lease is not None:

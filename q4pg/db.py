@@ -13,26 +13,29 @@ The layers above (listener.py, client.py) use only what this module offers:
                       listen() (on listen_dsn when given), close()
     Transaction       a transaction left open by begin(): its rows, commit(), rollback()
     ListenConnection  the dedicated autocommit connection a listener LISTENs on
+                      (db_sessions.py, with CallerSession and DedicatedConnection)
     transaction()     a connection in one transaction (q4pg install, install.py)
-    the SQL constants the queries; the queue is always their first parameter
+    the SQL constants the queries (statements.py's, re-exported); the queue is
+                      always their first parameter
 
-Every error comes out as a q4pg error (errors.wrap_error).  Type names in casts
-are qualified with pg_catalog, so that a caller's search_path cannot swap them.
+Every error comes out as a q4pg error (errors.wrap_error).
 """
 
 import contextlib
 import logging
+import math
 import select
 import threading
-import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import psycopg2
 import psycopg2.extensions
-from psycopg2 import sql
 
-from .errors import (ConnectionLost, InvalidArgument, InvalidDsn, Q4pgError, one_line,
+from .errors import (ConnectionLost, InvalidDsn, Q4pgError, one_line, outcome_unknown,
                      wrap_error)
+# The SQL text, shared with the asyncio client: db.ENQUEUE... as before.
+from .statements import *  # noqa: F401,F403
+from .statements import CONNECT
 
 __all__ = ['Database', 'Transaction', 'ListenConnection', 'CallerSession', 'DedicatedConnection',
            'Row', 'check_dsn', 'retryable', 'NOT_A_SESSION', 'transaction']
@@ -40,147 +43,6 @@ __all__ = ['Database', 'Transaction', 'ListenConnection', 'CallerSession', 'Dedi
 log = logging.getLogger('q4pg')
 
 Row = Tuple[Any, ...]
-
-# The queue goes as text and becomes a regclass when the query runs: a literal
-# cast straight to regclass would be resolved while the query is parsed, before
-# the function is looked up, and a database without q4pg would answer 'relation
-# "mq" does not exist' instead of 'function q4pg_... does not exist'.
-_RUN_AT = ('COALESCE(%s::pg_catalog.timestamptz, pg_catalog.statement_timestamp() '
-           'OPERATOR(pg_catalog.+) %s::pg_catalog.interval)')
-CREATE_QUEUE = ('SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, '
-                '%s::integer)')
-ENQUEUE = ('SELECT q4pg_enqueue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
-           '%s::pg_catalog.text)')
-ENQUEUE_MANY = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.text::pg_catalog.regclass, '
-                '%s::pg_catalog.text, %s::pg_catalog.text[])')
-# 1.1: a due time.  `run_at` is an absolute time (timestamptz; a naive datetime is read
-# in the session's TimeZone) or, when NULL, now plus `delay` (an interval; NULL: now).
-ENQUEUE_AT = ('SELECT q4pg_enqueue(%s::pg_catalog.text::pg_catalog.regclass, '
-              '%s::pg_catalog.text, %s::pg_catalog.text, ' + _RUN_AT + ')')
-ENQUEUE_MANY_AT = ('SELECT * FROM q4pg_enqueue_many(%s::pg_catalog.text::pg_catalog.regclass, '
-                   '%s::pg_catalog.text, %s::pg_catalog.text[], ' + _RUN_AT + ')')
-DEQUEUE = ('SELECT id, tag, data, created_at '
-           'FROM q4pg_dequeue(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)')
-DEQUEUE_MANY = ('SELECT id, tag, data, created_at '
-                'FROM q4pg_dequeue_many(%s::pg_catalog.text::pg_catalog.regclass, '
-                '%s::pg_catalog.text, %s::integer)')
-LIST = ('SELECT id, tag, data, created_at '
-        'FROM q4pg_list(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
-        '%s::integer)')
-COUNT = 'SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
-# 1.1: list and count with or without the messages not due yet.
-LIST_DUE = ('SELECT id, tag, data, created_at, run_at, attempts, last_error, leased_until '
-            'FROM q4pg_list(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
-            '%s::integer, %s::boolean)')
-COUNT_DUE = ('SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
-             '%s::boolean)')
-CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
-CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
-# For ListenConnection.call: they run only in the server session that LISTENs
-# (its pid is the last parameter), so a pooler that hands the listener another
-# session registers nothing there.
-REGISTER_IDLE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regclass, '
-                 '%s::pg_catalog.text) '
-                 'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
-UNREGISTER_IDLE = ('SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, '
-                   '%s::pg_catalog.text) '
-                   'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
-CREATE_QUEUE_MAX = ('SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, '
-                    '%s::integer, max_attempts => %s::integer)')
-# Drops the queue when the name resolves to a table (no row otherwise).
-DROP_QUEUE = ('SELECT q4pg_drop_queue(r) FROM (SELECT pg_catalog.to_regclass(%s::pg_catalog.text) '
-              'AS r) AS s WHERE r IS NOT NULL')
-SET_MAX_ATTEMPTS = ('SELECT q4pg_set_max_attempts(%s::pg_catalog.text::pg_catalog.regclass, '
-                    '%s::integer)')
-# Transactional mode with failure counting (with dequeue(), listen()): DEQUEUE
-# removes a message inside a transaction, which commits on success (one round
-# trip each way); on failure FAIL puts it back with the failure counted before
-# that transaction commits.  A batch (with
-# dequeue_many()) is taken (TAKE: locked, not removed) and removed at commit
-# (DONE, in COMMIT's round trip): the server's copy of a removed batch, which
-# FAIL would need, cost more than locking it.
-TAKE = ('SELECT id, tag, data, created_at, attempts, last_error '
-        'FROM q4pg_take(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text, '
-        '%s::integer)')
-DONE = 'SELECT q4pg_done_many(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint[])'
-FAIL = ('SELECT i, q4pg_fail(%s::pg_catalog.text::pg_catalog.regclass, i, %s::pg_catalog.text, '
-        'NULL::pg_catalog.interval, %s::integer) FROM pg_catalog.unnest(%s::bigint[]) AS i')
-# Leases.
-LEASE = ('SELECT id, tag, data, created_at, attempts, last_error, lease_token::pg_catalog.text, '
-         'lease_until FROM q4pg_lease(%s::pg_catalog.text::pg_catalog.regclass, '
-         '%s::pg_catalog.text, %s::integer, %s::pg_catalog.interval)')
-ACK = ('SELECT q4pg_ack(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint, '
-       '%s::pg_catalog.text::pg_catalog.uuid)')
-NACK = ('SELECT q4pg_nack(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint, '
-        '%s::pg_catalog.text::pg_catalog.uuid, %s::pg_catalog.interval, %s::pg_catalog.text)')
-EXTEND = ('SELECT q4pg_extend(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint, '
-          '%s::pg_catalog.text::pg_catalog.uuid, %s::pg_catalog.interval)')
-# The ids of the (id, token) pairs whose lease q4pg_extend refused.
-EXTEND_MANY = ('SELECT i FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), '
-               'pg_catalog.unnest(%s::pg_catalog.text[])) AS l(i, t) '
-               'WHERE q4pg_extend(%s::pg_catalog.text::pg_catalog.regclass, i, '
-               't::pg_catalog.uuid, %s::pg_catalog.interval) IS NULL')
-# Seconds from now until the tag's next message comes due (NULL: none scheduled).
-_DUE_IN = ('pg_catalog.date_part(\'epoch\', '
-           'q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text) '
-           'OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())')
-# A listener's registration (q4pg_go_idle: 'ask_again', 'producer_running' or
-# 'may_sleep'), and when the next message comes due, in one round trip.
-# For ListenConnection.row, like REGISTER_IDLE (the server pid is its last parameter).
-GO_IDLE_DUE = ('SELECT q4pg_go_idle(%s::pg_catalog.text::pg_catalog.regclass, '
-               '%s::pg_catalog.text), ' + _DUE_IN +
-               ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
-# When the next message comes due, alone (a listener that stayed registered).
-DUE_IN = ('SELECT ' + _DUE_IN + ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
-NEXT_DUE_AT = ('SELECT q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, '
-               '%s::pg_catalog.text)')
-# Dead letters.
-DEAD_LETTERS = ('SELECT id, tag, data, created_at, attempts, last_error, dead_at '
-                'FROM q4pg_dead_letters(%s::pg_catalog.text::pg_catalog.regclass, '
-                '%s::pg_catalog.text, %s::integer)')
-REPLAY = ('SELECT q4pg_replay(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint[], '
-          '%s::pg_catalog.text)')
-PURGE_DEAD = ('SELECT q4pg_purge_dead(%s::pg_catalog.text::pg_catalog.regclass, '
-              '%s::pg_catalog.text, %s::pg_catalog.interval)')
-QUEUE_SETTINGS = ('SELECT data_type, data_length '
-                  'FROM q4pg_queue_settings(%s::pg_catalog.text::pg_catalog.regclass)')
-QUEUES = 'SELECT queue::pg_catalog.text, data_type, data_length FROM q4pg_queues()'
-STATS = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age '
-         'FROM q4pg_stats()')
-STATS_FULL = ('SELECT queue::pg_catalog.text, tag, waiting, oldest_created_at, oldest_age, '
-              'scheduled, leased, dead FROM q4pg_stats()')
-QUEUES_FULL = 'SELECT queue::pg_catalog.text, data_type, data_length, max_attempts FROM q4pg_queues()'
-CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
-             'FROM q4pg_consumers()')
-
-# A database where q4pg was installed without CREATE EXTENSION (q4pg install)
-# has this table in q4pg's schema: the installed version, and what the install made.
-INSTALL_TABLE = 'q4pg_install'
-# Run on every new connection: puts the schema of q4pg's functions (the
-# extension's, or that of q4pg install) first on the session's search_path
-# when it is not on it, so that the calls above find them.  Queue names are
-# then looked up there first too, and new queues go there (q4pg's schema is
-# where a role that may create in no other schema keeps its queues).
-FIND_Q4PG = (
-    "SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', "
-    "pg_catalog.quote_ident(s.nspname), NULLIF(pg_catalog.current_setting("
-    "'search_path'), '')), false) "
-    'FROM (SELECT n.nspname FROM pg_catalog.pg_extension AS e, pg_catalog.pg_namespace AS n '
-    "WHERE e.extname OPERATOR(pg_catalog.=) 'q4pg' AND n.oid OPERATOR(pg_catalog.=) e.extnamespace "
-    'UNION ALL SELECT n.nspname FROM pg_catalog.pg_class AS c, pg_catalog.pg_namespace AS n '
-    "WHERE c.relname OPERATOR(pg_catalog.=) '" + INSTALL_TABLE + "' "
-    "AND c.relkind OPERATOR(pg_catalog.=) 'r' AND n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-    'LIMIT 1) AS s '
-    'WHERE s.nspname OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_schemas(false))')
-# What a new connection runs: FIND_Q4PG, and in the same round trip whether the
-# database's q4pg is 1.0 (its functions, and none of 1.1's such as q4pg_lease),
-# which v10.py serves the 1.0 way.
-CONNECT = ('SELECT (' + FIND_Q4PG + ') IS NOT NULL, '
-           "EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
-           "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_enqueue') "
-           "AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
-           "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_lease')")
-
 
 class _Connection(psycopg2.extensions.connection):
     """A psycopg2 connection that remembers what CONNECT said: q4pg_1_0 (None: not asked)."""
@@ -253,6 +115,21 @@ def transaction(dsn: str) -> Iterator[Callable[..., List[Row]]]:
         conn.close()          # without a commit: rolled back
 
 
+def ready(objects: Sequence[Any], seconds: Optional[float], write: bool = False) -> List[int]:
+    """Waits until one of `objects` (file descriptors, or objects with fileno()) is
+    readable (writable with `write`), or `seconds` pass (None: no limit); the
+    descriptors that are.  poll(), not select(): select() refuses descriptors
+    of 1024 and more, which a process holding hundreds of listeners has."""
+    if not hasattr(select, 'poll'):                    # Windows
+        found = select.select([] if write else objects, objects if write else [], [], seconds)
+        return [o if isinstance(o, int) else o.fileno() for o in found[1 if write else 0]]
+    poller = select.poll()
+    for o in objects:
+        poller.register(o, select.POLLOUT if write else select.POLLIN)
+    timeout = None if seconds is None else max(0, int(math.ceil(seconds * 1000)))
+    return [fd for fd, _ in poller.poll(timeout)]
+
+
 def _idle(conn: Any) -> bool:
     """True when `conn` is open and outside any transaction (as libpq last heard)."""
     return (not conn.closed and conn.info.transaction_status
@@ -268,7 +145,7 @@ def _alive(conn: Any) -> bool:
     without a round trip.
     """
     try:
-        return _idle(conn) and not select.select([conn], [], [], 0)[0]
+        return _idle(conn) and not ready([conn], 0)
     except (OSError, ValueError):
         return False
 
@@ -407,11 +284,7 @@ class Transaction:
         try:
             _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
         except psycopg2.Error as e:
-            err = wrap_error(e, conn)
-            if isinstance(err, ConnectionLost):
-                err = ConnectionLost('q4pg: connection lost during COMMIT, the outcome is '
-                                     'unknown: %s' % err, pgcode=err.pgcode, pgerror=err.pgerror)
-            raise err from e
+            raise outcome_unknown(wrap_error(e, conn), 'COMMIT') from e
         finally:
             self._give_back(conn)
 
@@ -473,9 +346,7 @@ class Database:
                     log.info('q4pg: dropped a pooled connection that died idle: %s', error)
                     continue
                 if not idempotent and error.pgcode != '57P01':
-                    error = ConnectionLost('q4pg: connection lost during the call, the outcome '
-                                           'is unknown: %s' % error, pgcode=error.pgcode,
-                                           pgerror=error.pgerror)
+                    error = outcome_unknown(error, 'the call')
                 raise error from e
             except BaseException:          # KeyboardInterrupt...: don't lose the pool's slot
                 self._pool.put(conn)
@@ -517,210 +388,6 @@ class Database:
         self._pool.close()
 
 
-# Raised when the listener's connection turns out to share its server session.
-NOT_A_SESSION = (
-    "q4pg: the listener's connection (listen_dsn, else dsn) does not keep a server session "
-    "of its own: it goes through a pooler in transaction or statement mode (PgBouncer's "
-    "pool_mode = transaction), where LISTEN and q4pg_register_idle cannot work (the "
-    "notifications would reach other clients). Give QueueManager a listen_dsn that reaches "
-    "PostgreSQL directly or through a session-mode pool (README: Deploying behind PgBouncer)")
-SESSION_PROBE_TIMEOUT = 2.0  # seconds the pooler check waits for a second connection
-
-
-def _shared_session(dsn: str, pid: int) -> bool:
-    """True when a new connection to `dsn` lands in server session `pid`, which
-    another connection holds: the pooler shares sessions.  False when it lands
-    elsewhere, or cannot tell: no answer within SESSION_PROBE_TIMEOUT (a full
-    session pool makes it wait), or no second connection."""
-    deadline = time.monotonic() + SESSION_PROBE_TIMEOUT
-
-    def ready(conn: Any) -> bool:
-        while True:
-            state = conn.poll()
-            if state == psycopg2.extensions.POLL_OK:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if state == psycopg2.extensions.POLL_READ:
-                select.select([conn], [], [], left)
-            else:
-                select.select([], [conn], [], left)
-
-    try:
-        probe = _connect(dsn, async_=True)
-    except ConnectionLost as e:
-        log.info('q4pg: cannot tell whether the pooler shares LISTEN sessions: %s', e)
-        return False
-    try:
-        if not ready(probe):
-            return False
-        cur = probe.cursor()
-        cur.execute('SELECT pg_catalog.pg_backend_pid()')
-        return ready(probe) and cur.fetchone()[0] == pid
-    except psycopg2.Error as e:
-        log.info('q4pg: cannot tell whether the pooler shares LISTEN sessions: %s', one_line(e))
-        return False
-    finally:
-        probe.close()
-
-
-class ListenConnection:
-    """A connection of its own, in autocommit mode (it never holds a transaction),
-    LISTENing on one channel, in one server session (`server_pid`).
-
-    LISTEN and the listener's registration belong to a server session.  A
-    pooler in transaction mode gives each transaction of a client any server
-    session, shared with other clients: the notifications would go to them.
-    So when a pooler stands between us and the server (libpq's backend pid,
-    which a pooler makes up, is not the server's), a second connection asks
-    for the server's pid: the same session as ours means the pooler shares
-    it, and we raise Q4pgError(NOT_A_SESSION).  The registration calls (call())
-    run only in `server_pid`, and raise the same when they land elsewhere.
-    """
-
-    def __init__(self, dsn: str, channel: str) -> None:
-        self.channel = channel
-        conn = _connect(dsn)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql.SQL('LISTEN {}; SELECT pg_catalog.pg_backend_pid()').format(
-                    sql.Identifier(channel)))
-                self.server_pid = cur.fetchone()[0]
-            if self.server_pid != conn.info.backend_pid and _shared_session(dsn, self.server_pid):
-                with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
-                    cur.execute(sql.SQL('UNLISTEN {}').format(sql.Identifier(channel)))
-                raise Q4pgError(NOT_A_SESSION)
-        except psycopg2.Error as e:
-            conn.close()
-            raise wrap_error(e, conn) from e
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    def call(self, query: str, args: Sequence[Any]) -> Any:
-        """Runs a one-value query written for it (REGISTER_IDLE...: its last parameter
-        is the server pid it must run in) on this connection; its value."""
-        return self.row(query, args)[0]
-
-    def row(self, query: str, args: Sequence[Any]) -> Row:
-        """Runs a one-row query written for it (its last parameter is the server pid
-        it must run in) on this connection; its row."""
-        try:
-            rows = _execute(self._conn, query, tuple(args) + (self.server_pid,))
-        except psycopg2.Error as e:
-            raise wrap_error(e, self._conn) from e
-        if not rows:
-            raise Q4pgError(NOT_A_SESSION)
-        return rows[0]
-
-    def wait(self, seconds: float, wake_fd: int) -> int:
-        """Sleeps until a notification arrives, `wake_fd` is readable or `seconds`
-        pass; returns the number of notifications, which it forgets.
-
-        A notification read earlier is still in conn.notifies, so it is counted
-        before select().  A notification is only a hint: the caller queries again.
-        """
-        conn = self._conn
-        try:
-            conn.poll()
-            if not conn.notifies:
-                select.select([conn, wake_fd], [], [], seconds)
-                conn.poll()
-        except psycopg2.Error as e:
-            raise wrap_error(e, conn) from e
-        if conn.closed:
-            raise ConnectionLost('q4pg: the LISTEN connection is closed')
-        count = len(conn.notifies)
-        del conn.notifies[:]
-        return count
-
-    def close(self) -> None:
-        with contextlib.suppress(psycopg2.Error):
-            self._conn.close()
-
-
-def _sqlalchemy_error(exc: BaseException) -> Any:
-    """The psycopg2 error an SQLAlchemy error wraps (its .orig), or None."""
-    orig = getattr(exc, 'orig', None)
-    return orig if isinstance(orig, psycopg2.Error) else None
-
-
-class CallerSession:
-    """The caller's own session, given as other_sess (or conn): a psycopg2
-    connection or cursor, or an SQLAlchemy Session or Connection.  Calls run in
-    its current transaction (SQLAlchemy's begins one if none is open) and are
-    never committed or rolled back here: the caller does that."""
-
-    def __init__(self, other_sess: Any) -> None:
-        if isinstance(other_sess, psycopg2.extensions.connection):
-            self._conn, self._cursor, self._sa = other_sess, None, None
-        elif isinstance(other_sess, psycopg2.extensions.cursor):
-            self._conn, self._cursor, self._sa = other_sess.connection, other_sess, None
-        elif callable(getattr(other_sess, 'exec_driver_sql', None)):   # SQLAlchemy Connection
-            self._conn, self._cursor, self._sa = None, None, other_sess
-        elif (callable(getattr(other_sess, 'connection', None))
-              and callable(getattr(other_sess, 'execute', None))):      # SQLAlchemy Session
-            self._conn, self._cursor, self._sa = None, None, other_sess.connection()
-        else:
-            raise InvalidArgument('q4pg: other_sess must be a psycopg2 connection or cursor, or '
-                                 'an SQLAlchemy Session or Connection, not %s'
-                                 % type(other_sess).__name__)
-
-    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
-        """Runs `query` in the caller's current transaction; its rows."""
-        if self._sa is not None:
-            try:
-                result = self._sa.exec_driver_sql(query, tuple(args))
-                return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
-            except Exception as e:
-                orig = _sqlalchemy_error(e)
-                if orig is None:
-                    raise
-                raise wrap_error(orig) from e
-        try:
-            if self._cursor is not None:
-                self._cursor.execute(query, tuple(args))
-                return self._cursor.fetchall() if self._cursor.description is not None else []
-            return _execute(self._conn, query, args)
-        except (psycopg2.Error, ValueError) as e:
-            raise wrap_error(e, self._conn) from e
-
-    def usable(self) -> bool:
-        """False when the caller's transaction is known to be aborted (a failed
-        statement): nothing more can run in it until the caller rolls back."""
-        conn = self._conn
-        if conn is None:
-            fairy = getattr(self._sa, 'connection', None)
-            conn = getattr(fairy, 'dbapi_connection', None) or getattr(fairy, 'connection', None)
-        if not isinstance(conn, psycopg2.extensions.connection):
-            return True
-        return (not conn.closed and conn.info.transaction_status
-                != psycopg2.extensions.TRANSACTION_STATUS_INERROR)
-
-    def autocommit(self) -> bool:
-        """True for a psycopg2 connection in autocommit mode (each statement its own
-        transaction); SQLAlchemy sessions and connections always have one."""
-        return self._conn is not None and bool(self._conn.autocommit)
-
-
-class DedicatedConnection:
-    """An autocommit connection of its own (the lease heartbeat's), outside the pool."""
-
-    def __init__(self, dsn: str) -> None:
-        self._conn = _connect(dsn)
-
-    def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
-        try:
-            return _execute(self._conn, query, args)
-        except (psycopg2.Error, ValueError) as e:
-            raise wrap_error(e, self._conn) from e
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._conn.closed)
-
-    def close(self) -> None:
-        with contextlib.suppress(psycopg2.Error):
-            self._conn.close()
+# The sessions that are not the pool's: db_sessions.py, re-exported (db.ListenConnection...).
+from .db_sessions import (NOT_A_SESSION, SESSION_PROBE_TIMEOUT, CallerSession,  # noqa: E402,F401
+                          DedicatedConnection, ListenConnection, _shared_session)

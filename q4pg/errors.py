@@ -1,18 +1,18 @@
-"""q4pg's exceptions, and the mapping from psycopg2's errors to them.
+"""q4pg's exceptions, and the mapping from the drivers' errors to them: one
+mapping for psycopg2 (QueueManager) and psycopg 3 (AsyncQueueManager), which
+raise the DB-API's classes (OperationalError...) with the same attributes.
 
 Every error the public API raises is a Q4pgError.  An error the server sent
 keeps its SQLSTATE in ``.pgcode`` and its message in ``.pgerror``; ``str(e)``
 is that message, plus the server's HINT when it gave one.
 """
 
-from typing import Any, Optional
-
-import psycopg2
+from typing import Any, Optional, Set
 
 __all__ = ['Q4pgError', 'ExtensionNotInstalled', 'QueueNotFound', 'QueueExists',
            'InvalidMessage', 'InvalidArgument', 'PermissionDenied', 'ConnectionLost',
            'InvalidDsn', 'UndecodableMessage', 'LeaseLost', 'UpgradeNeeded', 'wrap_error',
-           'one_line']
+           'one_line', 'outcome_unknown', 'sqlalchemy_cause']
 
 
 class Q4pgError(Exception):
@@ -130,18 +130,28 @@ def one_line(text: Any) -> str:
     return ' '.join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+def _kinds(exc: BaseException) -> Set[str]:
+    """The names of the classes of `exc`: the DB-API's (OperationalError...) are
+    the same in both drivers."""
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
 def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
-    """The Q4pgError for a psycopg2 error (or psycopg2's ValueError for a NUL character).
+    """The Q4pgError for a driver's error (psycopg2 or psycopg 3), or for the value
+    either refuses before sending anything (a NUL character in a string).
 
     `conn` is the connection the error happened on, if any: when it is closed
     now, the error is a ConnectionLost whatever its SQLSTATE.
     """
     if isinstance(exc, Q4pgError):
         return exc
-    if isinstance(exc, ValueError) and not isinstance(exc, psycopg2.Error):
-        # psycopg2 refuses strings with NUL characters before sending anything.
+    kinds = _kinds(exc)
+    pgcode = getattr(exc, 'pgcode', None) or getattr(exc, 'sqlstate', None)  # psycopg2, 3
+    if ((isinstance(exc, ValueError) and 'Error' not in kinds)
+            or ('DataError' in kinds and pgcode is None)):
+        # psycopg2 (a ValueError) and psycopg 3 (a DataError with no SQLSTATE)
+        # refuse strings with NUL characters before sending anything.
         return InvalidMessage('q4pg: %s' % one_line(str(exc)))
-    pgcode = getattr(exc, 'pgcode', None)
     diag = getattr(exc, 'diag', None)
     primary = diag.message_primary if diag is not None else None
     hint = diag.message_hint if diag is not None else None
@@ -159,9 +169,25 @@ def wrap_error(exc: BaseException, conn: Any = None) -> Q4pgError:
     elif cls is None:
         broken = conn is not None and conn.closed
         session_gone = pgcode is None or pgcode.startswith('08') or pgcode in _SESSION_GONE
-        if broken or isinstance(exc, psycopg2.InterfaceError) or (
-                isinstance(exc, psycopg2.OperationalError) and session_gone):
+        if broken or 'InterfaceError' in kinds or (
+                'OperationalError' in kinds and session_gone):
             cls = ConnectionLost
         else:
             cls = Q4pgError
     return cls(message, pgcode=pgcode, pgerror=primary)
+
+
+def outcome_unknown(error: Q4pgError, during: str) -> Q4pgError:
+    """A lost connection `during` a statement that must not run twice (COMMIT,
+    an enqueue...) says that its outcome is unknown; other errors stay as they are."""
+    if not isinstance(error, ConnectionLost):
+        return error
+    return ConnectionLost('q4pg: connection lost during %s, the outcome is unknown: %s'
+                          % (during, error), pgcode=error.pgcode, pgerror=error.pgerror)
+
+
+def sqlalchemy_cause(exc: BaseException) -> Any:
+    """The driver's error an SQLAlchemy error wraps (its .orig), or None."""
+    orig = getattr(exc, 'orig', None)
+    driver = type(orig).__module__.split('.')[0]
+    return orig if driver in ('psycopg2', 'psycopg') and isinstance(orig, Exception) else None

@@ -6,19 +6,28 @@ q4pg_dequeue in one round trip, then COMMIT; for a batch, BEGIN and q4pg_take,
 then q4pg_done_many and COMMIT) is the client's hottest, and each
 @contextmanager level cost it microseconds of Python (measured: `make bench`,
 Python dequeue).  In the caller's session (`other_sess`) and on a database
-still at q4pg 1.0 it hands over to the manager's generator for those cases.
+still at q4pg 1.0 it hands over to taking() for those cases.
+
+The functions below are the rest of the sync client's dequeue lifecycle (what
+to take, how to end it, the caller's session, 1.0); core.ending() decides.
 """
 
-from typing import TYPE_CHECKING, Any, ContextManager, List, Optional
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, List, Optional, Tuple
 
 from . import db
-from .errors import ExtensionNotInstalled, UndecodableMessage
-from .listener import error_text
+from .core import Ending, Message, ending, error_text
+from .errors import ExtensionNotInstalled, Q4pgError, UndecodableMessage
+from .listener import record_failures
 
 if TYPE_CHECKING:
-    from .client import Message, QueueManager
+    from . import v10
+    from .client import QueueManager
 
-__all__ = ['Held']
+__all__ = ['Held', 'taking']
+
+log = logging.getLogger('q4pg')
 
 
 class Held:
@@ -48,8 +57,8 @@ class Held:
         self._other = other_sess
         self._shape = shape
         self._transaction: Optional[db.Transaction] = None
-        self._messages: List['Message'] = []
-        self._inner: Optional[ContextManager[List['Message']]] = None
+        self._messages: List[Message] = []
+        self._inner: Optional[ContextManager[List[Message]]] = None
 
     def __enter__(self) -> Any:
         m = self._manager
@@ -57,14 +66,14 @@ class Held:
         if self._other is not None or old is not None:
             return self._hand_over(old)
         try:
-            transaction = m._db.begin(*m._take(self._tag, self._n))
+            transaction = m._db.begin(*take(m, self._tag, self._n))
         except ExtensionNotInstalled as e:      # nothing was removed
             old = m._server.after_missing(e)
             if old is None:
                 raise
             return self._hand_over(old)          # the database has q4pg 1.0
         try:
-            self._messages = m._take_decoded(transaction.rows, self._raw, transaction.run)
+            self._messages = take_decoded(m, transaction.rows, self._raw, transaction.run)
         except UndecodableMessage:
             transaction.commit()
             raise
@@ -80,11 +89,12 @@ class Held:
         transaction, self._transaction = self._transaction, None
         if transaction is None:
             return False
-        if exc_type is None:
-            transaction.commit(*self._manager._done(self._n, self._messages))
-        elif issubclass(exc_type, Exception):
+        end = ending(exc_type)
+        if end is Ending.DONE:
+            transaction.commit(*done(self._manager, self._n, self._messages))
+        elif end is Ending.FAIL:
             if self._messages:
-                self._manager._count_failure(transaction.run, [msg.id for msg in self._messages],
+                count_failure(self._manager, transaction.run, [msg.id for msg in self._messages],
                                              error_text(exc))
             transaction.commit()
         else:
@@ -94,13 +104,118 @@ class Held:
     def _hand_over(self, old: Any) -> Any:
         """The caller's session, or a 1.0 database (`old`, a v10.V10): the
         manager's generator does it."""
-        self._inner = self._manager._taking(self._tag, self._n, self._raw, self._other, old)
+        self._inner = taking(self._manager, self._tag, self._n, self._raw, self._other, old)
         return self._shaped(self._inner.__enter__())
 
-    def _shaped(self, messages: List['Message']) -> Any:
+    def _shaped(self, messages: List[Message]) -> Any:
         if self._shape == 'many':
             return messages
         first = messages[0] if messages else None
         if self._shape == 'message' or first is None:
             return first
         return first.data
+
+
+def take(q: 'QueueManager', tag: str, n: int) -> Tuple[str, Tuple[Any, ...]]:
+    """(query, args) that gets up to `n` due messages of `tag` for a
+    transaction: one is removed (q4pg_dequeue: the success path's only
+    call), a batch taken (q4pg_take; done() removes it)."""
+    if n == 1:
+        return db.DEQUEUE, (q._queue, tag)
+    return db.TAKE, (q._queue, tag, n)
+
+
+def done(q: 'QueueManager', n: int,
+         messages: List[Message]) -> Tuple[Optional[str], Tuple[Any, ...]]:
+    """The statement that ends _take's messages well (None: nothing to send)."""
+    if n == 1 or not messages:
+        return None, ()
+    return db.DONE, (q._queue, [m.id for m in messages])
+
+
+def take_decoded(q: 'QueueManager', rows: List[db.Row], raw: bool, run: Any) -> List[Message]:
+    """The Messages of take()'s `rows`.  A message that cannot be decoded is
+    given back with a failure counted in the transaction of `run`, and the
+    decoding error raised; the others of its batch (taken, not removed)
+    go back uncounted at commit."""
+    try:
+        return decoded(q, rows, raw)
+    except UndecodableMessage as e:
+        count_failure(q, run, [e.id], error_text(e))
+        raise
+
+
+@contextlib.contextmanager
+def held_in(q: 'QueueManager', session: db.CallerSession, tag: str, n: int,
+            raw: bool) -> Iterator[List[Message]]:
+    """What held.Held does, in the caller's session.  An autocommit psycopg2
+    connection has no transaction of the caller's: one of its own runs on it,
+    BEGIN to COMMIT."""
+    own = session.autocommit()
+    if own:
+        session.run('BEGIN')
+    try:
+        rows = session.run(*take(q, tag, n))
+        messages = take_decoded(q, rows, raw, session.run)
+        try:
+            yield messages
+        except Exception as e:
+            if messages:
+                count_failure(q, session.run, [m.id for m in messages],
+                              error_text(e), session)
+            raise
+        finish, args = done(q, n, messages)
+        if finish is not None:
+            session.run(finish, args)
+    except Exception:
+        if own:
+            session.run('COMMIT' if session.usable() else 'ROLLBACK')
+        raise
+    except BaseException:
+        if own:
+            session.run('ROLLBACK')
+        raise
+    if own:
+        session.run('COMMIT')
+
+
+def decoded(q: 'QueueManager', rows: List[db.Row], raw: bool) -> List[Message]:
+    return [q._message(row, raw) for row in rows]
+
+
+def count_failure(q: 'QueueManager', run: Any, ids: List[Any], error: str,
+                  session: Optional[db.CallerSession] = None) -> None:
+    """Counts a failure against `ids` (q4pg_fail) in the transaction that took them.
+    An error doing so is logged (WARNING), never raised: the caller raises
+    the failure itself.  An aborted caller's transaction is left alone."""
+    if session is not None and not session.usable():
+        return
+    try:
+        record_failures(run, q._queue, ids, error, q._max_attempts)
+    except Q4pgError as e:
+        log.warning('q4pg: could not count a failure against message(s) %s of queue %s: %s',
+                    ', '.join(str(i) for i in ids), q._queue, e)
+
+
+@contextlib.contextmanager
+def taking(q: 'QueueManager', tag: str, n: int, raw: bool, other_sess: Any,
+           old: Optional['v10.V10']) -> Iterator[List[Message]]:
+    """Held's other cases: in the caller's session (held_in), or, on a
+    database that has q4pg 1.0 (`old`, or the server says so), 1.0's
+    dequeue (v10.py)."""
+    with contextlib.ExitStack() as stack:
+        if old is None:
+            old = q._server.old(other_sess)
+        if old is None:
+            try:
+                messages = stack.enter_context(held_in(
+                    q, db.Database.caller(other_sess), tag, n, raw))
+            except ExtensionNotInstalled as e:    # q4pg_dequeue is missing: nothing taken
+                old = q._server.after_missing(e, other_sess)
+                if old is None:
+                    raise
+        if old is not None:
+            messages = stack.enter_context(old.held(
+                q._queue, tag, n, other_sess, q._max_attempts,
+                lambda rows: decoded(q, rows, raw)))
+        yield messages

@@ -24,7 +24,6 @@ members, as with the extension.
 """
 
 import importlib.resources
-import importlib.util
 import re
 from collections import deque
 from pathlib import Path
@@ -33,15 +32,14 @@ from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from . import db, hints
+from . import db, hints, sqlbuild
 from .errors import InvalidArgument, PermissionDenied, Q4pgError
 
 __all__ = ['install', 'upgrade', 'uninstall', 'scripts', 'Scripts', 'Installed', 'installed']
 
-EXTENSION = 'q4pg'
+EXTENSION = sqlbuild.EXTENSION
 DEFAULT_SCHEMA = 'q4pg'
-# q4pg--1.0.sql (installs 1.0), q4pg--1.0--1.1.sql (upgrades 1.0 to 1.1)
-SCRIPT_NAME = re.compile(r'^%s--(\d+(?:\.\d+)*)(?:--(\d+(?:\.\d+)*))?\.sql$' % EXTENSION)
+SCRIPT_NAME = sqlbuild.SCRIPT_NAME
 # Characters a schema name may not hold: @extschema@ lands inside string
 # literals, dollar quotes and format() strings in the scripts.
 UNSAFE_IN_SCHEMA = re.compile(r'["\'$%\\\x00-\x1f\x7f]')
@@ -141,7 +139,7 @@ def scripts() -> Scripts:
     """The scripts this package carries: q4pg/sql/ in a wheel (tools/build_py.py
     put them there); in a checkout (pip install -e .), the checkout's sql/, the
     current version's install script built from sql/src/ when it is missing
-    (tools/sqlbuild.py, the Makefile's rule)."""
+    (sqlbuild.py, the Makefile's rule)."""
     packaged = importlib.resources.files(__package__) / 'sql'
     control_name = '%s.control' % EXTENSION
     if packaged.joinpath(control_name).is_file():
@@ -150,13 +148,9 @@ def scripts() -> Scripts:
         where = 'the q4pg package'
     else:
         root = Path(__file__).resolve().parent.parent
-        builder = root / 'tools' / 'sqlbuild.py'
-        if not (root / control_name).is_file() or not builder.is_file():
+        if not (root / control_name).is_file() or not (root / 'sql' / 'src').is_dir():
             raise Q4pgError('q4pg: this q4pg package carries no SQL scripts; install it from a '
                             'wheel (make wheel) or from a checkout (pip install -e .)')
-        spec = importlib.util.spec_from_file_location('q4pg_sqlbuild', builder)
-        sqlbuild = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sqlbuild)
         files = sqlbuild.scripts(root)
         control = (root / control_name).read_text(encoding='utf-8')
         where = str(root / 'sql')

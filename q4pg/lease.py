@@ -4,23 +4,29 @@ A lease (q4pg_lease) holds a message for a while without a transaction; the
 consumer extends it while it works.  The heartbeat does that from a thread of
 its own, on a connection of its own (never a pooled one: the pool may be
 exhausted by the very thread that waits for the work), every third of the
-lease.  A refused extension means another consumer has leased the message
+lease (core.heartbeat_interval).  A refused extension means another consumer has leased the message
 since (or it was cancelled or set aside): the heartbeat says so at WARNING on
 the q4pg logger and remembers it; whoever ends the lease decides what to do.
 
-Used by client.py (QueueManager.lease) and listener.py (listen(lease=...));
-it uses db.py's Database.dedicated() only.
+Used by client.py (QueueManager.lease, whose lifecycle is leasing() below:
+core.lease_ending() decides) and listener.py (listen(lease=...)); it uses
+db.py's Database.dedicated() only.
 """
 
+import contextlib
 import datetime
 import logging
 import threading
-from typing import List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Set, Tuple
 
-from . import db
-from .errors import Q4pgError
+from . import calls, core, db
+from .core import LeasedMessage, error_text, heartbeat_interval
+from .errors import Q4pgError, UndecodableMessage
 
-__all__ = ['Heartbeat']
+if TYPE_CHECKING:
+    from .client import QueueManager
+
+__all__ = ['Heartbeat', 'leasing', 'leased_now', 'give_back']
 
 log = logging.getLogger('q4pg')
 
@@ -69,7 +75,7 @@ class Heartbeat:
     def _beat(self, leases: List[Tuple[int, str]], seconds: float,
               stop: threading.Event) -> None:
         lease = datetime.timedelta(seconds=seconds)
-        interval = seconds / 3.0
+        interval = heartbeat_interval(seconds)
         while not stop.wait(interval):
             live = [(i, t) for i, t in leases if i not in self._lost]
             if not live:
@@ -93,3 +99,53 @@ class Heartbeat:
                 log.warning('q4pg: the lease of message %d of queue %s was lost: another '
                             'consumer leased it since (or it was cancelled or set aside); '
                             'its work may be done twice', id_, self._queue)
+
+
+@contextlib.contextmanager
+def leasing(q: 'QueueManager', tag: str, seconds: float = 30, *,
+            raw: bool = False) -> Iterator[Optional[LeasedMessage]]:
+    """QueueManager.lease(): see there."""
+    call = calls.lease(tag, 1, seconds)
+    rows = q._call(call)
+    if not rows:
+        yield None
+        return
+    message = leased_now(q, rows, raw)[0]
+    heartbeat = Heartbeat(q._db, q._queue)
+    heartbeat.start([(message.id, message.lease_token)], call.args[2].total_seconds())
+    try:
+        yield message
+    except BaseException as e:
+        heartbeat.close()
+        give_back(q, message, error_text(e))
+        raise
+    heartbeat.close()
+    if not q.ack(message.id, message.lease_token):
+        raise core.lease_lost(message)
+
+
+def leased_now(q: 'QueueManager', rows: List[db.Row], raw: bool) -> List[LeasedMessage]:
+    """Rows just leased as LeasedMessages; when one cannot be decoded, all are
+    given back (its error recorded) and UndecodableMessage raised."""
+    try:
+        return [q._leased_message(row, raw) for row in rows]
+    except UndecodableMessage as e:
+        for row in rows:
+            with contextlib.suppress(Q4pgError):
+                q.nack(row[0], row[6],
+                       error=error_text(e) if row[0] == e.id else None)
+        raise
+
+
+def give_back(q: 'QueueManager', message: LeasedMessage, error: str) -> None:
+    """nack after a failed work; a lost lease or error is logged, not raised."""
+    try:
+        outcome = q.nack(message.id, message.lease_token, error=error)
+    except Q4pgError as e:
+        log.warning('q4pg: could not give back leased message %d of queue %s, its lease '
+                    'will run out: %s', message.id, q._queue, e)
+        return
+    if outcome is None:
+        core.said_lease_lost(q._queue, message.id, ended=False)
+    elif outcome == 'dead':
+        core.said_dead(q._queue, message.id, error)

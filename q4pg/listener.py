@@ -1,5 +1,5 @@
 """Listener: takes the messages of one tag as they arrive, following the
-listener protocol of README.md ("Notifications").
+listener protocol of docs/listeners.md.
 
 It sits between the client (client.py, which makes it and decodes what it
 takes) and the database layer (db.py), which it uses through Database,
@@ -11,12 +11,12 @@ import contextlib
 import datetime
 import logging
 import os
-import select
 import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from . import db
-from .errors import ConnectionLost, Q4pgError, one_line
+from .core import Ending, ending, error_text, said_dead, said_lease_lost
+from .errors import ConnectionLost, Q4pgError
 from .lease import Heartbeat
 
 __all__ = ['Listener']
@@ -40,14 +40,6 @@ _BARRIER_MAX = 1.0
 _ASK_AGAIN_MAX = 3
 _STOP = object()  # "no more items"
 _TICK = object()  # `timeout` seconds passed without a message
-_ERROR_MAX = 2000  # characters of an error text recorded as last_error
-
-
-def error_text(exc: BaseException) -> str:
-    """An exception as recorded in last_error: 'Type: message', on one line."""
-    text = one_line(exc)
-    text = '%s: %s' % (type(exc).__name__, text) if text else type(exc).__name__
-    return text[:_ERROR_MAX]
 
 
 def record_failures(run: Callable[[str, Any], List[db.Row]], queue: str, ids: List[int],
@@ -56,8 +48,7 @@ def record_failures(run: Callable[[str, Any], List[db.Row]], queue: str, ids: Li
     in the transaction that took them); says at WARNING which became dead letters."""
     for id_, outcome in run(db.FAIL, (queue, error, max_attempts, ids)):
         if outcome == 'dead':
-            log.warning('q4pg: message %d of queue %s failed once too often and is now a dead '
-                        'letter (last error: %s)', id_, queue, error)
+            said_dead(queue, id_, error)
 
 
 class Listener:
@@ -126,9 +117,10 @@ class Listener:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
+        end = ending(exc_type)
+        if end is Ending.DONE:
             self.close(ack=True)
-        elif isinstance(exc, Exception):
+        elif end is Ending.FAIL:
             self.close(ack=False, error=error_text(exc))
         else:                       # KeyboardInterrupt, SystemExit: given back uncounted
             self.close(ack=False, count=False)
@@ -230,7 +222,7 @@ class Listener:
                 if end is not None:
                     return end
                 self._lost(e, 'reconnecting in %.1f s' % delay)
-                select.select([self._wake_r], [], [], delay)
+                db.ready([self._wake_r], delay)
                 if self._stopping:
                     return _STOP
                 delay = min(delay * 2, _BACKOFF_MAX)
@@ -383,16 +375,13 @@ class Listener:
         try:
             if ack:
                 if not self._db.run(db.ACK, (self._queue, id_, token))[0][0]:
-                    log.warning('q4pg: the lease of message %d of queue %s was lost before its '
-                                'work ended: another consumer leased it since, so it may be '
-                                'processed twice', id_, self._queue)
+                    said_lease_lost(self._queue, id_, ended=True)
                 return
             outcome = self._db.run(db.NACK, (self._queue, id_, token, None,
                                              error or 'the listener was closed holding the '
                                              'message'))[0][0]
             if outcome == 'dead':
-                log.warning('q4pg: message %d of queue %s failed once too often and is now a '
-                            'dead letter (last error: %s)', id_, self._queue, error)
+                said_dead(self._queue, id_, error)
         except Q4pgError as e:
             if not db.retryable(e):
                 raise

@@ -71,7 +71,7 @@ def test_pyproject_holds_the_metadata_and_setup_py_none():
     project = pyproject()['project']
     assert project['license'] == 'MIT'
     assert not [c for c in project.get('classifiers', []) if c.startswith('License ::')]
-    assert set(project['optional-dependencies']) == {'test', 'bench'}
+    assert set(project['optional-dependencies']) == {'test', 'bench', 'async', 'metrics', 'top'}
     assert project['scripts'] == {'q4pg': 'q4pg.cli:main'}
     setup_code = [line for line in (ROOT / 'setup.py').read_text().splitlines()
                   if line.strip() and not line.lstrip().startswith('#')]
@@ -127,7 +127,8 @@ def test_wheel_builds_and_installs_offline(clone, tmp_path):
     assert 'License-Expression: MIT' in headers
     assert not [h for h in headers if h.startswith('Classifier: License ::')]
     assert 'Requires-Dist: psycopg2-binary>=2.8' in headers
-    assert {'Provides-Extra: test', 'Provides-Extra: bench'} <= set(headers)
+    assert {'Provides-Extra: test', 'Provides-Extra: bench', 'Provides-Extra: metrics',
+            'Provides-Extra: top'} <= set(headers)
     assert 'q4pg = q4pg.cli:main' in entry_points
 
     # A fresh venv (its pip from ensurepip, offline), the wheel alone, no index.

@@ -3,9 +3,9 @@
 pyproject.toml names this class as build_py ([tool.setuptools.cmdclass]).  A
 wheel (make wheel, pip install .) gets q4pg/sql/: q4pg.control and every
 sql/q4pg--*.sql, the current version's built from sql/src/ when it is missing
-(tools/sqlbuild.py).  git holds no second copy: the files are copied at build
+(q4pg/sqlbuild.py).  git holds no second copy: the files are copied at build
 time.  An editable install (pip install -e .) gets nothing here: q4pg reads
-the checkout's sql/ (q4pg/scripts.py).
+the checkout's sql/ (q4pg/install.py, scripts()).
 """
 
 import importlib.util
@@ -14,9 +14,10 @@ from pathlib import Path
 from setuptools.command.build_py import build_py
 
 # setuptools loads this file by its path, with no tools package on sys.path
-# (a fresh clone's build): its neighbour is loaded the same way.
+# (a fresh clone's build), and the q4pg package cannot be imported yet (its
+# dependencies may be missing): the builder is loaded by its path too.
 _spec = importlib.util.spec_from_file_location(
-    'q4pg_sqlbuild', Path(__file__).resolve().parent / 'sqlbuild.py')
+    'q4pg_sqlbuild', Path(__file__).resolve().parent.parent / 'q4pg' / 'sqlbuild.py')
 sqlbuild = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sqlbuild)
 

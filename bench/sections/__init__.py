@@ -2,7 +2,8 @@
 
 import importlib
 
-ALL = ['enqueue', 'dequeue', 'lease', 'scheduled', 'notify', 'python', 'batch', 'listen', 'soak', 'horizon', 'anatomy']
+ALL = ['enqueue', 'dequeue', 'lease', 'scheduled', 'notify', 'python', 'python_async', 'batch', 'listen',
+       'metrics', 'soak', 'horizon', 'anatomy']
 DEFAULT = [s for s in ALL if s != 'anatomy']     # anatomy runs only when asked for
 
 

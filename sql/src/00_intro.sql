@@ -5,13 +5,16 @@
 -- Built from sql/src/*.sql (one file per concern, in file-name order) by the
 -- Makefile; edit the sources, not sql/q4pg--<version>.sql.
 --
--- A queue is a table made by q4pg_create_queue(): (id, tag, data, created_at),
--- an index on (tag, id), a CHECK constraint bounding the length of data and a
+-- A queue is a table made by q4pg_create_queue() (50_queues.sql has its exact
+-- shape; docs/operations.md, "Queue tables", describes it): a message's id, tag,
+-- data and created_at, the columns of scheduling, failures and leases (run_at,
+-- attempts, last_error, lease_token, dead_at), an index on (tag, run_at, id),
+-- CHECK constraints on data (its length; not the JSON null) and a
 -- statement-level trigger that NOTIFYs idle listeners.  The table itself is
 -- the whole truth about a queue (no registry to drift): it is a q4pg queue when
 -- it carries the q4pg_notify trigger, its data type is the type of its "data"
 -- column, its length limit is written in the name of its CHECK constraint, its
--- lock key is the argument of its trigger.  Queue tables, and the functions
+-- lock key and max_attempts are arguments of its trigger.  Queue tables, and the functions
 -- generated for each queue (see 40_queue_functions.sql), are not extension
 -- members: pg_dump dumps them with their rows.
 --

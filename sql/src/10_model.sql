@@ -36,7 +36,8 @@ RETURN 'q4pg_' || md5(p_qualified_name || ':' || p_tag);
 -- A tag is any non-null text of at most 2048 bytes (the (tag, id) index must
 -- hold it).  Raises null_value_not_allowed (22004) or
 -- string_data_right_truncation (22001).  The generated per-queue functions
--- carry the same two tests inline (see q4pg_queue_function_sql): a call costs
+-- carry the same two tests inline (see q4pg_queue_functions_sql in
+-- 40_queue_functions.sql): a call costs
 -- more there than the tests.
 CREATE FUNCTION @extschema@.q4pg_check_tag(p_tag text)
 RETURNS void

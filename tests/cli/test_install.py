@@ -93,7 +93,7 @@ def test_a_role_that_may_create_in_one_schema_installs_q4pg_and_runs_the_tutoria
         cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'q4pg'")
         assert cur.fetchone() == (0,)
         cur.execute("SET search_path = q4pg, public")   # the tutorial's checks read q4pg's tables
-    # The README's tutorial, unchanged, as that role: its connections find q4pg's
+    # The tutorial (docs/python.md), unchanged, as that role: its connections find q4pg's
     # schema and put it first on their search_path, so mq goes there too.
     tutorial(app_role, admin)
     assert scalar(admin, "SELECT to_regclass('q4pg.mq')::text") == 'mq'

@@ -1,4 +1,4 @@
-"""QueueManager's arguments are checked at construction (README: "Arguments are
+"""QueueManager's arguments are checked at construction (docs/python.md: "Arguments are
 checked at once"), before anything is sent; and what the checks let through
 the server accepts."""
 

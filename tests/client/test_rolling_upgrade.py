@@ -1,6 +1,6 @@
 """A rolling upgrade: this (1.1) client against a database where q4pg 1.0 is
 installed (as an extension, or by q4pg install), then the same QueueManager
-while the database is upgraded, and after (q4pg/v10.py; README, "Upgrading with
+while the database is upgraded, and after (q4pg/v10.py; docs/operations.md, "Upgrading with
 running consumers")."""
 
 import threading

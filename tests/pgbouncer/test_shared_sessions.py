@@ -1,7 +1,7 @@
 """Clients that share one server session through PgBouncer still reach their own queues.
 
 A session remembers its route to a queue's generated functions in the
-settings q4pg.name_<oid> and q4pg.route_<oid> (README, "A plan per queue").
+settings q4pg.name_<oid> and q4pg.route_<oid> (docs/operations.md, "A plan per queue").
 Behind a transaction-mode pooler the next client of the same server session
 (same database and role) inherits them.  That is correct when a route is only
 taken for the same table (the settings are keyed by its oid), whose name, as

@@ -8,8 +8,8 @@ so that fsync is on, and never disturb the shared one.
 cuts, hypothesis inputs, lost messages); at the end of the session it is
 written to tests/reliability/figures/last-run.json (not tracked), and, when
 the run took the whole suite (not a -k or a single file), passed, and the
-environment says Q4PG_RECORD_FIGURES=1, to fast.json or soak.json: the figures the README's
-reliability section quotes, which an ordinary run leaves alone.
+environment says Q4PG_RECORD_FIGURES=1, to fast.json or soak.json: the figures docs/development.md
+("Reliability") quotes, which an ordinary run leaves alone.
 """
 
 import json
@@ -26,7 +26,7 @@ from tools.pgcluster import Cluster
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIGURES_DIR = os.path.join(HERE, 'figures')
 
-# The figures every run reports, in the order the README lists them.
+# The figures every run reports, in the order docs/development.md lists them.
 FIGURE_KEYS = ('messages', 'kills', 'kills_while_holding', 'crashes', 'connection_cuts',
                'hypothesis_inputs', 'hostile_inputs', 'lease_expiries', 'dead_letters',
                'redelivered', 'lost', 'duplicated')

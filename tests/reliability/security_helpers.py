@@ -215,7 +215,8 @@ VALID = {'queue': 'inj.q', 'tag': 't', 'data': '{"a": 1}', 'data_type': 'json',
          'retry_in': '1 second', 'max_attempts': 3, 'lease': '1 second',
          'include_scheduled': True, 'ids': None, 'older_than': '1 hour', 'p_max_attempts': 3,
          'p_key': 1, 'p_state': 'due', 'p_alias': 's', 'p_template': 'a {{b}} c',
-         'p_values': '{"b": "d"}', 'p_snippets': '{}', 'p_what': 'slots'}
+         'p_values': '{"b": "d"}', 'p_snippets': '{}', 'p_what': 'slots', 'tags': 5, 'xids': 1000,
+         'counts': True}
 HOSTILE_TYPES = ('text', 'name', 'regclass', 'text[]')
 
 

@@ -82,7 +82,7 @@ SELECT octet_length(q4pg_channel('mq', repeat('☃', 500))) AS channel_bytes;
 SELECT q4pg_drop_queue('notes');
 SELECT to_regclass('notes') IS NULL AS gone;
 
--- named notation, with the parameter names the README gives
+-- named notation, with the parameter names docs/sql.md gives
 SELECT q4pg_create_queue(table_name => 'named', data_type => 'text', data_length => 20);
 SELECT q4pg_enqueue(queue => 'named', tag => 't', data => 'by name') > 0 AS enqueued;
 SELECT q4pg_count(queue => 'named', tag => 't') AS counted;

@@ -1,0 +1,364 @@
+"""The asyncio client's database layer, on psycopg 3 and psycopg_pool (pip
+install 'q4pg[async]'): what db.py is to the sync client.
+
+    AsyncDatabase        a psycopg_pool.AsyncConnectionPool of autocommit
+                         connections: run(), begin() -> AsyncTransaction,
+                         listen() -> AsyncListenConnection, close()
+    AsyncCallerSession   the caller's session (other_sess): a psycopg
+                         AsyncConnection or AsyncCursor, an SQLAlchemy
+                         AsyncSession or AsyncConnection
+
+It sends statements.py's SQL, the sync client's, through client-side binding
+(psycopg.AsyncClientCursor): then BEGIN travels with a dequeue, and COMMIT
+with q4pg_done_many, in one round trip each, as in db.py.
+
+Cancellation: a statement interrupted by task.cancel() or asyncio.timeout()
+is cancelled in the server by psycopg, and the connection goes back to the
+pool, which rolls back whatever transaction it was in (or closes it when it
+cannot), shielded from a second cancellation: a pooled connection is never
+left in a transaction, broken or not.
+"""
+
+import asyncio
+import logging
+from typing import Any, List, Optional, Sequence, Tuple
+
+try:
+    import psycopg
+    from psycopg import sql as pgsql
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool
+except ImportError as e:      # pragma: no cover: the extra is missing
+    raise ImportError("q4pg: the asyncio client needs psycopg 3 and psycopg_pool: "
+                      "pip install 'q4pg[async]'") from e
+
+from . import statements as sql
+from .db import check_dsn
+from .errors import (ConnectionLost, InvalidArgument, Q4pgError, UpgradeNeeded, outcome_unknown,
+                     sqlalchemy_cause, wrap_error)
+
+__all__ = ['AsyncDatabase', 'AsyncTransaction', 'AsyncListenConnection', 'AsyncCallerSession']
+
+log = logging.getLogger('q4pg')
+
+Row = Tuple[Any, ...]
+
+_CONNECT_KWARGS = {'autocommit': True, 'cursor_factory': psycopg.AsyncClientCursor,
+                   'fallback_application_name': 'q4pg'}
+NEEDS_1_1 = ("q4pg: this database has q4pg 1.0; the asyncio client needs 1.1 or later: "
+             "upgrade it with `q4pg upgrade` (or ALTER EXTENSION q4pg UPDATE)")
+
+
+async def _execute(conn: Any, query: str, args: Optional[Sequence[Any]]) -> List[Row]:
+    """Runs `query` (maybe several statements) on `conn`; the rows of the last
+    statement that returns rows."""
+    cur = conn.cursor()
+    await cur.execute(query, tuple(args) if args else None)
+    rows: List[Row] = []
+    while True:
+        if cur.description is not None:
+            rows = await cur.fetchall()
+        if not cur.nextset():
+            return rows
+
+
+async def _connect(dsn: str) -> Any:
+    try:
+        conn = await psycopg.AsyncConnection.connect(dsn, **_CONNECT_KWARGS)
+        await _find_q4pg(conn)
+        return conn
+    except psycopg.Error as e:
+        raise wrap_error(e) from e
+
+
+async def _find_q4pg(conn: Any) -> bool:
+    """Puts q4pg's schema on the session's search_path (statements.CONNECT);
+    whether the database's q4pg is 1.0."""
+    rows = await _execute(conn, sql.CONNECT, None)
+    return bool(rows[0][1])
+
+
+class AsyncTransaction:
+    """A transaction left open by AsyncDatabase.begin(): its rows, commit(), rollback()."""
+
+    __slots__ = ('_db', '_conn', 'rows')
+
+    def __init__(self, database: 'AsyncDatabase', conn: Any, rows: List[Row]) -> None:
+        self._db, self._conn, self.rows = database, conn, rows
+
+    async def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        """Runs `query` in the transaction; an error rolls it back and is raised."""
+        assert self._conn is not None
+        try:
+            return await _execute(self._conn, query, args)
+        except psycopg.Error as e:
+            err = wrap_error(e, self._conn)
+            await self.rollback()
+            raise err from e
+
+    async def commit(self, query: Optional[str] = None, args: Sequence[Any] = ()) -> None:
+        """Commits (after `query`, if given, in the same round trip); ConnectionLost
+        (outcome unknown) when the connection breaks meanwhile."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            await _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
+        except psycopg.Error as e:
+            raise outcome_unknown(wrap_error(e, conn), 'COMMIT') from e
+        finally:
+            await self._db.put(conn)
+
+    async def rollback(self) -> None:
+        """Rolls back: the pool does, when the connection goes back (never raises)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._db.put(conn)
+
+
+class AsyncDatabase:
+    """A pool of at most `max_connections` autocommit connections to `dsn`,
+    opened at the first call; LISTEN connections of their own to `listen_dsn`."""
+
+    def __init__(self, dsn: str, max_connections: int, listen_dsn: Optional[str] = None) -> None:
+        check_dsn(dsn)
+        if listen_dsn is not None:
+            check_dsn(listen_dsn, 'listen_dsn connection string')
+        self.dsn = dsn
+        self.listen_dsn = dsn if listen_dsn is None else listen_dsn
+        self.q4pg_1_0: Optional[bool] = None
+        self._pool = AsyncConnectionPool(dsn, min_size=0, max_size=max_connections,
+                                         kwargs=dict(_CONNECT_KWARGS), configure=self._configure,
+                                         open=False, name='q4pg')
+        self._opened = False
+        self._closed = False
+
+    async def _configure(self, conn: Any) -> None:
+        self.q4pg_1_0 = await _find_q4pg(conn)
+
+    async def get(self) -> Any:
+        """A pooled connection (opens the pool the first time)."""
+        if self._closed:
+            raise Q4pgError('q4pg: this AsyncQueueManager is closed')
+        if not self._opened:
+            self._opened = True
+            await self._pool.open(wait=False)
+        try:
+            conn = await self._pool.getconn()
+        except psycopg.Error as e:
+            raise wrap_error(e) from e
+        except Exception as e:            # psycopg_pool.PoolTimeout: no connection came
+            raise ConnectionLost('q4pg: cannot connect: %s' % e) from e
+        if self.q4pg_1_0:
+            await self.put(conn)
+            raise UpgradeNeeded(NEEDS_1_1)
+        return conn
+
+    async def put(self, conn: Any) -> None:
+        """Gives `conn` back to the pool, which rolls back a transaction left open
+        (or closes a connection still busy or broken); shielded: a second
+        cancellation cannot leave it half given back."""
+        status = conn.info.transaction_status
+        if status != TransactionStatus.IDLE and not conn.closed:
+            # psycopg_pool warns about a connection returned in a transaction: we
+            # do it on purpose (a given-back message), so roll back here first.
+            try:
+                await asyncio.shield(conn.rollback())
+            except BaseException:
+                await asyncio.shield(conn.close())
+        await asyncio.shield(self._pool.putconn(conn))
+
+    async def run(self, query: str, args: Sequence[Any] = (), *,
+                  idempotent: bool = True) -> List[Row]:
+        """Runs `query` on its own (autocommit: one round trip); its rows.  A lost
+        connection is tried once more when the statement is `idempotent` or the
+        server said so before running it (57P01)."""
+        conn, rows = await self._execute(query, args, idempotent)
+        await self.put(conn)
+        return rows
+
+    async def begin(self, query: str, args: Sequence[Any]) -> AsyncTransaction:
+        """Runs `query` in a new transaction (BEGIN in the same round trip) and
+        leaves it open."""
+        conn, rows = await self._execute('BEGIN; ' + query, args, idempotent=True)
+        return AsyncTransaction(self, conn, rows)
+
+    async def _execute(self, query: str, args: Sequence[Any],
+                       idempotent: bool) -> Tuple[Any, List[Row]]:
+        for attempt in (1, 2):
+            conn = await self.get()
+            try:
+                return conn, await _execute(conn, query, args)
+            except psycopg.Error as e:
+                await self.put(conn)
+                error = wrap_error(e, conn)
+                if not isinstance(error, ConnectionLost):
+                    raise error from e
+                if attempt == 1 and (idempotent or error.pgcode == '57P01'):
+                    log.info('q4pg: dropped a pooled connection that died idle: %s', error)
+                    continue
+                if not idempotent and error.pgcode != '57P01':
+                    error = outcome_unknown(error, 'the call')
+                raise error from e
+            except BaseException:       # CancelledError...: the pool takes it back, cleaned
+                await self.put(conn)
+                raise
+        raise AssertionError('unreachable')
+
+    async def listen(self, channel: str) -> 'AsyncListenConnection':
+        """A new autocommit connection to listen_dsn that LISTENs on `channel`."""
+        conn = await _connect(self.listen_dsn)
+        try:
+            return await AsyncListenConnection.start(conn, channel)
+        except BaseException:
+            await conn.close()
+            raise
+
+    def stats(self) -> dict:
+        """psycopg_pool's counters (pool_size, pool_available, requests_waiting...)."""
+        return self._pool.get_stats()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._opened:
+            await self._pool.close()
+
+
+class AsyncListenConnection:
+    """A connection of its own, LISTENing on one channel, in server session
+    `server_pid`; the listener's registration calls run there only (statements.py's
+    *_IDLE texts take the pid as their last parameter)."""
+
+    def __init__(self, conn: Any, channel: str, server_pid: int) -> None:
+        self._conn, self.channel, self.server_pid = conn, channel, server_pid
+        self._heard = 0          # notifications psycopg read during our queries
+        self._wake: Optional['asyncio.Future[None]'] = None
+        conn.add_notify_handler(self._on_notify)
+
+    def _on_notify(self, _: Any) -> None:
+        self._heard += 1
+
+    @classmethod
+    async def start(cls, conn: Any, channel: str) -> 'AsyncListenConnection':
+        try:
+            await conn.execute(pgsql.SQL('LISTEN {}').format(pgsql.Identifier(channel)))
+            cur = await conn.execute('SELECT pg_catalog.pg_backend_pid()')
+            pid = (await cur.fetchone())[0]
+        except psycopg.Error as e:
+            raise wrap_error(e, conn) from e
+        return cls(conn, channel, pid)
+
+    async def row(self, query: str, args: Sequence[Any]) -> Row:
+        """Runs a one-row query written for it (its last parameter is the server pid)."""
+        try:
+            rows = await _execute(self._conn, query, tuple(args) + (self.server_pid,))
+        except psycopg.Error as e:
+            raise wrap_error(e, self._conn) from e
+        if not rows:
+            raise Q4pgError('q4pg: the listener\'s connection does not keep a server session '
+                            'of its own (a pooler in transaction mode?): give listen_dsn')
+        return rows[0]
+
+    async def wait(self, seconds: float, stop: asyncio.Event) -> int:
+        """Sleeps until a notification arrives, `stop` is set (then wake() is
+        called) or `seconds` pass; how many notifications came (each only a hint:
+        the caller looks again).
+
+        It waits on the socket itself, with one timer: psycopg's notifies() wakes
+        every 0.1 s to look for interrupts, which a thousand idle listeners in one
+        event loop would pay ten thousand times a second."""
+        if self._heard or stop.is_set():
+            heard, self._heard = self._heard, 0
+            return heard
+        loop = asyncio.get_running_loop()
+        self._wake = fut = loop.create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        fd = self._conn.pgconn.socket
+        loop.add_reader(fd, wake)
+        timer = loop.call_later(seconds, wake)
+        try:
+            await fut
+        finally:
+            loop.remove_reader(fd)
+            timer.cancel()
+            self._wake = None
+        count, self._heard = self._heard, 0
+        try:
+            self._conn.pgconn.consume_input()
+            while self._conn.pgconn.notifies() is not None:
+                count += 1
+        except psycopg.Error as e:
+            raise wrap_error(e, self._conn) from e
+        if self._conn.closed or self._conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+            raise ConnectionLost('q4pg: the LISTEN connection is closed')
+        return count
+
+    def wake(self) -> None:
+        """Ends a wait() under way (AsyncListener.stop())."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def close(self) -> None:
+        try:
+            await self._conn.close()
+        except psycopg.Error:
+            pass
+
+
+class AsyncCallerSession:
+    """The caller's session (other_sess): calls run in its current transaction and
+    are never committed or rolled back here (an autocommit psycopg connection:
+    each call its own transaction)."""
+
+    def __init__(self, other_sess: Any) -> None:
+        self._conn = self._cursor = self._sa = self._sa_session = None
+        if isinstance(other_sess, psycopg.AsyncConnection):
+            self._conn = other_sess
+        elif isinstance(other_sess, psycopg.AsyncCursor):
+            self._conn, self._cursor = other_sess.connection, other_sess
+        elif callable(getattr(other_sess, 'exec_driver_sql', None)):    # SA AsyncConnection
+            self._sa = other_sess
+        elif (callable(getattr(other_sess, 'connection', None))
+              and callable(getattr(other_sess, 'execute', None))):       # SA AsyncSession
+            self._sa_session = other_sess
+        else:
+            raise InvalidArgument('q4pg: other_sess must be a psycopg AsyncConnection or '
+                                  'AsyncCursor, or an SQLAlchemy AsyncSession or '
+                                  'AsyncConnection, not %s' % type(other_sess).__name__)
+
+    async def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
+        """Runs `query` in the caller's current transaction; its rows."""
+        if self._sa_session is not None:
+            self._sa, self._sa_session = await self._sa_session.connection(), None
+        if self._sa is not None:
+            try:
+                result = await self._sa.exec_driver_sql(query, tuple(args))
+                return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
+            except Exception as e:
+                orig = sqlalchemy_cause(e)
+                if orig is None:
+                    raise
+                raise wrap_error(orig) from e
+        cur = self._cursor if self._cursor is not None else self._conn.cursor()
+        try:
+            await cur.execute(query, tuple(args) if args else None)
+            return await cur.fetchall() if cur.description is not None else []
+        except psycopg.Error as e:
+            raise wrap_error(e, self._conn) from e
+
+    def usable(self) -> bool:
+        """False when the caller's transaction is known to be aborted."""
+        conn = self._conn
+        if conn is None:
+            sync = getattr(getattr(self._sa, 'sync_connection', None), 'connection', None)
+            conn = getattr(getattr(sync, 'dbapi_connection', None), 'driver_connection', None)
+        if not isinstance(conn, psycopg.AsyncConnection):
+            return True
+        return not conn.closed and conn.info.transaction_status != TransactionStatus.INERROR
+
+    def autocommit(self) -> bool:
+        return self._conn is not None and bool(self._conn.autocommit)
