@@ -392,6 +392,10 @@ SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
   FROM pg_catalog.pg_depend AS d, q4pg_members AS m
  WHERE d.refclassid = m.classid AND d.refobjid = m.objid AND d.deptype = 'n'
    AND NOT EXISTS (SELECT FROM q4pg_members AS o WHERE o.classid = d.classid AND o.objid = d.objid)
+   -- a queue's ring slots carry clones of its triggers: the queue is named once
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS t
+                    WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND t.oid = d.objid
+                      AND t.tgparentid <> 0)
    -- a part of one of q4pg's objects (a policy on its table) goes with it
    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS p, q4pg_members AS o
                     WHERE p.classid = d.classid AND p.objid = d.objid AND p.deptype IN ('a', 'i')

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .cli import _age as cli_age
+from .cli_admin import _age as cli_age
 from .monitor import Snapshot, dead_growth, rates
 
 HORIZON_ROWS = 5        # holders of the horizon shown, oldest first

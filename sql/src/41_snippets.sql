@@ -71,7 +71,8 @@ BEGIN ATOMIC
 -- ring's state once (ring_declare), then probes the slots (ring_loop_head,
 -- then a {{#slot_chain}} of its statement for slot v_s, then v_done set,
 -- then ring_loop_tail): the live slots oldest first, the ring's own, the
--- later slot; it stops when v_done
+-- later slot, and when nothing was found the slots the ring left; it stops
+-- when v_done
 ('ring_declare', $s$
     v_value bigint := pg_catalog.pg_sequence_last_value({{state}});
     v_ring  integer := v_value OPERATOR(pg_catalog.%) {{slots}};
@@ -82,14 +83,24 @@ BEGIN ATOMIC
 ('ring_loop_head', $s$
     v_i := CASE WHEN v_live OPERATOR(pg_catalog.=) 0 THEN {{slots}} ELSE 1 END;
     LOOP
-        v_s := CASE WHEN v_i OPERATOR(pg_catalog.>) {{slots}} THEN {{slots}}
-                    ELSE (v_ring OPERATOR(pg_catalog.+) v_i) OPERATOR(pg_catalog.%) {{slots}} END;
-        IF v_i OPERATOR(pg_catalog.>=) {{slots}}
-           OR (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.<>) 0 THEN$s$),
+        v_s := CASE WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
+                    THEN (v_ring OPERATOR(pg_catalog.+) v_i) OPERATOR(pg_catalog.%) {{slots}}
+                    WHEN v_i OPERATOR(pg_catalog.=) {{slots}} THEN v_ring
+                    WHEN v_i OPERATOR(pg_catalog.=) ({{slots}} OPERATOR(pg_catalog.+) 1) THEN {{slots}}
+                    ELSE v_i OPERATOR(pg_catalog.-) ({{slots}} OPERATOR(pg_catalog.+) 2) END;
+        IF (CASE WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
+                THEN (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.<>) 0
+                WHEN v_i OPERATOR(pg_catalog.<=) ({{slots}} OPERATOR(pg_catalog.+) 1) THEN true
+                -- (then, when nothing was found: the slots the ring left, for a
+                -- message a rollback or a late commit left there before the
+                -- maintenance moves it)
+                ELSE v_s OPERATOR(pg_catalog.<>) v_ring
+                     AND (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0
+            END) THEN$s$),
 ('ring_loop_tail', $s$
             EXIT WHEN v_done;
         END IF;
-        EXIT WHEN v_i OPERATOR(pg_catalog.>) {{slots}};
+        EXIT WHEN v_i OPERATOR(pg_catalog.>=) (2 OPERATOR(pg_catalog.*) {{slots}} OPERATOR(pg_catalog.+) 1);
         v_i := v_i OPERATOR(pg_catalog.+) 1;
     END LOOP;$s$),
 -- what a lease sets: an attempt counted, a fresh token, the lease's end

@@ -22,7 +22,7 @@ with open(MONITORING, encoding='utf-8') as _f:
 
 
 def blocks(language):
-    return re.findall(r'```%s\n(.*?)```' % language, DOC, re.S)
+    return re.findall(r'```%s(?: [a-z ]*)?\n(.*?)```' % language, DOC, re.S)   # (flags: tests/docs)
 
 
 @pytest.fixture

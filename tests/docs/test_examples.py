@@ -70,7 +70,10 @@ class Page:
         self.received = []
         self.namespace = {'__name__': '__docs__', 'send': self.received.append,
                           'handle': self.received.append, 'heartbeat': lambda: None,
-                          'done': lambda: True}
+                          'done': lambda: True,
+                          # docs/async.md's examples name their database DSN
+                          'DSN': 'host=%s port=%s user=%s dbname=app' % (
+                              self.env['PGHOST'], self.env['PGPORT'], self.env['PGUSER'])}
 
     def admin(self, sql):
         conn = self.cluster.admin()

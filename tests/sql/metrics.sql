@@ -42,10 +42,14 @@ CREATE TABLE parted (id bigint, k integer) PARTITION BY RANGE (k);
 CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
 CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (10) TO (20) PARTITION BY RANGE (k);
 CREATE TABLE parted_2a PARTITION OF parted_2 FOR VALUES FROM (10) TO (15);
-SELECT q4pg_queue_leaves('mq') AS plain_table;
+CREATE TABLE plain (id bigint);
+SELECT q4pg_queue_leaves('plain') AS plain_table;
+-- (a queue, 1.2: its ring's five slots)
+SELECT count(*) AS ring_slots FROM q4pg_queue_leaves('mq') AS l(r)
+ WHERE l.r::text ~ '^q4pg_[0-9a-f]+_(s[0-3]|later)$';
 SELECT q4pg_queue_leaves('parted') AS leaf ORDER BY leaf::text;
 SELECT q4pg_queue_leaves('parted_2') AS leaf_of_a_partition;
 
-DROP TABLE parted;
+DROP TABLE parted, plain;
 SELECT q4pg_drop_queue('mq'), q4pg_drop_queue('quiet');
 DROP EXTENSION q4pg;
