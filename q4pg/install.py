@@ -62,6 +62,11 @@ SELECT a.type, a.object_names, a.object_args
         UNION ALL
         SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid
           FROM pg_catalog.pg_class AS c WHERE c.relnamespace = %(schema)s
+           -- a queue is its owner's, never q4pg's, even when an upgrade made its
+           -- table (1.2 makes each queue a ring: a new partitioned table, slots)
+           AND NOT c.relispartition
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS t
+                            WHERE t.tgrelid = c.oid AND t.tgname = 'q4pg_notify')
         UNION ALL
         SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid
           FROM pg_catalog.pg_type AS t WHERE t.typnamespace = %(schema)s

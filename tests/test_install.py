@@ -115,3 +115,21 @@ def test_what_only_an_extension_script_may_do_is_left_out():
         '\nCREATE TABLE "My Schema".t (id int);\n\n\nSELECT 1;\n')
     with pytest.raises(q4pg.Q4pgError, match='@extowner@'):
         install._script_sql('GRANT ALL ON x TO @extowner@;', 'public')
+
+
+def test_an_upgrade_that_remakes_a_queue_table_does_not_make_it_q4pg_s(bare_dsn):
+    """1.1 -> 1.2 makes each queue a ring (a new table of the queue's name, its slots):
+    with q4pg and the queue in one schema, the new tables are still the queue's, so
+    uninstalling with cascade keeps the queue and its message."""
+    assert install.install(bare_dsn, 'public', '1.1') == '1.1'
+    conn = psycopg2.connect(bare_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT q4pg_create_queue('mq')")
+        cur.execute("SELECT q4pg_enqueue('mq', 't', '{\"n\": 1}')")
+    assert install.upgrade(bare_dsn) == ('1.1', q4pg.__version__)
+    install.uninstall(bare_dsn, cascade=True)
+    with conn.cursor() as cur:
+        cur.execute('SELECT tag, data::text FROM public.mq')
+        assert cur.fetchall() == [('t', '{"n": 1}')]
+    conn.close()
