@@ -97,6 +97,17 @@ BEGIN ATOMIC
                 ELSE v_s OPERATOR(pg_catalog.<>) v_ring
                      AND (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0
             END) THEN$s$),
+-- a batch (dequeue_many, take and lease of n) asks each slot for what is
+-- still missing (v_left) and is done when nothing is: batch_none returns at
+-- once for n = 0, batch_count follows a slot's statement
+('batch_none', $s$
+    IF p_n OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;$s$),
+('batch_count', $s$
+            GET DIAGNOSTICS v_got = ROW_COUNT;
+            v_left := v_left OPERATOR(pg_catalog.-) v_got;
+            v_done := v_left OPERATOR(pg_catalog.=) 0;$s$),
 ('ring_loop_tail', $s$
             EXIT WHEN v_done;
         END IF;

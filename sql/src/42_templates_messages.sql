@@ -151,11 +151,7 @@ DECLARE
 BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}
     -- nothing remembered (as dequeue does): a batch's copy cost more than
     -- locking it (make bench: 0.47 of the plain DELETE with it, 0.82
-    -- without); a batch consumer that counts failures takes, then done_many
-    v_done := p_n OPERATOR(pg_catalog.=) 0;
-    IF v_done THEN
-        RETURN;
-    END IF;{{ring_loop_head}}
+    -- without); a batch consumer that counts failures takes, then done_many{{batch_none}}{{ring_loop_head}}
             {{#slot_chain}}RETURN QUERY
                 WITH taken AS (
                     DELETE FROM {{table}} AS q
@@ -163,10 +159,7 @@ BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}
                        AND q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
                                SELECT s.id {{due_messages}} LIMIT v_left FOR UPDATE SKIP LOCKED))
                     RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
-                SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;{{/slot_chain}}
-            GET DIAGNOSTICS v_got = ROW_COUNT;
-            v_left := v_left OPERATOR(pg_catalog.-) v_got;
-            v_done := v_left OPERATOR(pg_catalog.=) 0;{{ring_loop_tail}}
+                SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;{{/slot_chain}}{{batch_count}}{{ring_loop_tail}}
 END
 {{dollar}};
 $template$;
@@ -224,11 +217,7 @@ DECLARE
     v_note text;
     v_left integer := p_n;
     v_got  integer;{{ring_declare}}
-BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}
-    v_done := p_n OPERATOR(pg_catalog.=) 0;
-    IF v_done THEN
-        RETURN;
-    END IF;
+BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}{{batch_none}}
     -- LIMIT 1 apart: with LIMIT p_n, PL/pgSQL's plan cache finds no generic
     -- plan worth keeping (it guesses 10% of the rows) and plans every call
     IF p_n OPERATOR(pg_catalog.=) 1 THEN{{ring_loop_head}}
@@ -258,10 +247,7 @@ BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}
                                         OPERATOR(pg_catalog.||) ',', ''), true)
                       FROM taken AS t)
                 SELECT t.id, t.tag, t.data, t.created_at, t.attempts, t.last_error
-                  FROM taken AS t, noted AS n ORDER BY t.id;{{/slot_chain}}
-            GET DIAGNOSTICS v_got = ROW_COUNT;
-            v_left := v_left OPERATOR(pg_catalog.-) v_got;
-            v_done := v_left OPERATOR(pg_catalog.=) 0;{{ring_loop_tail}}
+                  FROM taken AS t, noted AS n ORDER BY t.id;{{/slot_chain}}{{batch_count}}{{ring_loop_tail}}
 END
 {{dollar}};
 $template$;

@@ -126,11 +126,7 @@ DECLARE
     v_left  integer := p_n;
     v_got   integer;{{ring_declare}}
 BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}{{check_lease}}
-    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
-    v_done := p_n OPERATOR(pg_catalog.=) 0;
-    IF v_done THEN
-        RETURN;
-    END IF;
+    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;{{batch_none}}
     -- LIMIT 1 apart, as in take
     IF p_n OPERATOR(pg_catalog.=) 1 THEN{{ring_loop_head}}
             {{#slot_chain}}RETURN QUERY
@@ -152,10 +148,7 @@ BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}{{check_lease}}
                     RETURNING q.id, q.tag, q.data::pg_catalog.text AS data, q.created_at, q.attempts, q.last_error,
                               q.lease_token)
                 SELECT l.id, l.tag, l.data, l.created_at, l.attempts, l.last_error, l.lease_token, v_until
-                  FROM leased AS l ORDER BY l.id;{{/slot_chain}}
-            GET DIAGNOSTICS v_got = ROW_COUNT;
-            v_left := v_left OPERATOR(pg_catalog.-) v_got;
-            v_done := v_left OPERATOR(pg_catalog.=) 0;{{ring_loop_tail}}
+                  FROM leased AS l ORDER BY l.id;{{/slot_chain}}{{batch_count}}{{ring_loop_tail}}
 END
 {{dollar}};
 $template$;
