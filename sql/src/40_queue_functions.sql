@@ -221,7 +221,17 @@ BEGIN
         'leased', @extschema@.q4pg_message_state('leased', 's'),
         -- the ring (55_ring.sql): its state sequence, its slots
         'state', format('%L::pg_catalog.regclass', v_parts.state::text),
-        'slots', @extschema@.q4pg_ring('slots')::text);
+        'slots', @extschema@.q4pg_ring('slots')::text,
+        'slot_bytes', @extschema@.q4pg_ring('slot_bytes')::text,
+        -- the ring's slots, by name (stable across a dump and restore)
+        'ring_slots', format('ARRAY[%s]::pg_catalog.regclass[]',
+                             (SELECT string_agg(quote_literal(p::text), ', ' ORDER BY k)
+                                FROM unnest(v_parts.slots) WITH ORDINALITY AS u(p, k)
+                               WHERE k <= @extschema@.q4pg_ring('slots'))),
+        -- and the later slot too
+        'ring_parts', format('ARRAY[%s]::pg_catalog.regclass[]',
+                             (SELECT string_agg(quote_literal(p::text), ', ' ORDER BY k)
+                                FROM unnest(v_parts.slots) WITH ORDINALITY AS u(p, k))));
     SELECT jsonb_object_agg(n.name, n.template) INTO v_snippets
       FROM @extschema@.q4pg_queue_function_snippets() AS n;
     IF v_info.data_type = 'text' THEN

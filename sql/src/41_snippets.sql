@@ -74,28 +74,33 @@ BEGIN ATOMIC
 -- later slot, and when nothing was found the slots the ring left; it stops
 -- when v_done
 ('ring_declare', $s$
-    v_value bigint := pg_catalog.pg_sequence_last_value({{state}});
-    v_ring  integer := v_value OPERATOR(pg_catalog.%) {{slots}};
-    v_live  integer := v_value OPERATOR(pg_catalog./) {{slots}};
+    v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
     v_i     integer;
     v_s     integer;
     v_done  boolean;$s$),
+-- v_value is the ring's state: v_value % slots the ring's slot, v_value /
+-- slots the mask of the live slots; v_i counts the probes: 1 .. slots - 1
+-- the live slots (oldest first), slots the ring's slot, slots + 1 the later
+-- slot, then the slots the ring left; with no live slot (the usual case) it
+-- starts at the ring's slot, and the loop's arithmetic is one expression
 ('ring_loop_head', $s$
-    v_i := CASE WHEN v_live OPERATOR(pg_catalog.=) 0 THEN {{slots}} ELSE 1 END;
+    v_i := CASE WHEN v_value OPERATOR(pg_catalog.<) {{slots}} THEN {{slots}} ELSE 1 END;
     LOOP
-        v_s := CASE WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
-                    THEN (v_ring OPERATOR(pg_catalog.+) v_i) OPERATOR(pg_catalog.%) {{slots}}
-                    WHEN v_i OPERATOR(pg_catalog.=) {{slots}} THEN v_ring
+        v_s := CASE WHEN v_i OPERATOR(pg_catalog.=) {{slots}} THEN v_value OPERATOR(pg_catalog.%) {{slots}}
+                    WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
+                    THEN ((v_value OPERATOR(pg_catalog.%) {{slots}}) OPERATOR(pg_catalog.+) v_i) OPERATOR(pg_catalog.%) {{slots}}
                     WHEN v_i OPERATOR(pg_catalog.=) ({{slots}} OPERATOR(pg_catalog.+) 1) THEN {{slots}}
                     ELSE v_i OPERATOR(pg_catalog.-) ({{slots}} OPERATOR(pg_catalog.+) 2) END;
         IF (CASE WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
-                THEN (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.<>) 0
+                THEN ((v_value OPERATOR(pg_catalog./) {{slots}})
+                      OPERATOR(pg_catalog.&) (1::pg_catalog.int8 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.<>) 0
                 WHEN v_i OPERATOR(pg_catalog.<=) ({{slots}} OPERATOR(pg_catalog.+) 1) THEN true
                 -- (then, when nothing was found: the slots the ring left, for a
                 -- message a rollback or a late commit left there before the
                 -- maintenance moves it)
-                ELSE v_s OPERATOR(pg_catalog.<>) v_ring
-                     AND (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0
+                ELSE v_s OPERATOR(pg_catalog.<>) (v_value OPERATOR(pg_catalog.%) {{slots}})
+                     AND ((v_value OPERATOR(pg_catalog./) {{slots}})
+                          OPERATOR(pg_catalog.&) (1::pg_catalog.int8 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0
             END) THEN$s$),
 -- a batch (dequeue_many, take and lease of n) asks each slot for what is
 -- still missing (v_left) and is done when nothing is: batch_none returns at

@@ -263,7 +263,12 @@ $template$;
 -- q4pg_template_maintain: the template of the generated
 -- maintain(): one maintenance step of the queue's ring (q4pg_maintain_ring),
 -- as the queue's owner: SECURITY DEFINER, search_path pinned.  The
--- maintenance trigger (q4pg_ring_trigger) and q4pg_maintain call it.
+-- maintenance trigger (q4pg_ring_trigger) and q4pg_maintain call it.  It
+-- first sees, in static SQL (plans the session keeps), whether there is
+-- anything to do: nothing, in the usual case, when no slot is live, the
+-- ring's slot is below q4pg_ring('slot_bytes'), the other slots are empty
+-- and nothing in the later slot is due; the step itself (dynamic SQL, some
+-- fifty times dearer) runs only when there is.
 CREATE FUNCTION @extschema@.q4pg_template_maintain()
 RETURNS text
 LANGUAGE sql
@@ -277,8 +282,22 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS {{dollar}}
 {{marker}}
+DECLARE
+    v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
+    v_slots pg_catalog.regclass[] := {{ring_slots}};
 BEGIN
-    RETURN @extschema@.q4pg_maintain_ring({{table_literal}}::pg_catalog.regclass);
+    IF v_value OPERATOR(pg_catalog.<) {{slots}}
+       AND pg_catalog.pg_relation_size(v_slots[v_value OPERATOR(pg_catalog.+) 1])
+           OPERATOR(pg_catalog.<) {{slot_bytes}}
+       AND NOT EXISTS (SELECT FROM pg_catalog.unnest(v_slots) WITH ORDINALITY AS u(part, k)
+                        WHERE u.k OPERATOR(pg_catalog.<>) (v_value OPERATOR(pg_catalog.+) 1)
+                          AND pg_catalog.pg_relation_size(u.part) OPERATOR(pg_catalog.>) 0)
+       AND NOT EXISTS (SELECT FROM {{table}} AS s
+                        WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}}) THEN
+        RETURN '';
+    END IF;
+    RETURN @extschema@.q4pg_maintain_ring({{table_literal}}::pg_catalog.regclass, {{lock_key}},
+                                          {{state}}, {{ring_parts}});
 END
 {{dollar}};
 $template$;

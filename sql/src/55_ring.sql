@@ -38,7 +38,7 @@ RETURNS integer
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE p_what WHEN 'slots' THEN 4 WHEN 'slot_bytes' THEN 65536 WHEN 'every' THEN 64 END;
+RETURN CASE p_what WHEN 'slots' THEN 4 WHEN 'slot_bytes' THEN 16384 WHEN 'every' THEN 64 END;
 
 -- q4pg_ring_parts: a queue's ring: its state sequence and its slots'
 -- partitions (slots[k + 1] is slot k; slots[q4pg_ring('slots') + 1] the
@@ -47,23 +47,29 @@ RETURN CASE p_what WHEN 'slots' THEN 4 WHEN 'slot_bytes' THEN 65536 WHEN 'every'
 -- Nulls for a queue that is no ring.
 CREATE FUNCTION @extschema@.q4pg_ring_parts(p_queue regclass, p_lock_key integer,
                                             OUT state regclass, OUT slots regclass[])
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT (SELECT d.objid::regclass
-              FROM pg_depend AS d JOIN pg_class AS c ON c.oid = d.objid
-             WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = p_queue
-               AND d.classid = 'pg_class'::regclass AND c.relkind = 'S'
-               AND c.relname = @extschema@.q4pg_queue_function_prefix(p_lock_key) || 'ring'),
-           (SELECT array_agg(i.inhrelid::regclass ORDER BY k.n)
-              FROM generate_series(0, @extschema@.q4pg_ring('slots')) AS k(n)
-              JOIN pg_class AS c
-                ON c.relname = @extschema@.q4pg_queue_function_prefix(p_lock_key)
-                               || CASE WHEN k.n = @extschema@.q4pg_ring('slots') THEN 'later'
-                                       ELSE 's' || k.n END
-              JOIN pg_inherits AS i ON i.inhrelid = c.oid AND i.inhparent = p_queue);
-END;
+AS $$
+DECLARE
+    v_prefix text := @extschema@.q4pg_queue_function_prefix(p_lock_key);
+BEGIN
+    -- (PL/pgSQL, whose plans the session keeps: the maintenance asks at every
+    -- step, and an SQL function's body is read again at each call)
+    SELECT d.objid::regclass INTO state
+      FROM pg_depend AS d JOIN pg_class AS c ON c.oid = d.objid
+     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = p_queue
+       AND d.classid = 'pg_class'::regclass AND c.relkind = 'S' AND c.relname = v_prefix || 'ring';
+    SELECT array_agg(c.oid::regclass ORDER BY n.k) INTO slots
+      FROM pg_inherits AS i
+      JOIN pg_class AS c ON c.oid = i.inhrelid
+      JOIN unnest(array_append(ARRAY(SELECT v_prefix || 's' || k
+                                       FROM generate_series(0, @extschema@.q4pg_ring('slots') - 1) AS k),
+                               v_prefix || 'later')) WITH ORDINALITY AS n(name, k)
+        ON n.name = c.relname::text
+     WHERE i.inhparent = p_queue;
+END
+$$;
 
 -- q4pg_ring_key: the lock key a ring's names carry (its state sequence is
 -- q4pg_<key in hex>_ring, owned by the queue's slot column), or null for a
@@ -150,8 +156,10 @@ BEGIN
     EXECUTE format('CREATE SEQUENCE %s AS integer MINVALUE 0 OWNED BY %s.slot', v_state, v_queue);
     PERFORM setval(v_state::regclass, 0, true);
     EXECUTE format('GRANT SELECT ON SEQUENCE %s TO PUBLIC', v_state);
+    -- (null after TRUNCATE ... RESTART IDENTITY, which restarts the sequence
+    -- too: an empty queue, ring 0, nothing live)
     EXECUTE format('ALTER TABLE %s ALTER COLUMN slot SET DEFAULT
-                        (pg_catalog.pg_sequence_last_value(%L::pg_catalog.regclass)
+                        (coalesce(pg_catalog.pg_sequence_last_value(%L::pg_catalog.regclass), 0)
                          OPERATOR(pg_catalog.%%) %s)::pg_catalog.int2',
                    v_queue, v_state, v_slots);
     EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (0)', v_queue, p_queue);
@@ -198,15 +206,16 @@ $$;
 --   1. a live slot with no due message that nobody holds is live no more;
 --   2. when the ring's slot has reached q4pg_ring('slot_bytes') of heap, the
 --      ring moves to the next clean slot (empty, not live), if any;
---   3. every other slot that is neither the ring nor live and not empty:
+--   3. the messages of the later slot that are due move into the ring's slot;
+--   4. last, every other slot that is neither the ring nor live and not empty:
 --      its messages that nobody holds and that are not under a live lease
 --      move on (due ones into the ring's slot, the others into the later
 --      slot), under their ids (a live lease stays where it is: its ack, nack
 --      and extend never race with a move; the slot waits for it); then, when
 --      nothing is left, it is truncated, under a lock taken at once (NOWAIT)
 --      or not at all (a transaction that still uses it keeps it for a later
---      step: nobody ever waits behind the maintenance);
---   4. the messages of the later slot that are due move into the ring's slot.
+--      step: the maintenance never waits; a consumer that looks in that
+--      slot on a miss waits for the commit that follows at once).
 -- A message moves as a DELETE and an INSERT under its id, in one
 -- transaction, and only one that nobody holds (SKIP LOCKED; found again by
 -- id, not by ctid: a DELETE by ctid whose row a concurrent UPDATE replaced
@@ -215,14 +224,17 @@ $$;
 -- that looks a message up by id (ack, nack, extend, cancel) and began before
 -- the move committed may miss it, so the generated functions look once more,
 -- with a new snapshot, before they answer that it is not there.
--- Returns what it did, for the logs and the tests.
-CREATE FUNCTION @extschema@.q4pg_maintain_ring(p_queue regclass)
+-- Takes the queue, its lock key, its ring's state sequence and slots (what
+-- q4pg_ring_parts finds: the generated maintain() carries them, so that a
+-- step reads no catalog to find them).  Returns what it did, for the logs
+-- and the tests.
+CREATE FUNCTION @extschema@.q4pg_maintain_ring(p_queue regclass, p_lock_key integer,
+                                               p_state regclass, p_slots regclass[])
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_info   record := @extschema@.q4pg_queue_info(p_queue);
     v_parts  record;
     v_n      integer := @extschema@.q4pg_ring('slots');
     v_value  bigint;
@@ -236,14 +248,14 @@ BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RETURN 'not in read committed';
     END IF;
-    IF NOT pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), v_info.lock_key) THEN
+    IF NOT pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), p_lock_key) THEN
         RETURN 'busy';
     END IF;
-    v_parts := @extschema@.q4pg_ring_parts(p_queue, v_info.lock_key);
+    SELECT p_state AS state, p_slots AS slots INTO v_parts;
     IF v_parts.state IS NULL OR cardinality(v_parts.slots) IS DISTINCT FROM v_n + 1 THEN
         RETURN 'no ring';
     END IF;
-    v_value := pg_sequence_last_value(v_parts.state);
+    v_value := coalesce(pg_sequence_last_value(v_parts.state), 0);
     v_ring := v_value % v_n;
     v_live := v_value / v_n;
     -- 1. drained live slots
@@ -272,7 +284,27 @@ BEGIN
     IF v_ring + v_n * v_live <> v_value THEN
         PERFORM setval(v_parts.state, v_ring + v_n * v_live, true);
     END IF;
-    -- 3. the other slots: what is left moves on, then the slot is emptied
+    -- 3. the later slot's due messages into the ring
+    EXECUTE format(
+        'WITH moved AS (
+             DELETE FROM %1$s AS q
+              WHERE q.id = ANY (ARRAY(SELECT s.id FROM %1$s AS s WHERE %3$s FOR UPDATE SKIP LOCKED))
+             RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error,
+                       q.lease_token, q.dead_at)
+         INSERT INTO %2$s (id, tag, data, created_at, run_at, attempts, last_error, lease_token,
+                           dead_at, slot)
+         OVERRIDING SYSTEM VALUE
+         SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token,
+                m.dead_at, %4$s
+           FROM moved AS m',
+        v_parts.slots[v_n + 1], p_queue, @extschema@.q4pg_message_state('due', 's'), v_ring);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        v_said := v_said || format('%s due moved from the later slot; ', v_count);
+    END IF;
+    -- 4. the other slots: what is left moves on, then the slot is emptied
+    -- (last: a slot's lock is held from here to the commit, and a consumer
+    -- that looks in that slot, on a miss, waits that long)
     FOR v_k IN 0 .. v_n - 1 LOOP
         CONTINUE WHEN v_k = v_ring OR v_live & (1 << v_k) <> 0
                       OR pg_relation_size(v_parts.slots[v_k + 1]) = 0;
@@ -307,24 +339,6 @@ BEGIN
             v_said := v_said || format('slot %s busy; ', v_k);
         END;
     END LOOP;
-    -- 4. the later slot's due messages into the ring
-    EXECUTE format(
-        'WITH moved AS (
-             DELETE FROM %1$s AS q
-              WHERE q.id = ANY (ARRAY(SELECT s.id FROM %1$s AS s WHERE %3$s FOR UPDATE SKIP LOCKED))
-             RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error,
-                       q.lease_token, q.dead_at)
-         INSERT INTO %2$s (id, tag, data, created_at, run_at, attempts, last_error, lease_token,
-                           dead_at, slot)
-         OVERRIDING SYSTEM VALUE
-         SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token,
-                m.dead_at, %4$s
-           FROM moved AS m',
-        v_parts.slots[v_n + 1], p_queue, @extschema@.q4pg_message_state('due', 's'), v_ring);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_count > 0 THEN
-        v_said := v_said || format('%s due moved from the later slot; ', v_count);
-    END IF;
     RETURN rtrim(v_said, '; ');
 END
 $$;

@@ -165,5 +165,12 @@ SELECT q4pg_take('lq', 'l', NULL);
 SELECT q4pg_nack('lq', 1, gen_random_uuid(), '-1 second');
 SELECT q4pg_extend('lq', 1, gen_random_uuid(), '-1 second');
 SELECT q4pg_dead_letters('lq', n => -1);
+-- a queue emptied with TRUNCATE ... RESTART IDENTITY (which restarts its
+-- ring's state sequence too) still takes and gives messages
+SELECT q4pg_enqueue('lq', 'r', '{"n": 1}') IS NOT NULL AS enqueued;
+TRUNCATE lq RESTART IDENTITY;
+SELECT q4pg_enqueue('lq', 'r', '{"n": 2}') AS id_after_restart;
+INSERT INTO lq (tag, data) VALUES ('r', '{"n": 3}');
+SELECT id, data FROM q4pg_dequeue_many('lq', 'r', 5);
 SELECT q4pg_drop_queue('lq');
 DROP EXTENSION q4pg;
