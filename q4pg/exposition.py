@@ -23,6 +23,10 @@ log = logging.getLogger('q4pg')
 STATES = ('due', 'scheduled', 'leased', 'dead')
 # (name, column of q4pg_metrics, help): per queue, label queue
 QUEUE_GAUGES = [
+    ('q4pg_leases_expired', 'expired',
+     'Messages whose lease ran out without an ack or a nack (a consumer died or was too '
+     'slow): due again, or dead letters after the last allowed attempt; also counted in '
+     'q4pg_messages.'),
     ('q4pg_oldest_due_age_seconds', 'oldest_due_age',
      'How long the oldest due message has been due (0: none is due).'),
     ('q4pg_tags', 'tag_count', 'Tags that have messages.'),
@@ -48,7 +52,7 @@ QUEUE_COUNTERS = [
     ('q4pg_autovacuums', 'autovacuum_count', "Autovacuum runs on the queue's storage."),
 ]
 HOLDERS = ('backend', 'replication_slot', 'prepared_transaction')
-WARNINGS = ('horizon', 'horizon_not_visible', 'consumer_held')
+WARNINGS = ('horizon', 'horizon_not_visible', 'consumer_held', 'leases_expired')
 
 
 class Collector:
@@ -80,7 +84,8 @@ class Collector:
         yield from _tags(snapshot)
         yield from _horizon(snapshot)
         warnings = GaugeMetricFamily('q4pg_warnings', 'Warnings of q4pg_warnings() now, by '
-                                     'kind (thresholds: --older-than, --xids).', labels=['warning'])
+                                     'kind (thresholds: --older-than, --xids, '
+                                     '--expired-leases).', labels=['warning'])
         for kind in WARNINGS:
             warnings.add_metric([kind], sum(w['warning'] == kind for w in snapshot.warnings))
         yield warnings

@@ -26,7 +26,7 @@ SELECT json_build_object(
     'at', extract(epoch FROM clock_timestamp()),
     'queues', (SELECT coalesce(json_agg(json_build_object(
         'queue', m.queue::text, 'tag', m.tag, 'due', m.due, 'scheduled', m.scheduled,
-        'leased', m.leased, 'dead', m.dead,
+        'leased', m.leased, 'dead', m.dead, 'expired', m.expired,
         'oldest_due_age', extract(epoch FROM m.oldest_due_age),
         'tag_count', m.tag_count, 'inserted_total', m.inserted_total,
         'deleted_total', m.deleted_total, 'updated_total', m.updated_total,
@@ -43,19 +43,22 @@ SELECT json_build_object(
         'warning', w.warning, 'queue', w.queue::text, 'pid', w.pid, 'name', w.name,
         'state', w.state, 'age', extract(epoch FROM w.age), 'xmin_age', w.xmin_age,
         'detail', w.detail)), '[]')
-        FROM q4pg_warnings(%s * interval '1 second', %s) AS w))::text
+        FROM q4pg_warnings(%s * interval '1 second', %s, %s) AS w))::text
 """
 
 DEFAULT_OLDER_THAN = 60.0        # seconds: a transaction older than this is warned about
 DEFAULT_COUNT_EVERY = 15.0       # seconds: messages are counted (a scan) at most this often
 DEFAULT_XIDS = 100000000         # a replication slot's xmin older than this is warned about
+DEFAULT_EXPIRED_LEASES = 1       # a queue with this many leases run out unacked is warned about
 
 
 class MissingPackage(Q4pgError):
     """An optional package a command needs is not installed."""
 
 
-COUNTS = ('due', 'scheduled', 'leased', 'dead', 'oldest_due_age', 'tag_count')
+COUNTS = ('due', 'scheduled', 'leased', 'dead', 'expired', 'oldest_due_age', 'tag_count')
+# the warnings that come of counting the messages (a scan): read with the counts
+COUNTED_WARNINGS = ('leases_expired',)
 
 
 class Snapshot:
@@ -63,7 +66,8 @@ class Snapshot:
     `queues` (the per-queue rows of q4pg_metrics), `tags` (its per-tag rows),
     `horizon` (q4pg_horizon's rows) and `warnings` (q4pg_warnings'), each row
     a dict by column name (intervals and timestamps in seconds).  The message
-    counts (COUNTS, and the tags) were read at `counted_at`, maybe earlier."""
+    counts (COUNTS, the tags and the COUNTED_WARNINGS) were read at
+    `counted_at`, maybe earlier."""
 
     def __init__(self, doc: Dict[str, Any]) -> None:
         self.at: float = float(doc['at'])
@@ -83,6 +87,8 @@ class Snapshot:
         for row in self.queues:
             row.update((key, before[row['queue']][key]) for key in COUNTS)
         self.tags = counted.tags
+        self.warnings = ([w for w in self.warnings if w['warning'] not in COUNTED_WARNINGS]
+                         + [w for w in counted.warnings if w['warning'] in COUNTED_WARNINGS])
         self.counted_at = counted.counted_at
         return True
 
@@ -94,17 +100,19 @@ class Reader:
     seconds; the snapshots between take the last counts."""
 
     def __init__(self, dsn: str, tags: int = 0, older_than: float = DEFAULT_OLDER_THAN,
-                 xids: int = DEFAULT_XIDS, count_every: float = 0.0) -> None:
+                 xids: int = DEFAULT_XIDS, count_every: float = 0.0,
+                 expired_leases: int = DEFAULT_EXPIRED_LEASES) -> None:
         self._db = db.Database(dsn, 1)
-        self._args = (tags, older_than, xids)
+        self._args = (tags, older_than, xids, expired_leases)
         self._count_every = count_every
         self._counted: Optional[Snapshot] = None
         self._counted_mono = 0.0
         self._lock = threading.Lock()      # the HTTP server may scrape from two threads
 
     def _read(self, counts: bool) -> Snapshot:
-        tags, older_than, xids = self._args
-        text = self._db.run(SNAPSHOT, (tags, counts, older_than, xids))[0][0]
+        tags, older_than, xids, expired_leases = self._args
+        text = self._db.run(SNAPSHOT, (tags, counts, older_than, xids,
+                                       expired_leases if counts else None))[0][0]
         return Snapshot(json.loads(text))
 
     def read(self) -> Snapshot:
@@ -164,7 +172,7 @@ def _need(module: str, extra: str, command: str) -> Any:
 
 def _reader(args: argparse.Namespace, dsn: Callable[[argparse.Namespace], str]) -> Reader:
     return Reader(dsn(args), tags=args.tags, older_than=args.older_than, xids=args.xids,
-                  count_every=args.count_every)
+                  count_every=args.count_every, expired_leases=args.expired_leases)
 
 
 def cmd_metrics(args: argparse.Namespace, dsn: Callable[[argparse.Namespace], str]) -> int:
@@ -247,6 +255,12 @@ def _thresholds(sub: argparse.ArgumentParser) -> None:
                      default=DEFAULT_XIDS, metavar='N',
                      help='warn about a replication slot holding an xmin older than N '
                      'transactions (default: %d)' % DEFAULT_XIDS)
+    sub.add_argument('--expired-leases', type=_number(int, 'a number of messages above 0',
+                                                      positive=True),
+                     default=DEFAULT_EXPIRED_LEASES, metavar='N',
+                     help='warn about a queue with N or more messages whose lease ran out '
+                     'without an ack or a nack (counted with the messages; default: %d)'
+                     % DEFAULT_EXPIRED_LEASES)
     sub.add_argument('--count-every', type=_number(float, 'a number of seconds, 0 or more'),
                      default=DEFAULT_COUNT_EVERY, metavar='S',
                      help='count the messages (a scan of each queue) at most every S seconds; '
@@ -260,22 +274,24 @@ def add_commands(command: Callable[..., argparse.ArgumentParser],
     sub = command('metrics', lambda args: cmd_metrics(args, dsn),
                   "every queue's metrics for Prometheus (once, or served)",
                   'Print the metrics of every queue you may read, and the early warnings\n'
-                  '(what holds back the xmin horizon, consumers holding a transaction open),\n'
-                  "in Prometheus's text format: for node_exporter's textfile collector, or\n"
-                  'cron.  --listen HOST:PORT serves them at http://HOST:PORT/metrics instead,\n'
-                  'read anew at each scrape (the message counts at most every --count-every\n'
-                  'seconds), until SIGINT or SIGTERM.  Needs prometheus_client\n'
-                  "(pip install 'q4pg[metrics]').  More: docs/monitoring.md.")
+                  '(what holds back the xmin horizon, consumers holding a transaction open,\n'
+                  'leases that ran out without an ack or a nack), in the text format of\n'
+                  "Prometheus: for node_exporter's textfile collector, or cron.  --listen\n"
+                  'HOST:PORT serves them at http://HOST:PORT/metrics instead, read anew at\n'
+                  'each scrape (the message counts, and the warnings that need them, at most\n'
+                  'every --count-every seconds), until SIGINT or SIGTERM.  Needs\n'
+                  "prometheus_client (pip install 'q4pg[metrics]').  More: docs/monitoring.md.")
     sub.add_argument('--listen', type=_host_port, metavar='HOST:PORT',
                      help='serve the metrics over HTTP (127.0.0.1:9187)')
     _thresholds(sub)
     sub = command('top', lambda args: cmd_top(args, dsn),
                   'a live view of the queues, consumers and warnings',
                   'A live view, refreshed every --interval seconds: per queue the messages\n'
-                  'due, scheduled, leased and dead, the oldest due age, rows inserted and\n'
-                  'deleted per second, listeners and consumers; what holds back the xmin\n'
-                  'horizon; the warnings, and dead letters growing.  q or Ctrl-C quits.\n'
-                  "--once prints one snapshot and exits.  Needs rich (pip install 'q4pg[top]').")
+                  'due, scheduled, leased and dead, those whose lease expired unacked, the\n'
+                  'oldest due age, rows inserted and deleted per second, listeners and\n'
+                  'consumers; what holds back the xmin horizon; the warnings, and dead\n'
+                  'letters growing.  q or Ctrl-C quits.  --once prints one snapshot and\n'
+                  "exits.  Needs rich (pip install 'q4pg[top]').")
     sub.add_argument('--interval', type=_number(float, 'a number of seconds above 0', positive=True),
                      default=2.0, metavar='S', help='seconds between refreshes (default: 2)')
     sub.add_argument('--once', action='store_true', help='print one snapshot and exit')

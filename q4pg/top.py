@@ -2,7 +2,8 @@
 install 'q4pg[top]'; q4pg/monitor.py imports this module only then).
 
 Every --interval seconds a snapshot (monitor.Snapshot) is read and drawn:
-the queues (messages by state, oldest due age, rows inserted and deleted
+the queues (messages by state, those whose lease expired without an ack
+or a nack, oldest due age, rows inserted and deleted
 per second since the last refresh, listeners, consumers), what holds back
 the xmin horizon, and the warnings (q4pg_warnings, and dead letters that grew
 since the last refresh).  q quits, and so does Ctrl-C; --once draws one
@@ -52,7 +53,7 @@ def render(snapshot: Snapshot, previous: Optional[Snapshot], interval: float) ->
                  % (time.strftime('%H:%M:%S', time.localtime(snapshot.at)), interval,
                     _age(snapshot.at - snapshot.counted_at)), style='bold')
     queues = Table(title='queues', title_justify='left', expand=False)
-    for header in ('queue', 'due', 'scheduled', 'leased', 'dead', 'oldest due', 'in/s',
+    for header in ('queue', 'due', 'scheduled', 'leased', 'dead', 'expired', 'oldest due', 'in/s',
                    'out/s', 'listeners', 'consumers', 'size', 'dead rows', 'autovacuum'):
         queues.add_column(header, justify='left' if header == 'queue' else 'right')
     for row in snapshot.queues:
@@ -61,6 +62,7 @@ def render(snapshot: Snapshot, previous: Optional[Snapshot], interval: float) ->
         queues.add_row(
             row['queue'], str(row['due']), str(row['scheduled']), str(row['leased']),
             Text(str(row['dead']), style='red' if row['dead'] else ''),
+            Text(str(row['expired']), style='red' if row['expired'] else ''),
             _age(row['oldest_due_age']),
             '-' if rate is None else '%.1f' % rate[0], '-' if rate is None else '%.1f' % rate[1],
             str(row['idle_listeners']), str(row['consumers']), _size(row['total_bytes']),
@@ -84,6 +86,10 @@ def render(snapshot: Snapshot, previous: Optional[Snapshot], interval: float) ->
 def _warnings(snapshot: Snapshot, previous: Optional[Snapshot]) -> Any:
     lines: List[Text] = []
     for w in snapshot.warnings:
+        if w['warning'] == 'leases_expired':        # a queue's messages, no session
+            lines.append(Text('! leases_expired on %s: %s, the oldest %s ago'
+                              % (w['queue'], w['detail'], _age(w['age'])), style='bold red'))
+            continue
         where = ' on %s' % w['queue'] if w['queue'] else ''
         who = ' pid %s' % w['pid'] if w['pid'] is not None else ''
         name = ' (%s)' % w['name'] if w['name'] else ''

@@ -102,6 +102,12 @@ $$;
 --              (a lease on the last allowed attempt keeps run_at 'infinity'
 --              and its end in dead_at: when it ends, the message is dead)
 --   dead       dead_at <= now()  (null when the message is not dead)
+-- and one condition that cuts across them (a message in it is also due, or
+-- dead on its last allowed attempt):
+--   expired    a lease ran out without an ack or a nack: lease_token not
+--              null and coalesce(dead_at, run_at) <= now(), until a new
+--              lease, a dequeue, a nack, a fail or a replay ends it (a dead
+--              letter whose last lease ran out stays expired)
 -- Takes the state and the alias of the table in the query ('s', or '' for
 -- bare column names); returns the condition in parentheses, its operators
 -- schema-qualified, so that the generated functions (which do not pin
@@ -127,9 +133,12 @@ BEGIN
             format('(%1$slease_token IS NOT NULL'
                    ' AND coalesce(%1$sdead_at, %1$srun_at) OPERATOR(pg_catalog.>) pg_catalog.now())', v_a)
         WHEN 'dead' THEN
-            format('(%1$sdead_at OPERATOR(pg_catalog.<=) pg_catalog.now())', v_a) END;
+            format('(%1$sdead_at OPERATOR(pg_catalog.<=) pg_catalog.now())', v_a)
+        WHEN 'expired' THEN
+            format('(%1$slease_token IS NOT NULL'
+                   ' AND coalesce(%1$sdead_at, %1$srun_at) OPERATOR(pg_catalog.<=) pg_catalog.now())', v_a) END;
     IF v_sql IS NULL THEN
-        RAISE EXCEPTION 'q4pg: % is not a message state (due, scheduled, leased, dead)',
+        RAISE EXCEPTION 'q4pg: % is not a message state (due, scheduled, leased, dead, expired)',
                 coalesce(quote_literal(p_state), 'null')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -22,7 +22,7 @@ END;
 -- count until then), then the messages scheduled for later, under a live
 -- lease, and the dead letters.  A queue with no message at all has one row,
 -- tag null and zeros, so that monitoring sees every queue.  One scan of each
--- queue.
+-- queue (q4pg_message_counts).
 CREATE FUNCTION @extschema@.q4pg_stats()
 RETURNS TABLE (queue regclass, tag text, waiting bigint, oldest_created_at timestamptz,
                oldest_age interval, scheduled bigint, leased bigint, dead bigint)
@@ -34,18 +34,10 @@ DECLARE
     v_queue regclass;
 BEGIN
     FOR v_queue IN SELECT q.queue FROM @extschema@.q4pg_queues() AS q LOOP
-        RETURN QUERY EXECUTE format(
-            'SELECT $1, tag,
-                    count(*) FILTER (WHERE %2$s),
-                    min(created_at) FILTER (WHERE %2$s),
-                    now() - min(run_at) FILTER (WHERE %2$s),
-                    count(*) FILTER (WHERE %3$s),
-                    count(*) FILTER (WHERE %4$s),
-                    count(*) FILTER (WHERE %5$s)
-               FROM %1$s GROUP BY tag ORDER BY tag',
-            v_queue, @extschema@.q4pg_message_state('due', ''), @extschema@.q4pg_message_state('scheduled', ''),
-            @extschema@.q4pg_message_state('leased', ''), @extschema@.q4pg_message_state('dead', ''))
-          USING v_queue;
+        RETURN QUERY
+        SELECT v_queue, c.tag, c.due, c.oldest_created_at, c.oldest_age, c.scheduled, c.leased,
+               c.dead
+          FROM @extschema@.q4pg_message_counts(v_queue) AS c;
         IF NOT FOUND THEN
             queue := v_queue;
             tag := NULL;

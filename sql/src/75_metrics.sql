@@ -22,13 +22,55 @@ BEGIN ATOMIC
      WHERE c.oid = p_queue AND c.relkind <> 'p' AND NOT c.relispartition;
 END;
 
+-- q4pg_message_counts: the messages of one queue by tag, in one scan: due
+-- (and when the oldest of them was enqueued, how long it has been due),
+-- scheduled, leased, dead, and expired (a lease that ran out without an ack
+-- or a nack: due again, or dead on the last allowed attempt; counted in due
+-- or dead too).  The states are q4pg_message_state's.  No row for a queue
+-- without messages.  q4pg_stats and q4pg_metrics count with it.  Raises
+-- 42P01 for a table that is no queue (q4pg_queue_triggers: a queue of 1.1's
+-- shape, not yet a ring, is counted too).  (ROWS 10: the planner's default
+-- guess, 1000 rows a queue, made q4pg_metrics' plan look costly enough for
+-- JIT, whose compiling took 4 times as long as the scan of 1,000,000
+-- messages.)
+CREATE FUNCTION @extschema@.q4pg_message_counts(p_queue regclass)
+RETURNS TABLE (tag text, due bigint, oldest_created_at timestamptz, oldest_age interval,
+               scheduled bigint, leased bigint, dead bigint, expired bigint)
+LANGUAGE plpgsql
+STABLE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM @extschema@.q4pg_queue_triggers(p_queue)) THEN
+        RAISE EXCEPTION 'q4pg: table % is not a q4pg queue', p_queue
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT tag,
+                count(*) FILTER (WHERE %2$s),
+                min(created_at) FILTER (WHERE %2$s),
+                now() - min(run_at) FILTER (WHERE %2$s),
+                count(*) FILTER (WHERE %3$s),
+                count(*) FILTER (WHERE %4$s),
+                count(*) FILTER (WHERE %5$s),
+                count(*) FILTER (WHERE %6$s)
+           FROM %1$s GROUP BY tag ORDER BY tag',
+        p_queue, @extschema@.q4pg_message_state('due', ''),
+        @extschema@.q4pg_message_state('scheduled', ''),
+        @extschema@.q4pg_message_state('leased', ''), @extschema@.q4pg_message_state('dead', ''),
+        @extschema@.q4pg_message_state('expired', ''));
+END
+$$;
+
 -- q4pg_metrics: one row per queue the caller may read (tag null), and, when
 -- tags > 0, after it up to that many rows of its tags (most messages first,
 -- then by tag) with the counts of that tag only (the storage columns null).
 --   due, scheduled, leased, dead, oldest_due_age: as q4pg_stats() counts them
---     (its one scan of each queue: the only part whose cost grows with the
---     messages); tag_count: how many tags have messages.  With counts =>
---     false these are null, no queue is scanned and no tag row comes: what
+--     (q4pg_message_counts: one scan of each queue, the only part whose cost
+--     grows with the messages); expired: messages whose lease ran out without
+--     an ack or a nack (also counted as due, or as dead on the last allowed
+--     attempt), in the same scan; tag_count: how many tags have messages.
+--     With counts => false these are null, no queue is scanned and no tag row comes: what
 --     is left costs the same whatever the messages (a monitor that scrapes
 --     often counts less often);
 --   inserted_total, deleted_total, updated_total: rows inserted (enqueues,
@@ -45,8 +87,8 @@ END;
 -- Raises 22023 for a negative or null tags.
 CREATE FUNCTION @extschema@.q4pg_metrics(tags integer DEFAULT 0, counts boolean DEFAULT true)
 RETURNS TABLE (queue regclass, tag text, due bigint, scheduled bigint, leased bigint,
-               dead bigint, oldest_due_age interval, tag_count bigint, inserted_total bigint,
-               deleted_total bigint, updated_total bigint, idle_listeners bigint,
+               dead bigint, expired bigint, oldest_due_age interval, tag_count bigint,
+               inserted_total bigint, deleted_total bigint, updated_total bigint, idle_listeners bigint,
                consumers bigint, total_bytes bigint, live_rows bigint, dead_rows bigint,
                last_autovacuum timestamptz, autovacuum_count bigint)
 LANGUAGE plpgsql
@@ -64,10 +106,15 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH s AS MATERIALIZED (
-        SELECT * FROM @extschema@.q4pg_stats() WHERE v_counts
+        SELECT q.queue, c.* FROM @extschema@.q4pg_queues() AS q
+         CROSS JOIN LATERAL @extschema@.q4pg_message_counts(q.queue) AS c
+         WHERE v_counts
     ), per_queue AS (
-        SELECT q.queue, sum(s.waiting)::bigint AS due, sum(s.scheduled)::bigint AS scheduled,
-               sum(s.leased)::bigint AS leased, sum(s.dead)::bigint AS dead,
+        SELECT q.queue, CASE WHEN v_counts THEN coalesce(sum(s.due), 0)::bigint END AS due,
+               CASE WHEN v_counts THEN coalesce(sum(s.scheduled), 0)::bigint END AS scheduled,
+               CASE WHEN v_counts THEN coalesce(sum(s.leased), 0)::bigint END AS leased,
+               CASE WHEN v_counts THEN coalesce(sum(s.dead), 0)::bigint END AS dead,
+               CASE WHEN v_counts THEN coalesce(sum(s.expired), 0)::bigint END AS expired,
                max(s.oldest_age) AS oldest_due_age,
                CASE WHEN v_counts THEN count(s.tag) END AS tag_count
           FROM @extschema@.q4pg_queues() AS q
@@ -92,20 +139,20 @@ BEGIN
         SELECT c.queue, count(*) AS n FROM @extschema@.q4pg_consumers() AS c GROUP BY c.queue
     ), ranked AS (
         SELECT s.*, row_number() OVER (PARTITION BY s.queue
-                                       ORDER BY s.waiting + s.scheduled + s.leased + s.dead DESC,
+                                       ORDER BY s.due + s.scheduled + s.leased + s.dead DESC,
                                                 s.tag) AS rank
-          FROM s WHERE s.tag IS NOT NULL
+          FROM s
     )
     SELECT m.* FROM (
-    SELECT p.queue, NULL::text AS tag, p.due, p.scheduled, p.leased, p.dead, p.oldest_due_age,
-           p.tag_count, st.ins, st.del, st.upd, coalesce(li.n, 0), coalesce(h.n, 0),
+    SELECT p.queue, NULL::text AS tag, p.due, p.scheduled, p.leased, p.dead, p.expired,
+           p.oldest_due_age, p.tag_count, st.ins, st.del, st.upd, coalesce(li.n, 0), coalesce(h.n, 0),
            st.total_bytes, st.live, st.dead_rows, st.last_av, st.av_count
       FROM per_queue AS p
       LEFT JOIN storage AS st ON st.queue = p.queue
       LEFT JOIN listeners AS li ON li.queue = p.queue
       LEFT JOIN held AS h ON h.queue = p.queue
     UNION ALL
-    SELECT r.queue, r.tag, r.waiting, r.scheduled, r.leased, r.dead, r.oldest_age,
+    SELECT r.queue, r.tag, r.due, r.scheduled, r.leased, r.dead, r.expired, r.oldest_age,
            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM ranked AS r WHERE r.rank <= v_tags) AS m
     ORDER BY m.queue::text, m.tag NULLS FIRST;
@@ -175,13 +222,22 @@ END;
 --     member of pg_read_all_stats sees whether it is old;
 --   'consumer_held': an open transaction that ran a dequeue on queue
 --     (q4pg_consumers) for longer than older_than: it holds its messages and
---     the horizon.
+--     the horizon;
+--   'leases_expired': a queue with at least expired_leases messages whose
+--     lease ran out without an ack or a nack (q4pg_message_state 'expired':
+--     a consumer that died or was too slow; due again, or a dead letter
+--     after the last allowed attempt, which stays expired until replayed or
+--     purged); age is how long ago the oldest of those leases ran out, detail
+--     says how many.
 -- pid, name (application_name, slot or gid), state and age as q4pg_horizon
--- and q4pg_consumers give them.  Scans no queue: dead letters are counted by
--- q4pg_metrics (alert on their growth there).  Raises 22023 for a negative or null
--- older_than or xids.
+-- and q4pg_consumers give them.  Only 'leases_expired' scans the queues (one
+-- scan of each, as q4pg_metrics' counts): expired_leases => null leaves it
+-- out and scans no queue.  Dead letters are counted by q4pg_metrics (alert on
+-- their growth there).  Raises 22023 for a negative or null older_than or
+-- xids, and for an expired_leases below 1.
 CREATE FUNCTION @extschema@.q4pg_warnings(older_than interval DEFAULT '1 minute',
-                                          xids integer DEFAULT 100000000)
+                                          xids integer DEFAULT 100000000,
+                                          expired_leases integer DEFAULT 1)
 RETURNS TABLE (warning text, queue regclass, pid integer, name text, state text,
                age interval, xmin_age integer, detail text)
 LANGUAGE plpgsql
@@ -192,6 +248,10 @@ AS $$
 DECLARE
     v_older_than interval := older_than;
     v_xids integer := xids;
+    v_expired integer := expired_leases;
+    v_queue regclass;
+    v_n bigint;
+    v_oldest timestamptz;
 BEGIN
     IF v_older_than IS NULL OR v_older_than < '0'::interval THEN
         RAISE EXCEPTION 'q4pg: older_than must not be negative or null, not %',
@@ -200,6 +260,11 @@ BEGIN
     END IF;
     IF v_xids IS NULL OR v_xids < 0 THEN
         RAISE EXCEPTION 'q4pg: xids must be 0 or more, not %', coalesce(v_xids::text, 'null')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_expired < 1 THEN
+        RAISE EXCEPTION 'q4pg: expired_leases must be 1 or more (or null: not looked for), not %',
+                        v_expired
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
@@ -215,5 +280,19 @@ BEGIN
            'an open transaction that ran a dequeue'
       FROM @extschema@.q4pg_consumers() AS c
      WHERE c.xact_age >= v_older_than;
+    IF v_expired IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v_queue IN SELECT q.queue FROM @extschema@.q4pg_queues() AS q LOOP
+        EXECUTE format('SELECT count(*), min(coalesce(dead_at, run_at)) FROM %s WHERE %s',
+                       v_queue, @extschema@.q4pg_message_state('expired', ''))
+           INTO v_n, v_oldest;
+        IF v_n >= v_expired THEN
+            RETURN QUERY
+            SELECT 'leases_expired', v_queue, NULL::integer, NULL::text, NULL::text,
+                   now() - v_oldest, NULL::integer,
+                   format('%s message(s) whose lease ran out without an ack or a nack', v_n);
+        END IF;
+    END LOOP;
 END
 $$;

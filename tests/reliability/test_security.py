@@ -228,6 +228,7 @@ PROBES = {
     'q4pg_unregister_idle': "SELECT {f}(%s, 'a')",
     'q4pg_consumers': 'SELECT queue::text FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_queue_leaves': 'SELECT {f}(%s)::text',
+    'q4pg_message_counts': 'SELECT tag, due, expired FROM {f}(%s)',
     'q4pg_metrics': 'SELECT queue::text, tag, due FROM {f}(5) WHERE %s IS NOT NULL',
     'q4pg_horizon': 'SELECT holder FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_warnings': "SELECT warning FROM {f}('1 hour') WHERE %s IS NOT NULL",

@@ -19,23 +19,47 @@ BEGIN;
 SELECT id = :dead_id AS taken FROM q4pg_take('mq', 'c');
 SELECT q4pg_fail('mq', :dead_id, 'boom');
 COMMIT;
-SELECT queue, tag, due, scheduled, leased, dead, oldest_due_age IS NOT NULL AS has_age,
-       tag_count, idle_listeners, consumers, total_bytes > 0 AS has_size
+SELECT queue, tag, due, scheduled, leased, dead, expired,
+       oldest_due_age IS NOT NULL AS has_age, tag_count, idle_listeners, consumers,
+       total_bytes > 0 AS has_size
   FROM q4pg_metrics();
 -- per tag on request, most messages first, capped per queue
-SELECT queue, tag, due, scheduled, leased, dead, total_bytes IS NULL AS no_storage
+SELECT queue, tag, due, scheduled, leased, dead, expired, total_bytes IS NULL AS no_storage
   FROM q4pg_metrics(2);
 SELECT count(*) AS all_tags FROM q4pg_metrics(100) WHERE tag IS NOT NULL;
 -- without the counts: no scan, no tag rows, the rest as before
-SELECT queue, tag, due, scheduled, leased, dead, oldest_due_age, tag_count, consumers,
+SELECT queue, tag, due, scheduled, leased, dead, expired, oldest_due_age, tag_count, consumers,
        total_bytes > 0 AS has_size
   FROM q4pg_metrics(100, counts => false);
+-- no lease ran out: no warning (the horizon's own are left out here)
+SELECT warning, queue FROM q4pg_warnings() WHERE warning = 'leases_expired';
+
+-- leases that ran out without an ack: tag d, 3 leased, 1 acked in time, the
+-- other 2 leases' end set in the past (the last allowed attempt: dead_at)
+SELECT count(q4pg_enqueue('mq', 'd', '4')) FROM generate_series(1, 3);
+CREATE TEMP TABLE d_leases AS SELECT id, lease_token FROM q4pg_lease('mq', 'd', 3, '1 hour');
+SELECT q4pg_ack('mq', id, lease_token) AS acked FROM d_leases ORDER BY id LIMIT 1;
+UPDATE mq SET dead_at = now() - interval '1 second' WHERE tag = 'd';
+SELECT queue, tag, due, leased, dead, expired FROM q4pg_metrics(10);
+SELECT warning, queue, pid, name, state, age >= interval '1 second' AS old_enough, xmin_age, detail
+  FROM q4pg_warnings() WHERE warning = 'leases_expired';
+SELECT count(*) AS warned_at_3 FROM q4pg_warnings(expired_leases => 3)
+ WHERE warning = 'leases_expired';
+SELECT count(*) AS not_looked_for FROM q4pg_warnings(expired_leases => NULL)
+ WHERE warning = 'leases_expired';
+-- the condition, defined once
+SELECT q4pg_message_state('expired', 's');
+-- a replay ends it
+SELECT q4pg_replay('mq', (SELECT array_agg(id) FROM d_leases)) AS replayed;
+SELECT queue, due, dead, expired FROM q4pg_metrics() WHERE queue = 'mq'::regclass;
 
 -- bad arguments: 22023, naming the argument
 SELECT * FROM q4pg_metrics(-1);
 SELECT * FROM q4pg_metrics(NULL);
 SELECT * FROM q4pg_warnings('-1 second');
 SELECT * FROM q4pg_warnings('1 minute', -1);
+SELECT * FROM q4pg_warnings(expired_leases => 0);
+SELECT q4pg_message_state('gone', '');
 
 -- storage: a queue's own table, or the leaves of a partition tree
 CREATE TABLE parted (id bigint, k integer) PARTITION BY RANGE (k);
