@@ -38,7 +38,7 @@ def _listener(dsn, own=True):
     conn = _connect(dsn)
     channel = _one(conn, "SELECT q4pg_%s('wake', 't')" % ('own_channel' if own else 'channel'))
     conn.cursor().execute('LISTEN "%s"' % channel)
-    go_idle = "SELECT q4pg_go_idle('wake', 't', true)" if own else "SELECT q4pg_go_idle('wake', 't')"
+    go_idle = "SELECT q4pg_go_idle('wake', 't'%s)" % (', true' if own else '')
     assert [_one(conn, go_idle) for _ in range(2)] == ['ask_again', 'may_sleep']
     return conn, channel
 
@@ -58,8 +58,8 @@ def _heard(conns, seconds=0.3):
 
 
 def _insert(conn, n):
-    conn.cursor().execute("INSERT INTO wake (tag, data) SELECT 't', 'm' FROM generate_series(1, %s)",
-                          (n,))
+    conn.cursor().execute("INSERT INTO wake (tag, data) "
+                          "SELECT 't', 'm' FROM generate_series(1, %s)", (n,))
 
 
 def test_a_message_wakes_one_listener_a_batch_of_n_up_to_n(queue, dsn):
