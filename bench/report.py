@@ -75,16 +75,21 @@ def markdown(results):
                 'From the producer sending COMMIT (after `q4pg_enqueue`) to a listener holding the '
                 'message (its dequeue returned it); one message at a time, 20-50 ms apart, so the '
                 'listeners are asleep each time. With several listeners, all LISTEN on the same tag '
-                'and the first one to take the message counts.', '',
-                '| listener | listeners | samples | p50 ms | p90 ms | p99 ms | max ms | lost | target |',
-                '|---|---:|---:|---:|---:|---:|---:|---:|---|']
+                'and the first one to take the message counts. CPU per message: what the '
+                'listener processes and their server backends used while the timed messages '
+                'went through, divided by their number.', '',
+                '| listener | listeners | samples | p50 ms | p90 ms | p99 ms | max ms | lost | '
+                'CPU ms/msg (client + server) | target |',
+                '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|']
         for r in results['latency']:
             target = ''
             if r['kind'] == 'q4pg':
                 target = 'p99 < 10 ms: %s' % ('pass' if r.get('pass') else '**FAIL**')
-            out.append('| %s | %d | %d | %s | %s | %s | %s | %d | %s |'
+            cpu = ('%s + %s' % (_ms(r['cpu_client']), _ms(r['cpu_server']))
+                   if 'cpu_client' in r else '')
+            out.append('| %s | %d | %d | %s | %s | %s | %s | %d | %s | %s |'
                        % (r['subject'], r['listeners'], r['samples'], _ms(r['p50']), _ms(r['p90']),
-                          _ms(r['p99']), _ms(r['max']), r['lost'], target))
+                          _ms(r['p99']), _ms(r['max']), r['lost'], cpu, target))
         out.append('')
 
     if results['soak']:

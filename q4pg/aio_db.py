@@ -205,11 +205,13 @@ class AsyncDatabase:
                 raise
         raise AssertionError('unreachable')
 
-    async def listen(self, channel: str) -> 'AsyncListenConnection':
-        """A new autocommit connection to listen_dsn that LISTENs on `channel`."""
+    async def listen(self, channel: str,
+                     own: Optional[Tuple[str, str]] = None) -> 'AsyncListenConnection':
+        """A new autocommit connection to listen_dsn that LISTENs on `channel`, or
+        on its own channel for `own` (queue, tag) when the server has them."""
         conn = await _connect(self.listen_dsn)
         try:
-            return await AsyncListenConnection.start(conn, channel)
+            return await AsyncListenConnection.start(conn, channel, own)
         except BaseException:
             await conn.close()
             raise
@@ -229,8 +231,9 @@ class AsyncListenConnection:
     `server_pid`; the listener's registration calls run there only (statements.py's
     *_IDLE texts take the pid as their last parameter)."""
 
-    def __init__(self, conn: Any, channel: str, server_pid: int) -> None:
+    def __init__(self, conn: Any, channel: str, server_pid: int, own: bool) -> None:
         self._conn, self.channel, self.server_pid = conn, channel, server_pid
+        self.own = own           # LISTENs on its own channel (q4pg 1.2)
         self._heard = 0          # notifications psycopg read during our queries
         self._wake: Optional['asyncio.Future[None]'] = None
         conn.add_notify_handler(self._on_notify)
@@ -239,14 +242,24 @@ class AsyncListenConnection:
         self._heard += 1
 
     @classmethod
-    async def start(cls, conn: Any, channel: str) -> 'AsyncListenConnection':
+    async def start(cls, conn: Any, channel: str,
+                    own: Optional[Tuple[str, str]] = None) -> 'AsyncListenConnection':
+        """LISTENs on `channel`, or on its own channel for `own` (queue, tag) when
+        the server has them (statements.OWN_CHANNEL)."""
+        own_channel = None
         try:
+            if own is not None:
+                try:
+                    own_channel = (await _execute(conn, sql.OWN_CHANNEL, own))[0][0]
+                except psycopg.errors.UndefinedFunction:
+                    pass        # q4pg 1.0 or 1.1: the shared channel
+            channel = own_channel or channel
             await conn.execute(pgsql.SQL('LISTEN {}').format(pgsql.Identifier(channel)))
             cur = await conn.execute('SELECT pg_catalog.pg_backend_pid()')
             pid = (await cur.fetchone())[0]
         except psycopg.Error as e:
             raise wrap_error(e, conn) from e
-        return cls(conn, channel, pid)
+        return cls(conn, channel, pid, own_channel is not None)
 
     async def row(self, query: str, args: Sequence[Any]) -> Row:
         """Runs a one-row query written for it (its last parameter is the server pid)."""

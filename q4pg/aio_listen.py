@@ -175,9 +175,11 @@ class AsyncListener:
                 if end is not None:
                     return end
                 assert self._conn is not None
-                await self._conn.wait(wait, self._stopping)
+                woken = await self._conn.wait(wait, self._stopping)
                 if self._stopping.is_set():
                     return _STOP
+                if woken and self._conn is not None and self._conn.own:
+                    self._safe = False      # q4pg_go_idle after the next look (listener.py)
             except ConnectionLost as e:
                 await self._finish(Ending.GIVE_BACK)
                 if not self._listened:
@@ -203,24 +205,26 @@ class AsyncListener:
         self._registered = True
         state = None
         for _ in range(_ASK_AGAIN_MAX):
-            state, self._due = await self._row(sql.GO_IDLE_DUE, (self._q._queue, self._tag))
+            state, self._due = await self._row(sql.GO_IDLE_OWN_DUE if self._conn and self._conn.own
+                                               else sql.GO_IDLE_DUE, (self._q._queue, self._tag))
             if state != 'ask_again':
                 break
         self._due_fresh = True
         self._safe = state == 'may_sleep'
         return self._safe
 
-    async def _unregister(self) -> None:
+    async def _unregister(self, leaving: bool = False) -> None:
         if self._registered and self._conn is not None:
             self._registered = self._safe = False
-            await self._row(sql.UNREGISTER_IDLE, ())
+            await self._row(sql.UNREGISTER_HAND_OVER if leaving and self._conn.own
+                            else sql.UNREGISTER_IDLE, ())
 
     async def _listen(self) -> None:
         if self._conn is not None:
             return
         if self._channel is None:
             self._channel = await self._q.channel(self._tag)
-        self._conn = await self._q._db.listen(self._channel)
+        self._conn = await self._q._db.listen(self._channel, own=(self._q._queue, self._tag))
         self._listened = True
 
     async def _take(self) -> Any:
@@ -289,7 +293,7 @@ class AsyncListener:
 
     async def _hang_up(self) -> None:
         try:
-            await self._unregister()
+            await self._unregister(leaving=True)
         except Q4pgError:
             pass
         self._registered = self._safe = False

@@ -370,9 +370,10 @@ class Database:
         """A new autocommit connection of its own, outside the pool."""
         return DedicatedConnection(self.dsn)
 
-    def listen(self, channel: str) -> 'ListenConnection':
-        """A new autocommit connection to listen_dsn that LISTENs on `channel`."""
-        return ListenConnection(self.listen_dsn, channel)
+    def listen(self, channel: str, own: Optional[Tuple[str, str]] = None) -> 'ListenConnection':
+        """A new autocommit connection to listen_dsn that LISTENs on `channel`, or
+        on its own channel for `own` (queue, tag) when the server has them."""
+        return ListenConnection(self.listen_dsn, channel, own)
 
     def q4pg_1_0(self) -> bool:
         """Whether the database's q4pg is 1.0, as the newest pooled connection

@@ -8,9 +8,10 @@ Database.listen(), Database.caller() and Database.dedicated().
 import contextlib
 import logging
 import time
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -88,10 +89,18 @@ class ListenConnection:
     run only in `server_pid`, and raise the same when they land elsewhere.
     """
 
-    def __init__(self, dsn: str, channel: str) -> None:
+    def __init__(self, dsn: str, channel: str, own: Optional[Tuple[str, str]] = None) -> None:
         self.channel = channel
+        self.own = False    # LISTENs on its own channel (`own`: the queue and tag; q4pg 1.2)
         conn = _connect(dsn)
         try:
+            if own is not None:
+                try:
+                    self.channel = _execute(conn, db.OWN_CHANNEL, own)[0][0]
+                    self.own = True
+                except psycopg2.errors.UndefinedFunction:
+                    pass        # q4pg 1.0 or 1.1: the shared channel
+            channel = self.channel
             with conn.cursor() as cur:
                 cur.execute(sql.SQL('LISTEN {}; SELECT pg_catalog.pg_backend_pid()').format(
                     sql.Identifier(channel)))

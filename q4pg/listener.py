@@ -196,8 +196,9 @@ class Listener:
                 else:
                     barrier = _BARRIER_FIRST
                     # Registered without a break since the barrier passed:
-                    # every producer since notifies us, so an empty look
-                    # after a wake-up needs no new registration.  But NOTIFY
+                    # on the shared channel every producer since notifies
+                    # us, so an empty look after a wake-up needs no new
+                    # registration (on an own channel, see below).  But NOTIFY
                     # cannot say when a scheduled message (or an expired
                     # lease) comes due: the server can, and did in the
                     # registration's round trip; after a wake-up, ask again.
@@ -210,9 +211,17 @@ class Listener:
                 wait, end = self._until(wait, stop_at, tick_at)
                 if end is not None:
                     return end
-                self._sleep(wait)
+                woken = self._sleep(wait)
                 if self._stopping:
                     return _STOP
+                # On an own channel, producers wake one listener each, and a
+                # wake-up may be handed to us by one that left while a
+                # producer that chose it still runs: after a notification,
+                # q4pg_go_idle again after the next look (the registration
+                # stands: one round trip, which also says when the next
+                # message comes due).
+                if woken and self._conn is not None and self._conn.own:
+                    self._safe = False
             except ConnectionLost as e:
                 self._finish(ack=False, count=False)   # never hold a message while we reconnect
                 if not self._listened:
@@ -259,19 +268,23 @@ class Listener:
         due in the same round trip."""
         assert self._conn is not None
         self._registered = True
+        query = db.GO_IDLE_OWN_DUE if self._conn.own else db.GO_IDLE_DUE
         for _ in range(_ASK_AGAIN_MAX):
-            state, self._due = self._conn.row(db.GO_IDLE_DUE, (self._queue, self._tag) * 2)
+            state, self._due = self._conn.row(query, (self._queue, self._tag) * 2)
             if state != 'ask_again':
                 break
         self._due_fresh = True
         self._safe = state == 'may_sleep'
         return self._safe
 
-    def _unregister(self) -> None:
-        """Busy again: producers need not notify us (q4pg_unregister_idle)."""
+    def _unregister(self, leaving: bool = False) -> None:
+        """Busy again, or `leaving`: producers need not notify us
+        (q4pg_unregister_idle; leaving an own channel, a wake-up meant for us
+        is handed to another listener)."""
         if self._registered and self._conn is not None:
             self._registered = self._safe = False
-            self._call(db.UNREGISTER_IDLE)
+            self._call(db.UNREGISTER_HAND_OVER if leaving and self._conn.own
+                       else db.UNREGISTER_IDLE)
 
     def _listen(self) -> None:
         """Connects the LISTEN connection and LISTENs, unless done already."""
@@ -279,7 +292,7 @@ class Listener:
             return
         if self._channel is None:
             self._channel = self._db.run(db.CHANNEL, (self._queue, self._tag))[0][0]
-        self._conn = self._db.listen(self._channel)
+        self._conn = self._db.listen(self._channel, own=(self._queue, self._tag))
         self._listened = True
         if self._lost_at is not None:
             log.warning('q4pg: listener on queue %s, tag %r: reconnected after %.1f s',
@@ -326,17 +339,19 @@ class Listener:
         self._heartbeat.start([self._leased], self._lease)
         return item
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float) -> int:
         """Sleeps until a notification arrives on the LISTEN connection, stop() is
-        called or `seconds` pass.  Whatever woke us, the caller queries again."""
+        called or `seconds` pass; the number of notifications.  Whatever woke
+        us, the caller queries again."""
         assert self._conn is not None
         if self._stopping:
-            return
+            return 0
         count = self._conn.wait(seconds, self._wake_r)
         with contextlib.suppress(OSError):
             os.read(self._wake_r, 4096)
         if count:
-            log.debug('q4pg: %d notification(s) on %s', count, self._channel)
+            log.debug('q4pg: %d notification(s) on %s', count, self._conn.channel)
+        return count
 
     def _finish(self, ack: bool, error: Optional[str] = None, count: bool = True) -> None:
         """Ends the current item, if any: acknowledged (`ack`), or given back with a
@@ -393,7 +408,7 @@ class Listener:
         our registration; a registration left behind by a connection that
         died is cleared by the next listener's q4pg_go_idle."""
         with contextlib.suppress(Q4pgError):
-            self._unregister()
+            self._unregister(leaving=True)
         self._registered = self._safe = False
         conn, self._conn = self._conn, None
         if conn is not None:

@@ -42,6 +42,10 @@ COUNT_DUE = ('SELECT q4pg_count(%s::pg_catalog.text::pg_catalog.regclass, %s::pg
              '%s::boolean)')
 CANCEL = 'SELECT q4pg_cancel(%s::pg_catalog.text::pg_catalog.regclass, %s::bigint)'
 CHANNEL = 'SELECT q4pg_channel(%s::pg_catalog.text::pg_catalog.regclass, %s::pg_catalog.text)'
+# The LISTEN connection's own channel (q4pg 1.2: producers wake it alone); a
+# server without q4pg_own_channel (1.0, 1.1) raises 42883: the shared channel then.
+OWN_CHANNEL = ('SELECT q4pg_own_channel(%s::pg_catalog.text::pg_catalog.regclass, '
+               '%s::pg_catalog.text)')
 # For ListenConnection.call: they run only in the server session that LISTENs
 # (its pid is the last parameter), so a pooler that hands the listener another
 # session registers nothing there.
@@ -51,6 +55,10 @@ REGISTER_IDLE = ('SELECT q4pg_register_idle(%s::pg_catalog.text::pg_catalog.regc
 UNREGISTER_IDLE = ('SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, '
                    '%s::pg_catalog.text) '
                    'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+# Leaving for good, on an own channel: a wake-up meant for us goes to another listener.
+UNREGISTER_HAND_OVER = ('SELECT q4pg_unregister_idle(%s::pg_catalog.text::pg_catalog.regclass, '
+                        '%s::pg_catalog.text, true) '
+                        'WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 CREATE_QUEUE_MAX = ('SELECT q4pg_create_queue(%s::pg_catalog.text, %s::pg_catalog.text, '
                     '%s::integer, max_attempts => %s::integer)')
 # Drops the queue when the name resolves to a table (no row otherwise).
@@ -96,6 +104,10 @@ _DUE_IN = ('pg_catalog.date_part(\'epoch\', '
 GO_IDLE_DUE = ('SELECT q4pg_go_idle(%s::pg_catalog.text::pg_catalog.regclass, '
                '%s::pg_catalog.text), ' + _DUE_IN +
                ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
+# The same on an own channel (q4pg_own_channel).
+GO_IDLE_OWN_DUE = ('SELECT q4pg_go_idle(%s::pg_catalog.text::pg_catalog.regclass, '
+                   '%s::pg_catalog.text, true), ' + _DUE_IN +
+                   ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 # When the next message comes due, alone (a listener that stayed registered).
 DUE_IN = ('SELECT ' + _DUE_IN + ' WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) %s')
 NEXT_DUE_AT = ('SELECT q4pg_next_due(%s::pg_catalog.text::pg_catalog.regclass, '

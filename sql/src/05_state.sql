@@ -24,8 +24,12 @@ CREATE UNLOGGED TABLE @extschema@.q4pg_idle_listeners (
     pid      integer NOT NULL,
     since    timestamptz NOT NULL DEFAULT now(),
     lock_key integer NOT NULL,      -- the queue's lock key
+    own_channel boolean NOT NULL DEFAULT false,  -- 1.2: LISTENs on q4pg_own_channel, woken alone
     PRIMARY KEY (queue, tag, pid)
 );
+-- producers choose among the listeners with a channel of their own (31_wake_one.sql)
+CREATE INDEX q4pg_idle_listeners_own ON @extschema@.q4pg_idle_listeners (queue, tag, pid)
+    WHERE own_channel;
 ALTER TABLE @extschema@.q4pg_idle_listeners ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON @extschema@.q4pg_idle_listeners FOR SELECT USING (true);
 CREATE POLICY add_own ON @extschema@.q4pg_idle_listeners FOR INSERT

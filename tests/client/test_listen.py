@@ -314,16 +314,31 @@ def test_listen_connection_is_never_in_a_transaction(q, conn):
 
 def test_woken_for_nothing_it_sleeps_again_still_registered(q, conn):
     """Woken by a message it cannot take (one scheduled for later), a listener
-    asks only when the next message comes due and sleeps again: it stayed
-    registered, so it registers no more, and the next producer wakes it."""
+    on its own channel asks q4pg_go_idle again (it may have been handed a
+    wake-up meant for a listener that left) and when the next message comes
+    due, in one round trip, and sleeps again: it stayed registered (its row is
+    the same), and the next producer wakes it."""
     consumer = Consumer(q, 'tag', stop_after_idle=3 * WAIT)
     assert wait_until(lambda: asleep(conn) and listen_backends(conn)[0][4].startswith(REGISTERED))
     pid = listen_backends(conn)[0][0]
+
+    def registration():
+        with conn.cursor() as cur:
+            cur.execute('SELECT since, own_channel FROM q4pg_idle_listeners WHERE pid = %s', (pid,))
+            return cur.fetchall()
+
+    def last_query():
+        with conn.cursor() as cur:
+            cur.execute('SELECT state_change, query FROM pg_stat_activity WHERE pid = %s', (pid,))
+            return cur.fetchone()
+
+    before = registration()
+    assert len(before) == 1 and before[0][1] is True
+    slept_at = last_query()[0]
     q.enqueue('tag', 'later', schedule=3600)      # notifies: the listener wakes, finds none due
-    assert wait_until(lambda: asleep(conn) and listen_backends(conn)[0][4].startswith(ASKED_DUE))
-    with conn.cursor() as cur:
-        cur.execute('SELECT count(*) FROM q4pg_idle_listeners WHERE pid = %s', (pid,))
-        assert cur.fetchone() == (1,)
+    assert wait_until(lambda: asleep(conn) and last_query()[0] > slept_at)
+    assert 'q4pg_go_idle(' in last_query()[1] and 'q4pg_next_due(' in last_query()[1]
+    assert registration() == before
     q.enqueue('tag', 'now')
     assert consumer.next() == 'now'
     consumer.stop(q)

@@ -35,6 +35,14 @@ BEGIN
 END
 $$;
 
+-- Waking one listener per message (sql/src/31_wake_one.sql): the registry
+-- records which listeners LISTEN on a channel of their own (1.1's are on the
+-- shared channel: false).
+ALTER TABLE @extschema@.q4pg_idle_listeners
+    ADD COLUMN own_channel boolean NOT NULL DEFAULT false;
+CREATE INDEX q4pg_idle_listeners_own ON @extschema@.q4pg_idle_listeners (queue, tag, pid)
+    WHERE own_channel;
+
 -- @functions@" below, every function of sql/src/ comes in as CREATE OR
 -- REPLACE (one source for both scripts).  What is here by hand: what must go
 -- before them (functions whose arguments or results changed are dropped) and
