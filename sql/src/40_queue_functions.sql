@@ -223,12 +223,7 @@ BEGIN
         'state', format('%L::pg_catalog.regclass', v_parts.state::text),
         'slots', @extschema@.q4pg_ring('slots')::text,
         'slot_bytes', @extschema@.q4pg_ring('slot_bytes')::text,
-        -- the ring's slots, by name (stable across a dump and restore)
-        'ring_slots', format('ARRAY[%s]::pg_catalog.regclass[]',
-                             (SELECT string_agg(quote_literal(p::text), ', ' ORDER BY k)
-                                FROM unnest(v_parts.slots) WITH ORDINALITY AS u(p, k)
-                               WHERE k <= @extschema@.q4pg_ring('slots'))),
-        -- and the later slot too
+        -- the ring's slots and its later slot, by name (stable across a dump and restore)
         'ring_parts', format('ARRAY[%s]::pg_catalog.regclass[]',
                              (SELECT string_agg(quote_literal(p::text), ', ' ORDER BY k)
                                 FROM unnest(v_parts.slots) WITH ORDINALITY AS u(p, k))));

@@ -261,14 +261,13 @@ END
 $template$;
 
 -- q4pg_template_maintain: the template of the generated
--- maintain(): one maintenance step of the queue's ring (q4pg_maintain_ring),
--- as the queue's owner: SECURITY DEFINER, search_path pinned.  The
--- maintenance trigger (q4pg_ring_trigger) and q4pg_maintain call it.  It
--- first sees, in static SQL (plans the session keeps), whether there is
--- anything to do: nothing, in the usual case, when no slot is live, the
--- ring's slot is below q4pg_ring('slot_bytes'), the other slots are empty
--- and nothing in the later slot is due; the step itself (dynamic SQL, some
--- fifty times dearer) runs only when there is.
+-- maintain(): one maintenance step of the queue's ring (55_ring.sql), as the
+-- queue's owner: SECURITY DEFINER, search_path pinned.  The maintenance
+-- trigger (q4pg_ring_trigger) and q4pg_maintain call it.  Static SQL (plans
+-- the session keeps) but for step 4, rare, q4pg_ring_clean's; and first, a
+-- look at whether there is anything to do: nothing, in the usual case, when
+-- no slot is live, the ring's slot is below q4pg_ring('slot_bytes'), the
+-- other slots are empty and nothing in the later slot is due.
 CREATE FUNCTION @extschema@.q4pg_template_maintain()
 RETURNS text
 LANGUAGE sql
@@ -284,20 +283,88 @@ AS {{dollar}}
 {{marker}}
 DECLARE
     v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
-    v_slots pg_catalog.regclass[] := {{ring_slots}};
+    v_ring  integer := v_value OPERATOR(pg_catalog.%) {{slots}};
+    v_live  integer := v_value OPERATOR(pg_catalog./) {{slots}};
+    v_slots pg_catalog.regclass[] := {{ring_parts}};
+    v_left  boolean := false;
+    v_said  text := '';
+    v_s     integer;
+    v_found boolean;
+    v_count bigint;
 BEGIN
-    IF v_value OPERATOR(pg_catalog.<) {{slots}}
-       AND pg_catalog.pg_relation_size(v_slots[v_value OPERATOR(pg_catalog.+) 1])
-           OPERATOR(pg_catalog.<) {{slot_bytes}}
-       AND NOT EXISTS (SELECT FROM pg_catalog.unnest(v_slots) WITH ORDINALITY AS u(part, k)
-                        WHERE u.k OPERATOR(pg_catalog.<>) (v_value OPERATOR(pg_catalog.+) 1)
-                          AND pg_catalog.pg_relation_size(u.part) OPERATOR(pg_catalog.>) 0)
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RETURN 'not in read committed';
+    END IF;
+    -- the slots the ring left that are not empty yet
+    FOR v_k IN 0 .. {{slots}} OPERATOR(pg_catalog.-) 1 LOOP
+        v_left := v_left OR (v_k OPERATOR(pg_catalog.<>) v_ring
+                             AND (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_k)) OPERATOR(pg_catalog.=) 0
+                             AND pg_catalog.pg_relation_size(v_slots[v_k OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.>) 0);
+    END LOOP;
+    IF v_live OPERATOR(pg_catalog.=) 0 AND NOT v_left
+       AND pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.<) {{slot_bytes}}
        AND NOT EXISTS (SELECT FROM {{table}} AS s
                         WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}}) THEN
         RETURN '';
     END IF;
-    RETURN @extschema@.q4pg_maintain_ring({{table_literal}}::pg_catalog.regclass, {{lock_key}},
-                                          {{state}}, {{ring_parts}});
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), {{lock_key}}) THEN
+        RETURN 'busy';
+    END IF;
+    -- 1. drained live slots (looked at from their newest message: the oldest
+    -- are the ones consumed first)
+    FOR v_k IN 0 .. {{slots}} OPERATOR(pg_catalog.-) 1 LOOP
+        CONTINUE WHEN v_k OPERATOR(pg_catalog.=) v_ring
+                      OR (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_k)) OPERATOR(pg_catalog.=) 0;
+        v_s := v_k;
+        {{#slot_chain}}PERFORM FROM {{table}} AS s
+             WHERE s.slot OPERATOR(pg_catalog.=) {{slot}}::pg_catalog.int2 AND {{due}}
+             ORDER BY s.id DESC LIMIT 1 FOR UPDATE SKIP LOCKED;{{/slot_chain}}
+        v_found := FOUND;
+        IF NOT v_found THEN
+            v_live := v_live OPERATOR(pg_catalog.&) (OPERATOR(pg_catalog.~) (1 OPERATOR(pg_catalog.<<) v_k));
+            v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('slot %s drained; ', v_k);
+        END IF;
+    END LOOP;
+    -- 2. the ring moves on, to the next clean slot (empty, not live)
+    IF pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.>=) {{slot_bytes}} THEN
+        FOR v_k IN 1 .. {{slots}} OPERATOR(pg_catalog.-) 1 LOOP
+            v_s := (v_ring OPERATOR(pg_catalog.+) v_k) OPERATOR(pg_catalog.%) {{slots}};
+            IF (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0
+               AND pg_catalog.pg_relation_size(v_slots[v_s OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.=) 0 THEN
+                v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('ring %s -> %s; ', v_ring, v_s);
+                v_live := v_live OPERATOR(pg_catalog.|) (1 OPERATOR(pg_catalog.<<) v_ring);
+                v_ring := v_s;
+                EXIT;
+            END IF;
+        END LOOP;
+    END IF;
+    IF (v_ring OPERATOR(pg_catalog.+) ({{slots}} OPERATOR(pg_catalog.*) v_live)) OPERATOR(pg_catalog.<>) v_value THEN
+        PERFORM pg_catalog.setval({{state}}, v_ring OPERATOR(pg_catalog.+) ({{slots}} OPERATOR(pg_catalog.*) v_live), true);
+    END IF;
+    -- 3. the later slot's due messages into the ring's slot
+    WITH moved AS (
+        DELETE FROM {{table}} AS q
+         WHERE q.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2
+           AND q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT s.id FROM {{table}} AS s
+                    WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}}
+                      FOR UPDATE SKIP LOCKED))
+        RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at)
+    INSERT INTO {{table}} AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at, slot)
+    OVERRIDING SYSTEM VALUE
+    SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token, m.dead_at,
+           v_ring::pg_catalog.int2
+      FROM moved AS m;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count OPERATOR(pg_catalog.>) 0 THEN
+        v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('%s due moved from the later slot; ', v_count);
+    END IF;
+    -- 4. the slots the ring left: what is left moves on, then they are emptied
+    IF v_left OR (v_ring OPERATOR(pg_catalog.+) ({{slots}} OPERATOR(pg_catalog.*) v_live)) OPERATOR(pg_catalog.<>) v_value THEN
+        v_said := v_said OPERATOR(pg_catalog.||) @extschema@.q4pg_ring_clean({{table_literal}}::pg_catalog.regclass,
+                                                                         v_slots, v_ring, v_live);
+    END IF;
+    RETURN pg_catalog.rtrim(v_said, '; ');
 END
 {{dollar}};
 $template$;

@@ -20,7 +20,7 @@
 -- order), then the later slot.  A plain INSERT reads it through the slot
 -- column's default.
 --
--- The maintenance (q4pg_maintain_ring) does the rest: it runs at the commit
+-- The maintenance (the generated maintain(), q4pg_ring_clean) does the rest: it runs at the commit
 -- of one transaction in q4pg_ring('every') that removed a message (a
 -- deferred constraint trigger, q4pg_ring_trigger, so the TRUNCATE's lock
 -- lives for an instant), as the queue's owner (the generated
@@ -198,11 +198,11 @@ BEGIN
 END
 $$;
 
--- q4pg_maintain_ring: one maintenance step of a queue's ring (see above).
--- Runs as the queue's owner (it truncates slots; the generated
--- q4pg_<key>_maintain, SECURITY DEFINER, calls it), in READ COMMITTED only
--- (its emptiness tests need a snapshot taken after its lock), by one
--- transaction at a time (others return 'busy').  In order:
+-- A maintenance step of a queue's ring runs as the queue's owner (it
+-- truncates slots: the generated q4pg_<key>_maintain, SECURITY DEFINER,
+-- 43_templates_failures_leases.sql), in READ COMMITTED only (its emptiness
+-- tests need a snapshot taken after its lock), by one transaction at a time
+-- (others return 'busy').  In order:
 --   1. a live slot with no due message that nobody holds is live no more;
 --   2. when the ring's slot has reached q4pg_ring('slot_bytes') of heap, the
 --      ring moves to the next clean slot (empty, not live), if any;
@@ -224,90 +224,35 @@ $$;
 -- that looks a message up by id (ack, nack, extend, cancel) and began before
 -- the move committed may miss it, so the generated functions look once more,
 -- with a new snapshot, before they answer that it is not there.
--- Takes the queue, its lock key, its ring's state sequence and slots (what
--- q4pg_ring_parts finds: the generated maintain() carries them, so that a
--- step reads no catalog to find them).  Returns what it did, for the logs
--- and the tests.
-CREATE FUNCTION @extschema@.q4pg_maintain_ring(p_queue regclass, p_lock_key integer,
-                                               p_state regclass, p_slots regclass[])
+-- Steps 1 to 3 are static SQL in the generated maintain() (plans the
+-- session keeps); step 4, rare (once a slot was left), is q4pg_ring_clean.
+--
+-- q4pg_ring_clean: step 4 for the slots p_slots (the ring's slots, then its
+-- later slot) other than p_ring and the live ones (p_live, a mask).  Takes
+-- the queue and that state; returns what it did.
+CREATE FUNCTION @extschema@.q4pg_ring_clean(p_queue regclass, p_slots regclass[], p_ring integer,
+                                            p_live integer)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_parts  record;
     v_n      integer := @extschema@.q4pg_ring('slots');
-    v_value  bigint;
-    v_ring   integer;
-    v_live   integer;
-    v_k      integer;
+    v_ring   integer := p_ring;
+    v_live   integer := p_live;
     v_found  boolean;
     v_count  bigint;
     v_said   text := '';
 BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RETURN 'not in read committed';
-    END IF;
-    IF NOT pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), p_lock_key) THEN
-        RETURN 'busy';
-    END IF;
-    SELECT p_state AS state, p_slots AS slots INTO v_parts;
-    IF v_parts.state IS NULL OR cardinality(v_parts.slots) IS DISTINCT FROM v_n + 1 THEN
+    IF cardinality(p_slots) IS DISTINCT FROM v_n + 1 THEN
         RETURN 'no ring';
     END IF;
-    v_value := coalesce(pg_sequence_last_value(v_parts.state), 0);
-    v_ring := v_value % v_n;
-    v_live := v_value / v_n;
-    -- 1. drained live slots
-    FOR v_k IN 0 .. v_n - 1 LOOP
-        CONTINUE WHEN v_k = v_ring OR v_live & (1 << v_k) = 0;
-        EXECUTE format('SELECT EXISTS (SELECT FROM %s AS s WHERE %s FOR UPDATE SKIP LOCKED)',
-                       v_parts.slots[v_k + 1], @extschema@.q4pg_message_state('due', 's'))
-           INTO v_found;
-        IF NOT v_found THEN
-            v_live := v_live & ~(1 << v_k);
-            v_said := v_said || format('slot %s drained; ', v_k);
-        END IF;
-    END LOOP;
-    -- 2. the ring moves on
-    IF pg_relation_size(v_parts.slots[v_ring + 1]) >= @extschema@.q4pg_ring('slot_bytes') THEN
-        FOR v_i IN 1 .. v_n - 1 LOOP
-            v_k := (v_ring + v_i) % v_n;
-            IF v_live & (1 << v_k) = 0 AND pg_relation_size(v_parts.slots[v_k + 1]) = 0 THEN
-                v_said := v_said || format('ring %s -> %s; ', v_ring, v_k);
-                v_live := v_live | (1 << v_ring);
-                v_ring := v_k;
-                EXIT;
-            END IF;
-        END LOOP;
-    END IF;
-    IF v_ring + v_n * v_live <> v_value THEN
-        PERFORM setval(v_parts.state, v_ring + v_n * v_live, true);
-    END IF;
-    -- 3. the later slot's due messages into the ring
-    EXECUTE format(
-        'WITH moved AS (
-             DELETE FROM %1$s AS q
-              WHERE q.id = ANY (ARRAY(SELECT s.id FROM %1$s AS s WHERE %3$s FOR UPDATE SKIP LOCKED))
-             RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error,
-                       q.lease_token, q.dead_at)
-         INSERT INTO %2$s (id, tag, data, created_at, run_at, attempts, last_error, lease_token,
-                           dead_at, slot)
-         OVERRIDING SYSTEM VALUE
-         SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token,
-                m.dead_at, %4$s
-           FROM moved AS m',
-        v_parts.slots[v_n + 1], p_queue, @extschema@.q4pg_message_state('due', 's'), v_ring);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_count > 0 THEN
-        v_said := v_said || format('%s due moved from the later slot; ', v_count);
-    END IF;
-    -- 4. the other slots: what is left moves on, then the slot is emptied
+    -- what is left moves on, then the slot is emptied
     -- (last: a slot's lock is held from here to the commit, and a consumer
     -- that looks in that slot, on a miss, waits that long)
     FOR v_k IN 0 .. v_n - 1 LOOP
         CONTINUE WHEN v_k = v_ring OR v_live & (1 << v_k) <> 0
-                      OR pg_relation_size(v_parts.slots[v_k + 1]) = 0;
+                      OR pg_relation_size(p_slots[v_k + 1]) = 0;
         EXECUTE format(
             'WITH moved AS (
                  DELETE FROM %1$s AS q
@@ -321,18 +266,18 @@ BEGIN
              SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token,
                     m.dead_at, CASE WHEN %3$s THEN %4$s ELSE %5$s END
                FROM moved AS m',
-            v_parts.slots[v_k + 1], p_queue, @extschema@.q4pg_message_state('due', 'm'), v_ring, v_n,
+            p_slots[v_k + 1], p_queue, @extschema@.q4pg_message_state('due', 'm'), v_ring, v_n,
             @extschema@.q4pg_message_state('leased', 's'));
         GET DIAGNOSTICS v_count = ROW_COUNT;
         IF v_count > 0 THEN
             v_said := v_said || format('%s moved from slot %s; ', v_count, v_k);
         END IF;
         BEGIN
-            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', v_parts.slots[v_k + 1]);
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', p_slots[v_k + 1]);
             -- a snapshot taken under the lock: every writer of the slot has ended
-            EXECUTE format('SELECT EXISTS (SELECT FROM %s)', v_parts.slots[v_k + 1]) INTO v_found;
+            EXECUTE format('SELECT EXISTS (SELECT FROM %s)', p_slots[v_k + 1]) INTO v_found;
             IF NOT v_found THEN
-                EXECUTE format('TRUNCATE %s', v_parts.slots[v_k + 1]);
+                EXECUTE format('TRUNCATE %s', p_slots[v_k + 1]);
                 v_said := v_said || format('slot %s truncated; ', v_k);
             END IF;
         EXCEPTION WHEN lock_not_available THEN

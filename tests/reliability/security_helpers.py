@@ -216,7 +216,7 @@ VALID = {'queue': 'inj.q', 'tag': 't', 'data': '{"a": 1}', 'data_type': 'json',
          'include_scheduled': True, 'ids': None, 'older_than': '1 hour', 'p_max_attempts': 3,
          'p_key': 1, 'p_state': 'due', 'p_alias': 's', 'p_template': 'a {{b}} c',
          'p_values': '{"b": "d"}', 'p_snippets': '{}', 'p_what': 'slots', 'tags': 5, 'xids': 1000,
-         'counts': True, 'expired_leases': 1, 'p_slots': None, 'own_channel': True,
+         'counts': True, 'expired_leases': 1, 'p_slots': None, 'p_ring': 0, 'p_live': 0, 'own_channel': True,
          'hand_over': True, 'p_pid': 1, 'p_count': 1, 'p_shared': True, 'p_channel': 'c'}
 HOSTILE_TYPES = ('text', 'name', 'regclass', 'text[]')
 

@@ -266,9 +266,9 @@ PROBES = {
                        'LATERAL {f}(a.q, public.q4pg_ring_key(a.q)) AS p',
     'q4pg_make_ring': 'SELECT {f}(q, public.q4pg_ring_key(q), NULL)::text '
                       'FROM (SELECT %s::pg_catalog.regclass AS q) AS a',
-    'q4pg_maintain_ring': 'SELECT {f}(a.q, public.q4pg_ring_key(a.q), p.state, p.slots) IS NOT NULL '
-                          'FROM (SELECT %s::pg_catalog.regclass AS q) AS a, '
-                          'LATERAL public.q4pg_ring_parts(a.q, public.q4pg_ring_key(a.q)) AS p',
+    'q4pg_ring_clean': 'SELECT {f}(a.q, p.slots, 0, 0) IS NOT NULL '
+                       'FROM (SELECT %s::pg_catalog.regclass AS q) AS a, '
+                       'LATERAL public.q4pg_ring_parts(a.q, public.q4pg_ring_key(a.q)) AS p',
     'q4pg_maintain': 'SELECT {f}(%s) IS NOT NULL',
     # (the queue's maintenance trigger is made to call it on every removal)
     'q4pg_ring_trigger': 'DELETE FROM {q} WHERE tag OPERATOR(pg_catalog.=) %s RETURNING id',
