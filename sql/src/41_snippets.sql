@@ -75,33 +75,14 @@ BEGIN ATOMIC
 -- when v_done
 ('ring_declare', $s$
     v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
-    v_i     integer;
     v_s     integer;
     v_done  boolean;$s$),
--- v_value is the ring's state: v_value % slots the ring's slot, v_value /
--- slots the mask of the live slots; v_i counts the probes: 1 .. slots - 1
--- the live slots (oldest first), slots the ring's slot, slots + 1 the later
--- slot, then the slots the ring left; with no live slot (the usual case) it
--- starts at the ring's slot, and the loop's arithmetic is one expression
+-- the slots in the order the state v_value (the ring's slot, v_value %
+-- slots, and the mask of the live slots, v_value / slots) gives them:
+-- q4pg_ring_probe_orders()'s row v_value + 1, a constant of the function's
+-- text, so that the loop costs one expression
 ('ring_loop_head', $s$
-    v_i := CASE WHEN v_value OPERATOR(pg_catalog.<) {{slots}} THEN {{slots}} ELSE 1 END;
-    LOOP
-        v_s := CASE WHEN v_i OPERATOR(pg_catalog.=) {{slots}} THEN v_value OPERATOR(pg_catalog.%) {{slots}}
-                    WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
-                    THEN ((v_value OPERATOR(pg_catalog.%) {{slots}}) OPERATOR(pg_catalog.+) v_i) OPERATOR(pg_catalog.%) {{slots}}
-                    WHEN v_i OPERATOR(pg_catalog.=) ({{slots}} OPERATOR(pg_catalog.+) 1) THEN {{slots}}
-                    ELSE v_i OPERATOR(pg_catalog.-) ({{slots}} OPERATOR(pg_catalog.+) 2) END;
-        IF (CASE WHEN v_i OPERATOR(pg_catalog.<) {{slots}}
-                THEN ((v_value OPERATOR(pg_catalog./) {{slots}})
-                      OPERATOR(pg_catalog.&) (1::pg_catalog.int8 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.<>) 0
-                WHEN v_i OPERATOR(pg_catalog.<=) ({{slots}} OPERATOR(pg_catalog.+) 1) THEN true
-                -- (then, when nothing was found: the slots the ring left, for a
-                -- message a rollback or a late commit left there before the
-                -- maintenance moves it)
-                ELSE v_s OPERATOR(pg_catalog.<>) (v_value OPERATOR(pg_catalog.%) {{slots}})
-                     AND ((v_value OPERATOR(pg_catalog./) {{slots}})
-                          OPERATOR(pg_catalog.&) (1::pg_catalog.int8 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0
-            END) THEN$s$),
+    FOREACH v_s IN ARRAY {{ring_orders}}[v_value OPERATOR(pg_catalog.+) 1:v_value OPERATOR(pg_catalog.+) 1] LOOP$s$),
 -- a batch (dequeue_many, take and lease of n) asks each slot for what is
 -- still missing (v_left) and is done when nothing is: batch_none returns at
 -- once for n = 0, batch_count follows a slot's statement
@@ -115,9 +96,6 @@ BEGIN ATOMIC
             v_done := v_left OPERATOR(pg_catalog.=) 0;$s$),
 ('ring_loop_tail', $s$
             EXIT WHEN v_done;
-        END IF;
-        EXIT WHEN v_i OPERATOR(pg_catalog.>=) (2 OPERATOR(pg_catalog.*) {{slots}} OPERATOR(pg_catalog.+) 1);
-        v_i := v_i OPERATOR(pg_catalog.+) 1;
     END LOOP;$s$),
 -- what a lease sets: an attempt counted, a fresh token, the lease's end
 -- (kept in dead_at on the last allowed attempt, run_at then 'infinity')

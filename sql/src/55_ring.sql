@@ -40,6 +40,33 @@ IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN CASE p_what WHEN 'slots' THEN 4 WHEN 'slot_bytes' THEN 16384 WHEN 'every' THEN 64 END;
 
+-- q4pg_ring_probe_orders: the order in which a consumer looks into the
+-- slots, for each state of the ring (row v + 1 for the state sequence's
+-- value v: ring v % slots, live mask v / slots): the live slots, oldest
+-- first (the ring moves forward: the one after it is the oldest), then the
+-- ring's own slot, then the later slot, then the slots the ring left (for a
+-- message a rollback or a late commit left there before the maintenance
+-- moves it).  The generated functions carry it as a constant.
+CREATE FUNCTION @extschema@.q4pg_ring_probe_orders()
+RETURNS integer[]
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT array_agg(o.slots ORDER BY o.v)
+      FROM (SELECT st.v,
+                   (SELECT array_agg(p.slot ORDER BY p.grp, p.pos)
+                      FROM (SELECT (st.ring + i) % n.n AS slot,
+                                   CASE WHEN (st.live >> ((st.ring + i) % n.n)) & 1 = 1 THEN 0 ELSE 2 END AS grp,
+                                   i AS pos
+                              FROM generate_series(1, n.n - 1) AS i
+                            UNION ALL SELECT st.ring, 1, 0
+                            UNION ALL SELECT n.n, 1, 1) AS p) AS slots
+              FROM (SELECT @extschema@.q4pg_ring('slots') AS n) AS n,
+                   LATERAL (SELECT v, v % n.n AS ring, v / n.n AS live
+                              FROM generate_series(0, n.n * (1 << n.n) - 1) AS v) AS st) AS o;
+END;
+
 -- q4pg_ring_parts: a queue's ring: its state sequence and its slots'
 -- partitions (slots[k + 1] is slot k; slots[q4pg_ring('slots') + 1] the
 -- later slot), found by the names q4pg_make_ring gave them (the queue's lock

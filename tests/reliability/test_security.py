@@ -261,6 +261,7 @@ PROBES = {
     'q4pg_queue_function_snippets': 'SELECT name FROM {f}() WHERE %s IS NOT NULL',
     'q4pg_ring': "SELECT {f}('slots') WHERE %s IS NOT NULL",
     'q4pg_ring_key': 'SELECT {f}(%s) IS NOT NULL',
+    'q4pg_ring_probe_orders': 'SELECT {f}() WHERE %s IS NOT NULL',
     'q4pg_ring_parts': 'SELECT p.state IS NOT NULL, pg_catalog.cardinality(p.slots) '
                        'FROM (SELECT %s::pg_catalog.regclass AS q) AS a, '
                        'LATERAL {f}(a.q, public.q4pg_ring_key(a.q)) AS p',
