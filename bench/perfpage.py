@@ -130,6 +130,36 @@ def _table(fig):
     return out
 
 
+def _horizon(fig):
+    """The pinned-horizon section's table (bench/sections/horizon.py), when a run measured it."""
+    if 'horizon' not in fig.source:
+        return []
+    runs = fig.source['horizon'][1]['horizon']
+    label = {('q4pg', None): 'q4pg, unpinned', ('q4pg', 'snapshot'): 'q4pg, pinned',
+             ('q4pg', 'held'): 'q4pg, held (a consumer holds one message; 100,000 scheduled)',
+             ('raw', 'snapshot'): 'plain SKIP LOCKED table, pinned',
+             ('pgmq', 'snapshot'): 'PGMQ (peer), pinned'}
+    out = ['## A pinned xmin horizon', '',
+           'Each transaction enqueues one message and dequeues one (2 clients) while an idle '
+           '`REPEATABLE READ` transaction holds its snapshot (pinned), or while a consumer holds one '
+           'message in an open transaction with 100,000 messages scheduled ahead (held); then the '
+           'pin ends. Last minute: the rate in the pin\'s last minute; ratio and CPU ratio: against '
+           'q4pg unpinned in the same run (server CPU a message); for the plain table and PGMQ, '
+           '"fall" is their last minute over their first 10 s.', '',
+           '| run | pinned for | msg/s, last minute | ratio (fall) | CPU µs/msg | CPU ratio | '
+           'queue on disk | first 10 s after |',
+           '|---|---|---:|---:|---:|---:|---:|---:|']
+    for r in runs:
+        ratio = ('%.2f' % r['ratio']) if 'ratio' in r else '(%.2f)' % r['fall'] if r['pin'] else '—'
+        out.append('| %s | %s | {:,.0f} | %s | %.0f | %s | %s | %s |'.format(r['last_minute'])
+                   % (label.get((r['kind'], r['pin']), r['kind']),
+                      '%d min' % r['minutes'] if r['pin'] else '—', ratio, r['cpu_per_message_us'],
+                      '%.2f' % r['cpu_ratio'] if 'cpu_ratio' in r else '—',
+                      '%.1f MB' % (r['size_pinned'] / 1e6) if r['size_pinned'] else '—',
+                      '{:,.0f}'.format(r['recovery'][0]) if r['recovery'] else '—'))
+    return out + ['']
+
+
 def page(results_dir=RESULTS):
     runs = load(results_dir)
     fig = Figures(runs)
@@ -167,8 +197,7 @@ def page(results_dir=RESULTS):
         'take ±0.1 on any one ratio. [bench/results/results.md](../bench/results/results.md) '
         'has the rates, every round and the targets.',
         '',
-    ] + _table(fig) + [
-        '',
+    ] + _table(fig) + [''] + _horizon(fig) + [
         'Wake-up latency of an idle `listen()` (from the producer\'s COMMIT to the listener '
         'holding the message), p99: %s ms with 1 listener, %s ms with 4, %s ms with 16 on one '
         'tag (a hand-written psycopg2 loop: %s / %s / %s ms).'
