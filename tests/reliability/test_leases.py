@@ -28,6 +28,7 @@ from tests.reliability.helpers import query
 
 MAX_ATTEMPTS = 3
 LEASE = 1.0          # seconds: short, so that kills and sleeps are paid back quickly
+RETRY_IN = 0.05      # seconds: a nacked (flaky) message is due again this soon
 FAIL_EVERY = 100     # message n with n % FAIL_EVERY == 7 always fails
 
 CONSUMERS = [
@@ -76,7 +77,7 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
     def start(options):
         serial[0] += 1
         return workers.start('w%d-lease' % serial[0], 'lease-consume', logdir, dsn=dsn,
-                             lease=LEASE, expire_rate=0.003, nack_rate=0.03, retry_in=0.05,
+                             lease=LEASE, expire_rate=0.003, nack_rate=0.03, retry_in=RETRY_IN,
                              hold_max=0.002, stop_file=stop_file, **options)
 
     live = [(start(o), o) for o in consumers]
@@ -131,7 +132,10 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
 
     # a lease never starts while another is live: the next lease of a message starts
     # (server time) at or after the previous one ended (its lease ran out, or its nack
-    # made the message due again: now() of the nack + retry_in)
+    # made the message due again: now() of the nack + retry_in).  A lease whose worker
+    # was killed holding it may have ended by a nack that committed before the kill
+    # but was never logged: it ended at the earliest RETRY_IN after it began.
+    died_holding = {lease[1] for _, lease in held_at_death}
     overlaps, same_attempt, expiries = [], [], 0
     for id_, ls in leases.items():
         ls.sort(key=lambda e: e['at'])
@@ -142,6 +146,8 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
             nack = nacks.get(prev['token'])
             if nack is not None and nack['result'] is not None:
                 free_at = min(prev['until'], nack['at'] + int(nack['retry_in'] * 1e6))
+            elif nack is None and prev['token'] in died_holding:
+                free_at = min(prev['until'], prev['at'] + int(RETRY_IN * 1e6))
             else:
                 free_at = prev['until']
                 expiries += 1
