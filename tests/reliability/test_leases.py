@@ -134,7 +134,8 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
     # (server time) at or after the previous one ended (its lease ran out, or its nack
     # made the message due again: now() of the nack + retry_in).  A lease whose worker
     # was killed holding it may have ended by a nack that committed before the kill
-    # but was never logged: it ended at the earliest RETRY_IN after it began.
+    # but was never logged: it ended at the earliest RETRY_IN after it began (at once
+    # for a message that always fails: its nack asks no delay).
     died_holding = {lease[1] for _, lease in held_at_death}
     overlaps, same_attempt, expiries = [], [], 0
     for id_, ls in leases.items():
@@ -147,7 +148,10 @@ def run_leases(dsn, logdir, workers, figures, messages, kills, consumers=CONSUME
             if nack is not None and nack['result'] is not None:
                 free_at = min(prev['until'], nack['at'] + int(nack['retry_in'] * 1e6))
             elif nack is None and prev['token'] in died_holding:
-                free_at = min(prev['until'], prev['at'] + int(RETRY_IN * 1e6))
+                # (a message that always fails is nacked due at once)
+                soonest = 0 if sent.get(id_, {}).get('fail') else RETRY_IN
+                free_at = min(prev['until'], prev['at'] + int(soonest * 1e6))
+                expiries += nxt['at'] >= prev['until']
             else:
                 free_at = prev['until']
                 expiries += 1
