@@ -104,6 +104,15 @@ BEGIN ATOMIC
             GET DIAGNOSTICS v_got = ROW_COUNT;
             v_left := v_left OPERATOR(pg_catalog.-) v_got;
             v_done := v_left OPERATOR(pg_catalog.=) 0;$s$),
+-- a maintenance step of the ring at commit (55_ring.sql, 07_ring_ticks.sql):
+-- a function that removed a message whose id is a multiple of
+-- q4pg_ring('every') ticks; one that removed a batch of n, with the chance
+-- n / every (tick_batch: v_count the messages removed)
+('tick', $s$PERFORM @extschema@.q4pg_ring_tick({{table_oid}}::pg_catalog.oid::pg_catalog.regclass);$s$),
+('tick_batch', $s$
+    IF pg_catalog.random() OPERATOR(pg_catalog.*) {{every}} OPERATOR(pg_catalog.<) v_count THEN
+        {{tick}}
+    END IF;$s$),
 ('ring_loop_tail', $s$
             EXIT WHEN v_done;
     END LOOP;$s$),

@@ -177,6 +177,9 @@ BEGIN{{door_check}}
         v_found := FOUND;
         EXIT WHEN v_found;
     END LOOP;
+    IF v_found AND p_id OPERATOR(pg_catalog.%) {{every}} OPERATOR(pg_catalog.=) 0 THEN
+        {{tick}}
+    END IF;
     RETURN v_found;
 END
 {{dollar}};
@@ -263,7 +266,7 @@ $template$;
 -- q4pg_template_maintain: the template of the generated
 -- maintain(): one maintenance step of the queue's ring (55_ring.sql), as the
 -- queue's owner: SECURITY DEFINER, search_path pinned.  The maintenance
--- trigger (q4pg_ring_trigger) and q4pg_maintain call it.  Static SQL (plans
+-- tick (q4pg_ring_step, 07_ring_ticks.sql) and q4pg_maintain call it.  Static SQL (plans
 -- the session keeps) but for step 4, rare, q4pg_ring_clean's; and first, a
 -- look at whether there is anything to do: nothing, in the usual case, when
 -- no slot is live, the ring's slot is below q4pg_ring('slot_bytes'), the
