@@ -7,7 +7,9 @@ from bench.subjects import taker
 def run(bench):
     s = bench.stores
     subjects = [taker(bench, 'q4pg_dequeue', 'scripts/dequeue_q4pg.sql', s['q']),
-                taker(bench, 'q4pg direct door: q4pg_q_dequeue', 'scripts/dequeue_door.sql', s['q'])]
+                taker(bench, 'q4pg direct door: q4pg_q_dequeue', 'scripts/dequeue_door.sql', s['q']),
+                taker(bench, 'the same DELETE on the q4pg queue table', 'scripts/dequeue_queue_table.sql',
+                      s['q'], 'diagnostic')]
     if bench.has_pgmq:
         subjects.append(taker(bench, 'PGMQ pop', 'scripts/dequeue_pgmq.sql', s['pm'], 'peer'))
     bench.compare('dequeue', 'SQL dequeue',

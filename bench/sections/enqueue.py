@@ -7,7 +7,9 @@ from bench.subjects import writer
 def run(bench):
     s = bench.stores
     subjects = [writer(bench, 'q4pg_enqueue', 'scripts/enqueue_q4pg.sql', s['q']),
-                writer(bench, 'q4pg direct door: q4pg_q_enqueue', 'scripts/enqueue_door.sql', s['q'])]
+                writer(bench, 'q4pg direct door: q4pg_q_enqueue', 'scripts/enqueue_door.sql', s['q']),
+                writer(bench, 'the same INSERT into the q4pg queue table', 'scripts/enqueue_queue_table.sql',
+                       s['q'], 'diagnostic')]
     if bench.has_pgq:
         subjects.append(writer(bench, 'PgQ insert_event', 'scripts/enqueue_pgq.sql', s['pq'],
                                'peer', countable=False))
