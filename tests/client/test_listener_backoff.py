@@ -23,10 +23,14 @@ MOST_ATTEMPTS = 20       # the back-off makes about 13; polling every 0.1 s made
 
 def calls(conn):
     """{function name: calls} of q4pg_go_idle, q4pg_register_idle and q4pg_dequeue
-    (the listener's dequeue) in this database."""
+    (the listener's dequeue, counted by the queue's generated dequeue function,
+    which a dequeue calls once through q4pg_dequeue or the direct door alike)
+    in this database."""
     with conn.cursor() as cur:
-        cur.execute("SELECT funcname, calls FROM pg_stat_user_functions "
-                    "WHERE funcname IN ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_dequeue')")
+        cur.execute("SELECT CASE WHEN funcname LIKE 'q4pg\\_%\\_dequeue' THEN 'q4pg_dequeue' "
+                    "ELSE funcname END, sum(calls) FROM pg_stat_user_functions "
+                    "WHERE funcname IN ('q4pg_go_idle', 'q4pg_register_idle') "
+                    "OR funcname LIKE 'q4pg\\_%\\_dequeue' GROUP BY 1")
         return dict(cur.fetchall())
 
 
