@@ -166,38 +166,21 @@ def _run(conn: Any, query: str, args: Sequence[Any], begin: bool = False,
          then: str = '') -> List[Row]:
     """Runs `query` (a statements.py text) on one of our connections, after BEGIN
     when `begin` (in the same round trip), followed by `then` (e.g. '; COMMIT'):
-    through the direct door when the connection has it (door.py), else as it is."""
+    through the direct door when the connection has it (door.plan), else as it is."""
     doors = conn.q4pg_doors
-    step = None if doors is None else doors.step(query, args)
-    if step is None:
+    if doors is None or not doors.enabled:
         return _execute(conn, ('BEGIN; ' if begin else '') + query + then, args)
-    for _ in range(door.MAX_TRIES):
-        if step.lookup:
+    steps = door.plan(doors, query, args, begin, then)
+    sent = next(steps)
+    try:
+        while True:
             try:
-                prefix = _execute(conn, DOOR, (step.queue,))[0][0]
-            except psycopg2.errors.UndefinedFunction:
-                if not _idle(conn):
-                    raise
-                doors.no_door()       # the extension changed under us: generic calls
-                prefix = None
-            doors.learn(step.queue, prefix)
-        else:
-            try:
-                rows = _execute(conn, ('BEGIN; ' if begin else '') + step.text + then, step.args)
+                got: Any = _execute(conn, *sent)
             except psycopg2.Error as e:
-                if not doors.failed(step, e.pgcode, e.diag.message_primary or ''):
-                    raise
-                if begin and not conn.closed:
-                    _execute(conn, 'ROLLBACK', ())
-                if not _idle(conn):
-                    raise                # the caller's transaction (or ours) is aborted
-            else:
-                doors.sent(step)
-                return rows
-        step = doors.step(query, args)
-        if step is None:
-            break
-    return _execute(conn, ('BEGIN; ' if begin else '') + query + then, args)
+                got = door.Failed(e.pgcode, e.diag.message_primary or '', _idle(conn), e)
+            sent = steps.send(got)
+    except StopIteration as stop:
+        return stop.value
 
 
 class _Pool:

@@ -1,15 +1,7 @@
 """The direct door: what one connection sends for a hot-path call (enqueue,
 dequeue, take, done, fail, cancel, lease, ack, nack, extend) on a server that
 has it (q4pg 1.2).  Driver-neutral, no I/O: db.py (psycopg2) and aio_db.py
-(psycopg 3) run the steps it gives, the same way:
-
-    step = doors.step(query, args)      (query: a statements.py text, args its
-                                         parameters, the queue among them)
-    step.lookup: run statements.DOOR with (step.queue,), then doors.learn(...)
-                 and ask again
-    else:        run step.text with step.args; doors.sent(step), or on an error
-                 doors.failed(step, pgcode, message): True when nothing ran and
-                 the call may go again (at most MAX_TRIES times in all)
+(psycopg 3) run the statements plan() gives, the same way (see there).
 
 A generic call (q4pg_enqueue(queue, ...)) reaches the queue's generated
 function through a route lookup and a dynamic EXECUTE inside the server; the
@@ -35,12 +27,12 @@ can be retried: the caller's transaction is aborted, and the error raised.
 
 import hashlib
 import re
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Generator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from . import arguments
 from . import statements as sql
 
-__all__ = ['Doors', 'Step', 'MAX_TRIES', 'session']
+__all__ = ['Doors', 'Step', 'Failed', 'Plan', 'plan', 'MAX_TRIES', 'session']
 
 MAX_TRIES = 3          # a lost statement, then a stale door: the third try goes through
 _PARAM_CLASSES_BEFORE_RUN = ('42', '3F', '0A', '08', '57', '53', '54', '58', 'XX', '26')
@@ -162,6 +154,63 @@ class Doors:
             self._prefixes.pop(step.queue, None)
             return True
         return False
+
+
+class Failed(NamedTuple):
+    """A statement plan() gave failed: its SQLSTATE, primary message, whether the
+    connection is outside any transaction now, and the driver's exception."""
+    pgcode: Optional[str]
+    message: str
+    idle: bool
+    error: BaseException
+
+
+Plan = Generator[Tuple[str, Sequence[Any]], Any, List[Any]]
+
+
+def plan(doors: Optional[Doors], query: str, args: Sequence[Any], begin: bool = False,
+         then: str = '') -> Plan:
+    """The statements that run `query` (a statements.py text) with `args` on one
+    connection whose Doors are `doors` (None: it has none), after BEGIN when
+    `begin` (in the same round trip), followed by `then` (e.g. '; COMMIT').
+
+    A generator: it yields (text, args) to send, and is sent back the rows, or
+    a Failed; it returns the rows of the call, or raises the Failed's error.
+    A driver (db.py, aio_db.py):
+
+        steps = door.plan(...); sent = next(steps)
+        while True:  sent = steps.send(<run sent: its rows, or a Failed>)
+        ... until StopIteration, whose value is the rows
+    """
+    head = 'BEGIN; ' if begin else ''
+    step = None if doors is None else doors.step(query, args)
+    for _ in range(MAX_TRIES):
+        if step is None:
+            break
+        if step.lookup:
+            got = yield sql.DOOR, (step.queue,)
+            if isinstance(got, Failed):
+                if got.pgcode != '42883' or not got.idle:
+                    raise got.error
+                doors.no_door()        # the extension changed under us: generic calls
+                break
+            doors.learn(step.queue, got[0][0])
+        else:
+            got = yield head + step.text + then, step.args
+            if not isinstance(got, Failed):
+                doors.sent(step)
+                return got
+            if not doors.failed(step, got.pgcode, got.message):
+                raise got.error
+            if begin:
+                yield 'ROLLBACK', ()
+            elif not got.idle:
+                raise got.error        # the caller's transaction (or ours) is aborted
+        step = doors.step(query, args)
+    got = yield head + query + then, args
+    if isinstance(got, Failed):
+        raise got.error
+    return got
 
 
 def session(row: Sequence[Any], client_pid: int) -> Doors:
