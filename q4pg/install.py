@@ -13,7 +13,7 @@ What it made is recorded in the table <schema>.q4pg_install (db.INSTALL_TABLE,
 one row): the installed version, and the objects the scripts created (as
 pg_identify_object_as_address gives them; what pg_depend would record as the
 extension's members).  pg_dump keeps it with the rest of the schema.  The
-generated functions of queues (q4pg_<key>_*) and queue tables are never
+generated functions of queues (q4pg_<name>_*) and queue tables are never
 members, as with the extension.
 
     install(dsn, schema='q4pg', version=None)   -> the version installed
@@ -50,14 +50,14 @@ LOCK = "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('q4p
 # The objects of a schema that stand alone (those that depend on no other
 # object internally or automatically: no array types, row types, indexes,
 # identity sequences), as (type, object_names, object_args).  Queues'
-# generated functions (q4pg_<key in hex>_*, their bodies marked) are left out:
+# generated functions (q4pg_<name>_*, their bodies marked) are left out:
 # they are never q4pg's own.
 OBJECTS = '''
 SELECT a.type, a.object_names, a.object_args
   FROM (SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass AS classid, p.oid AS objid
           FROM pg_catalog.pg_proc AS p
          WHERE p.pronamespace = %(schema)s
-           AND NOT (p.proname ~ '^q4pg_[0-9a-f]{1,8}_'
+           AND NOT (p.proname ~ '^q4pg_'
                     AND p.prosrc LIKE '%%-- q4pg %% generated function, queue %%')
         UNION ALL
         SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid

@@ -11,6 +11,7 @@ comments) and of each queue (columns, indexes, constraints, triggers, options,
 comment, its generated functions), compared both ways.
 """
 
+import hashlib
 import re
 import uuid
 
@@ -101,15 +102,27 @@ SELECT format('generated %s owner %s acl %s', pg_get_functiondef(p.oid),
               pg_get_userbyid(p.proowner), p.proacl)
   FROM pg_catalog.pg_proc AS p
  WHERE p.pronamespace = (SELECT relnamespace FROM pg_class WHERE oid = %(queue)s::regclass)
-   AND p.proname ~ '^q4pg_[0-9a-f]{1,8}_'
+   AND p.proname ~ '^q4pg_' AND p.prosrc LIKE '%%-- q4pg %% generated function, queue %%'
 """.replace('%s', '%%s')      # format()'s, not psycopg2's
+
+
+def door_prefix(relname):
+    """q4pg_door_prefix (sql/src/40_queue_functions.sql), for an ASCII name."""
+    if re.fullmatch('[a-z_][a-z0-9_]*', relname) and len(relname) <= 45:
+        return 'q4pg_%s_' % relname
+    return 'q4pg_%s_%s_' % (re.sub('[^a-z0-9_]', '_', relname.lower())[:36],
+                            hashlib.md5(relname.encode()).hexdigest()[:8])
+
+
+MARKER = re.compile(r'(-- q4pg [0-9.]+ generated function, queue )[0-9a-f]{32}')
 
 
 def fingerprint(dsn, queues=()):
     """(q4pg's objects, {queue: its fingerprint}) of a database, as sets of lines.
 
-    A queue's lock key (in its trigger, and in hex in its generated functions'
-    names) differs from database to database: it is written <key>."""
+    A queue's lock key (in its trigger) and its table's oid (in its generated
+    functions' guard and, digested, in their marker line) differ from database to
+    database: they are written <key>, <oid> and <marker>."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -122,9 +135,14 @@ def fingerprint(dsn, queues=()):
                 keys = set(re.findall(r"q4pg_notify\('(-?\d+)'\)", '\n'.join(lines)))
                 assert len(keys) == 1, lines
                 key = int(keys.pop())
-                prefix = 'q4pg_%x_' % (key & 0xffffffff)
+                cur.execute('SELECT %s::regclass::oid, (SELECT relname FROM pg_class WHERE oid = %s::regclass)',
+                            (queue, queue))
+                oid, relname = cur.fetchone()
+                prefix = door_prefix(relname)
                 hex_key = re.compile(r'(q4pg_|q4pg\.(?:taken|removed)_)%x(?![0-9a-f])' % (key & 0xffffffff))
-                by_queue[queue] = {hex_key.sub(r'\1<key>', line.replace(str(key), '<key>'))
+                by_queue[queue] = {MARKER.sub(r'\1<marker>', hex_key.sub(
+                                       r'\1<key>', line.replace(str(key), '<key>')
+                                                     .replace('%d::pg_catalog.oid' % oid, '<oid>')))
                                    for line in lines   # its schema's, not other queues'
                                    if not line.startswith('generated ') or prefix in line}
         return objects, by_queue

@@ -1,11 +1,13 @@
-"""SQL enqueue: q4pg_enqueue (and PgQ insert_event, PGMQ send) against a plain INSERT."""
+"""SQL enqueue: q4pg_enqueue, the queue's direct door (and PgQ insert_event, PGMQ send)
+against a plain INSERT."""
 
 from bench.subjects import writer
 
 
 def run(bench):
     s = bench.stores
-    subjects = [writer(bench, 'q4pg_enqueue', 'scripts/enqueue_q4pg.sql', s['q'])]
+    subjects = [writer(bench, 'q4pg_enqueue', 'scripts/enqueue_q4pg.sql', s['q']),
+                writer(bench, 'q4pg direct door: q4pg_q_enqueue', 'scripts/enqueue_door.sql', s['q'])]
     if bench.has_pgq:
         subjects.append(writer(bench, 'PgQ insert_event', 'scripts/enqueue_pgq.sql', s['pq'],
                                'peer', countable=False))

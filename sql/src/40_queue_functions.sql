@@ -6,17 +6,26 @@
 -- each queue gets small PL/pgSQL functions with static SQL naming its table,
 -- whose plans PL/pgSQL keeps for the session, one per message function
 -- (q4pg_queue_function_names):
---     q4pg_<key>_enqueue(tag, data, run_at)       q4pg_<key>_take(tag, n)
---     q4pg_<key>_enqueue_many(tag, data[], run_at) q4pg_<key>_done(id)
---     q4pg_<key>_dequeue(tag)                     q4pg_<key>_fail(id, error, retry_in, max_attempts)
---     q4pg_<key>_dequeue_many(tag, n)             q4pg_<key>_lease(tag, n, lease)
---     q4pg_<key>_cancel(id)                       q4pg_<key>_ack(id, token)
---     q4pg_<key>_done_many(ids)                   q4pg_<key>_give_back(ids)
---     q4pg_<key>_nack(id, token, retry_in, error) q4pg_<key>_extend(id, token, lease)
--- (<key>: the queue's lock key in hex).  They live in the queue's schema and
--- are owned by its owner, SECURITY INVOKER like everything else; they are not
--- extension members, so pg_dump keeps them with the table.  The public
--- functions (q4pg_enqueue, ...) reach them through q4pg_route().
+--     q4pg_<name>_enqueue(tag, data, run_at)       q4pg_<name>_take(tag, n)
+--     q4pg_<name>_enqueue_many(tag, data[], run_at) q4pg_<name>_done(id)
+--     q4pg_<name>_dequeue(tag)                     q4pg_<name>_fail(id, error, retry_in, max_attempts)
+--     q4pg_<name>_dequeue_many(tag, n)             q4pg_<name>_lease(tag, n, lease)
+--     q4pg_<name>_cancel(id)                       q4pg_<name>_ack(id, token)
+--     q4pg_<name>_done_many(ids)                   q4pg_<name>_give_back(ids)
+--     q4pg_<name>_nack(id, token, retry_in, error) q4pg_<name>_extend(id, token, lease)
+--     q4pg_<name>_maintain()   (the ring's, 55_ring.sql: not part of the door)
+-- (<name>: from the table's name, q4pg_door_prefix).  They live in the
+-- queue's schema and are owned by its owner, SECURITY INVOKER like
+-- everything else; they are not extension members, so pg_dump keeps them
+-- with the table.  The public functions (q4pg_enqueue, ...) reach them
+-- through q4pg_route().
+--
+-- The direct door (1.2): a client may call them itself, by the prefix
+-- q4pg_door() gives, and save the public function's EXECUTE (docs/sql.md,
+-- "The direct door").  Each (but maintain) first checks that its table is
+-- still the one it was made for (door_check, 41_snippets.sql): after a
+-- rename, a drop or a restore it raises 55000 and does nothing, never acting
+-- on another table that took the name.
 --
 -- Their bodies name the table and carry its settings (max_attempts too), so
 -- renaming the table, moving it to another schema or changing its settings
@@ -66,28 +75,48 @@ BEGIN ATOMIC
     SELECT * FROM unnest('{enqueue,enqueue_many,dequeue,dequeue_many,cancel,take,done,done_many,fail,give_back,lease,ack,nack,extend,maintain}'::text[]);
 END;
 
--- q4pg_queue_function_prefix: 'q4pg_<key in hex>_', the start of the names of
--- a queue's generated functions.
-CREATE FUNCTION @extschema@.q4pg_queue_function_prefix(p_lock_key integer)
+-- q4pg_door_prefix: 'q4pg_<name>_', the start of the names of a queue's
+-- generated functions, from its table's name (its schema apart): the name
+-- itself when it is a lower-case SQL name of at most 45 characters
+-- (q4pg_jobs_enqueue), else its first 36 characters in lower case with every
+-- other character an underscore, and the first 8 hex digits of the name's
+-- md5 ('Big Jobs': q4pg_big_jobs_<8 hex>_enqueue).  So the names never need
+-- quoting, stay within 63 bytes, survive a dump and restore, and two tables
+-- of one schema do not share them.
+CREATE FUNCTION @extschema@.q4pg_door_prefix(p_table name)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN 'q4pg_' || to_hex(p_lock_key) || '_';
+RETURN 'q4pg_'
+       || CASE WHEN p_table ~ '^[a-z_][a-z0-9_]*$' AND length(p_table) <= 45 THEN p_table::text
+               ELSE left(regexp_replace(lower(p_table), '[^a-z0-9_]', '_', 'g'), 36)
+                    || '_' || left(md5(p_table), 8) END
+       || '_';
+
+-- q4pg_is_generated: true for a function body q4pg generated (it carries a
+-- marker line: q4pg_queue_function_marker), of any version.
+CREATE FUNCTION @extschema@.q4pg_is_generated(p_body text)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN p_body LIKE '%-- q4pg % generated function, queue %';
 
 -- q4pg_queue_function_marker: the line every generated body carries, from a
--- queue's q4pg_queue_info(); a body without the marker of the queue's present
--- name and settings is stale.  The name goes in as an md5 digest: a comment
--- line must not carry a table name, which may hold a line break, and with it
--- code.
-CREATE FUNCTION @extschema@.q4pg_queue_function_marker(p_qualified_name text, p_data_type text,
-                                                       p_data_length integer, p_max_attempts integer)
+-- queue's table and q4pg_queue_info(); a body without the marker of the
+-- queue's present table (its oid: a restored table is another), name and
+-- settings is stale.  The name goes in as an md5 digest: a comment line must
+-- not carry a table name, which may hold a line break, and with it code.
+CREATE FUNCTION @extschema@.q4pg_queue_function_marker(p_queue regclass, p_qualified_name text,
+                                                       p_data_type text, p_data_length integer,
+                                                       p_max_attempts integer)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 RETURN format('-- q4pg 1.2 generated function, queue %s',
-              md5(format('%s %s %s %s', p_qualified_name, p_data_type, p_data_length,
+              md5(format('%s %s %s %s %s', p_queue::oid, p_qualified_name, p_data_type, p_data_length,
                          coalesce(p_max_attempts::text, 'none'))));
 
 -- q4pg_render: a template with its placeholders filled, in one pass:
@@ -178,6 +207,7 @@ DECLARE
     v_values jsonb;
     v_snippets jsonb;  -- 41_snippets.sql's, by name
     v_parts  record := @extschema@.q4pg_ring_parts(p_queue, v_info.lock_key);
+    v_door   text := @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_class AS c WHERE c.oid = p_queue));
     v_sql    text := '';
     v_name   text;
     v_text   text;
@@ -194,10 +224,11 @@ BEGIN
         v_dollar := format('$q4pg%s$', (random() * 1e9)::bigint);
     END LOOP;
     v_values := jsonb_build_object(
-        'create', 'CREATE OR REPLACE FUNCTION ' || p_schema || '.'
-                  || @extschema@.q4pg_queue_function_prefix(v_info.lock_key),
-        'marker', @extschema@.q4pg_queue_function_marker(v_table, v_info.data_type, v_info.data_length,
-                                                         v_info.max_attempts),
+        'create', 'CREATE OR REPLACE FUNCTION ' || p_schema || '.' || v_door,
+        'door', quote_literal(p_schema || '.' || v_door),
+        'marker', @extschema@.q4pg_queue_function_marker(p_queue, v_table, v_info.data_type,
+                                                         v_info.data_length, v_info.max_attempts),
+        'table_oid', p_queue::oid::text,
         'dollar', v_dollar,
         'table', v_table,
         'table_literal', quote_literal(v_table),
@@ -264,12 +295,12 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT count(*) = (SELECT count(*) FROM @extschema@.q4pg_queue_function_names())
-      FROM pg_proc AS p, @extschema@.q4pg_queue_info(p_queue) AS i,
+      FROM pg_proc AS p, pg_class AS c, @extschema@.q4pg_queue_info(p_queue) AS i,
            @extschema@.q4pg_queue_function_names() AS f
-     WHERE p.pronamespace = p_schema::oid
-       AND p.proname = @extschema@.q4pg_queue_function_prefix(i.lock_key) || f.suffix
+     WHERE c.oid = p_queue AND p.pronamespace = p_schema::oid
+       AND p.proname = @extschema@.q4pg_door_prefix(c.relname) || f.suffix
        AND strpos(p.prosrc, @extschema@.q4pg_queue_function_marker(
-                                i.qualified_name, i.data_type, i.data_length, i.max_attempts)) > 0;
+                                p_queue, i.qualified_name, i.data_type, i.data_length, i.max_attempts)) > 0;
 END;
 
 -- q4pg_build_queue_functions: (re)creates a queue's generated functions in
@@ -283,8 +314,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_info record := @extschema@.q4pg_queue_info(p_queue);
+    v_door text := @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_class AS c WHERE c.oid = p_queue));
     v_fn   regprocedure;
 BEGIN
+    -- a function of one of the names that q4pg did not make is someone's
+    -- code: never replaced
+    SELECT p.oid INTO v_fn FROM pg_proc AS p, @extschema@.q4pg_queue_function_names() AS f
+     WHERE p.pronamespace = v_info.schema AND p.proname = v_door || f.suffix
+       AND NOT @extschema@.q4pg_is_generated(p.prosrc)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'q4pg: the function % has a name that queue % needs for its generated functions',
+                        v_fn, p_queue
+            USING ERRCODE = 'duplicate_function',
+                  HINT = 'Rename or drop that function, or give the queue another name.';
+    END IF;
     -- every overload of the names goes first: the arguments of a generated
     -- function may differ from an older version's
     PERFORM @extschema@.q4pg_drop_queue_functions(p_queue, v_info.schema);
@@ -292,7 +336,7 @@ BEGIN
     FOR v_fn IN
         SELECT p.oid FROM pg_proc AS p, @extschema@.q4pg_queue_function_names() AS f
          WHERE p.pronamespace = v_info.schema
-           AND p.proname = @extschema@.q4pg_queue_function_prefix(v_info.lock_key) || f.suffix
+           AND p.proname = v_door || f.suffix
            AND p.proowner <> v_info.owner
     LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO %I', v_fn, v_info.owner::regrole);
@@ -300,31 +344,35 @@ BEGIN
 END
 $$;
 
--- q4pg_drop_queue_functions: drops generated functions from a schema and
--- from the session's pg_temp, every overload of their names: those of the
--- queue p_queue, or (p_queue null) those whose queue is gone (a queue table
--- dropped by hand leaves them).
+-- q4pg_drop_queue_functions: drops generated functions (only those q4pg
+-- made: q4pg_is_generated) from a schema and from the session's pg_temp,
+-- every overload of their names: those of the queue p_queue, or (p_queue
+-- null) those no queue of the schema goes by (a queue table dropped or
+-- renamed by hand leaves them; so do older versions' names).
 CREATE FUNCTION @extschema@.q4pg_drop_queue_functions(p_queue regclass, p_schema regnamespace)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix text := (SELECT @extschema@.q4pg_queue_function_prefix(t.lock_key)
-                        FROM @extschema@.q4pg_queue_triggers(p_queue) AS t WHERE p_queue IS NOT NULL);
+    v_prefix text := (SELECT @extschema@.q4pg_door_prefix(c.relname) FROM pg_class AS c WHERE c.oid = p_queue);
     v_fn     regprocedure;
 BEGIN
     FOR v_fn IN
+        WITH doors AS MATERIALIZED (    -- the queues' prefixes, worked out once
+            SELECT c.relnamespace AS schema, @extschema@.q4pg_door_prefix(c.relname) AS prefix
+              FROM @extschema@.q4pg_queue_triggers() AS t JOIN pg_class AS c ON c.oid = t.queue
+             WHERE p_queue IS NULL)
         SELECT p.oid
           FROM @extschema@.q4pg_queue_function_names() AS f, pg_proc AS p
          WHERE p.proname LIKE 'q4pg\_%\_' || f.suffix
            AND (p.pronamespace = p_schema::oid OR p.pronamespace = pg_my_temp_schema())
-           AND CASE WHEN v_prefix IS NOT NULL THEN p.proname = v_prefix || f.suffix
-                    ELSE p.proname ~ ('^q4pg_[0-9a-f]{1,8}_' || f.suffix || '$')
-                         AND NOT EXISTS (
-                             SELECT FROM @extschema@.q4pg_queue_triggers() AS t
-                              WHERE p.proname = @extschema@.q4pg_queue_function_prefix(t.lock_key)
-                                                || f.suffix) END
+           AND CASE WHEN p_queue IS NOT NULL THEN p.proname = v_prefix || f.suffix
+                    ELSE NOT EXISTS (
+                             SELECT FROM doors AS d
+                              WHERE (d.schema = p.pronamespace OR p.pronamespace = pg_my_temp_schema())
+                                AND p.proname = d.prefix || f.suffix) END
+           AND @extschema@.q4pg_is_generated(p.prosrc)
     LOOP
         EXECUTE format('DROP FUNCTION IF EXISTS %s', v_fn);
     END LOOP;
@@ -334,7 +382,7 @@ $$;
 -- q4pg_build_route: finds (or makes) the generated functions a session uses
 -- for a queue and remembers them for the session, with the queue's
 -- schema-qualified name.  Returns the functions' schema-qualified name
--- prefix: '<schema>.q4pg_<key>_'.
+-- prefix: '<schema>.q4pg_<name>_'.
 -- Uses the queue's own functions when they are current; rebuilds them when
 -- the caller owns the queue; otherwise builds copies in pg_temp.  Remembers
 -- the answer in the settings q4pg.name_<oid> and q4pg.route_<oid> (RESET ALL,
@@ -362,7 +410,8 @@ BEGIN
     END IF;
     PERFORM set_config('q4pg.name_' || p_queue::oid, v_info.qualified_name, false);
     RETURN set_config('q4pg.route_' || p_queue::oid,
-                      v_schema || '.' || @extschema@.q4pg_queue_function_prefix(v_info.lock_key), false);
+                      v_schema || '.' || @extschema@.q4pg_door_prefix(
+                          (SELECT c.relname FROM pg_class AS c WHERE c.oid = p_queue)), false);
 END
 $$;
 
@@ -389,7 +438,24 @@ RETURN CASE
      -- the callers splice the route into SQL: only the shape q4pg_build_route
      -- writes passes (any session may set any setting of its own)
      AND pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text, true)
-         OPERATOR(pg_catalog.~) '^(pg_temp|[a-z_][a-z0-9_$]*|"([^"]|"")+")\.q4pg_[0-9a-f]{1,8}_$'
+         OPERATOR(pg_catalog.~) '^(pg_temp|[a-z_][a-z0-9_$]*|"([^"]|"")+")\.q4pg_[a-z0-9_]+_$'
     THEN pg_catalog.current_setting('q4pg.route_' OPERATOR(pg_catalog.||) p_queue::pg_catalog.oid::pg_catalog.text)
     ELSE @extschema@.q4pg_build_route(p_queue)
 END;
+
+-- q4pg_door: the direct door to a queue (1.2): the schema-qualified prefix of
+-- the names of the queue's generated functions that this session may call
+-- itself, '<schema>.q4pg_<name>_' (q4pg_door_prefix), or
+-- 'pg_temp.q4pg_<name>_' for a caller who may not rebuild stale ones (its
+-- session's private copies).  Makes or rebuilds them first when they are
+-- missing or stale, as every public message function does.  The prefix is
+-- made of SQL names and may be spliced into SQL text as it is:
+--     EXECUTE 'SELECT ' || q4pg_door('jobs') || 'enqueue($1, $2, $3)' ...
+--     SELECT public.q4pg_jobs_enqueue('tag', '{"n": 1}', NULL);
+-- A door function whose table was renamed, dropped or restored since raises
+-- 55000 and does nothing: ask q4pg_door again.  Raises as q4pg_queue_info.
+CREATE FUNCTION @extschema@.q4pg_door(queue regclass)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+RETURN @extschema@.q4pg_route(queue);

@@ -21,6 +21,16 @@ BEGIN ATOMIC
                 pg_catalog.octet_length(p_tag)
             USING ERRCODE = 'string_data_right_truncation';
     END IF;$s$),
+-- the direct door's guard (40_queue_functions.sql): the function acts on
+-- the table it was made for, or raises and does nothing
+('door_check', $s$
+    IF (pg_catalog.to_regclass({{table_literal}})::pg_catalog.oid OPERATOR(pg_catalog.=) {{table_oid}}::pg_catalog.oid)
+       IS NOT TRUE THEN
+        RAISE EXCEPTION 'q4pg: this generated function of queue % is stale: the table was renamed, dropped or restored since it was made',
+                {{table_literal}}
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call the public q4pg_* function, or q4pg_door(queue) for the door''s present name.';
+    END IF;$s$),
 ('check_tag_null', $s$
     IF p_tag IS NULL THEN
         RAISE EXCEPTION 'q4pg: tag must not be null'

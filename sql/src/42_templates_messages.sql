@@ -25,7 +25,7 @@ DECLARE
     v_length integer;
     v_id     bigint;
     v_null   boolean;
-BEGIN
+BEGIN{{door_check}}
     IF p_tag IS NULL OR p_data IS NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
             USING ERRCODE = 'null_value_not_allowed';
@@ -65,7 +65,7 @@ AS {{dollar}}
 DECLARE
     v_length integer;
     v_null   boolean;
-BEGIN
+BEGIN{{door_check}}
     IF p_tag IS NULL OR p_data IS NULL
        OR pg_catalog.array_position(p_data, NULL::pg_catalog.text) IS NOT NULL THEN
         RAISE EXCEPTION 'q4pg: tag and data must not be null'
@@ -114,7 +114,7 @@ DECLARE
     v_row  {{table}};
     v_slot integer;
     v_note text;{{ring_declare}}
-BEGIN{{check_tag_null}}{{check_tag}}{{ring_loop_head}}
+BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{ring_loop_head}}
             {{#slot_chain}}DELETE FROM {{table}} AS q
              WHERE q.slot OPERATOR(pg_catalog.=) {{slot}}::pg_catalog.int2 AND q.id OPERATOR(pg_catalog.=)
                    (SELECT s.id {{due_messages}} LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -148,7 +148,7 @@ AS {{dollar}}
 DECLARE
     v_left integer := p_n;
     v_got  integer;{{ring_declare}}
-BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}
+BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{check_n}}
     -- nothing remembered (as dequeue does): a batch's copy cost more than
     -- locking it (make bench: 0.47 of the plain DELETE with it, 0.82
     -- without); a batch consumer that counts failures takes, then done_many{{batch_none}}{{ring_loop_head}}
@@ -180,7 +180,7 @@ AS {{dollar}}
 {{marker}}
 DECLARE
     v_found boolean;
-BEGIN
+BEGIN{{door_check}}
     -- not one a transaction holds, nor one under a live lease (twice at
     -- most: a second look finds a message the ring's maintenance moved
     -- while the first looked; 55_ring.sql)
@@ -217,7 +217,7 @@ DECLARE
     v_note text;
     v_left integer := p_n;
     v_got  integer;{{ring_declare}}
-BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}{{batch_none}}
+BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{check_n}}{{batch_none}}
     -- LIMIT 1 apart: with LIMIT p_n, PL/pgSQL's plan cache finds no generic
     -- plan worth keeping (it guesses 10% of the rows) and plans every call
     IF p_n OPERATOR(pg_catalog.=) 1 THEN{{ring_loop_head}}
@@ -266,7 +266,7 @@ RETURNS boolean
 LANGUAGE plpgsql
 AS {{dollar}}
 {{marker}}
-BEGIN
+BEGIN{{door_check}}
     -- only a message this transaction took (never one another holds: no wait)
     IF {{not_taken}} THEN
         RETURN false;
@@ -293,7 +293,7 @@ AS {{dollar}}
 {{marker}}
 DECLARE
     v_count bigint;
-BEGIN
+BEGIN{{door_check}}
     -- only messages this transaction took (never one another holds: no wait);
     -- the two lists meet once (INTERSECT), not an ANY of one per row of the other
     WITH done AS (

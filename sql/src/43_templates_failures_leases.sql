@@ -23,7 +23,7 @@ DECLARE
     v_max   integer := coalesce(p_max_attempts, {{max_attempts}});
     v_slots integer;
     v_slot  integer;
-BEGIN{{check_retry_in}}
+BEGIN{{door_check}}{{check_retry_in}}
     -- a message this transaction removed (dequeue): back under its id, counted
     {{find_removed}}
     IF v_slot OPERATOR(pg_catalog.<) v_slots THEN
@@ -90,7 +90,7 @@ DECLARE
     v_slots integer;
     v_slot  integer;
     p_id    bigint;       -- each of p_ids in turn (the name v_find reads)
-BEGIN
+BEGIN{{door_check}}
     -- messages this transaction removed (dequeue): back as they were, uncounted
     FOREACH p_id IN ARRAY coalesce(p_ids, '{}') LOOP
         {{find_removed}}
@@ -125,7 +125,7 @@ DECLARE
     v_until timestamptz;
     v_left  integer := p_n;
     v_got   integer;{{ring_declare}}
-BEGIN{{check_tag_null}}{{check_tag}}{{check_n}}{{check_lease}}
+BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{check_n}}{{check_lease}}
     v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;{{batch_none}}
     -- LIMIT 1 apart, as in take
     IF p_n OPERATOR(pg_catalog.=) 1 THEN{{ring_loop_head}}
@@ -168,7 +168,7 @@ AS {{dollar}}
 {{marker}}
 DECLARE
     v_found boolean;
-BEGIN
+BEGIN{{door_check}}
     -- (twice at most: a second look, with a new snapshot, finds a message the
     -- ring's maintenance moved while the first looked; 55_ring.sql)
     FOR v_try IN 1 .. 2 LOOP
@@ -200,7 +200,7 @@ DECLARE
     v_tag   text;
     v_dead  timestamptz;
     v_found boolean;
-BEGIN{{check_retry_in}}
+BEGIN{{door_check}}{{check_retry_in}}
     FOR v_try IN 1 .. 2 LOOP      -- (a second look: see ack)
         UPDATE {{table}} AS q
            SET lease_token = NULL, last_error = p_error,
@@ -244,7 +244,7 @@ AS {{dollar}}
 DECLARE
     v_until timestamptz;
     v_found boolean;
-BEGIN{{check_lease}}
+BEGIN{{door_check}}{{check_lease}}
     v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
     FOR v_try IN 1 .. 2 LOOP      -- (a second look: see ack)
         UPDATE {{table}} AS q

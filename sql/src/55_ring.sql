@@ -24,7 +24,7 @@
 -- of one transaction in q4pg_ring('every') that removed a message (a
 -- deferred constraint trigger, q4pg_ring_trigger, so the TRUNCATE's lock
 -- lives for an instant), as the queue's owner (the generated
--- q4pg_<key>_maintain is SECURITY DEFINER), or when called
+-- q4pg_<name>_maintain is SECURITY DEFINER), or when called
 -- (q4pg_maintain(queue), for pg_cron).  No daemon is needed.
 
 -- q4pg_ring: the ring's constants.  'slots': ring slots (the later slot's
@@ -67,6 +67,15 @@ BEGIN ATOMIC
                               FROM generate_series(0, n.n * (1 << n.n) - 1) AS v) AS st) AS o;
 END;
 
+-- q4pg_ring_prefix: 'q4pg_<key in hex>_', the start of the names of a
+-- queue's ring relations (q4pg_make_ring), from its lock key.
+CREATE FUNCTION @extschema@.q4pg_ring_prefix(p_lock_key integer)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN 'q4pg_' || to_hex(p_lock_key) || '_';
+
 -- q4pg_ring_parts: a queue's ring: its state sequence and its slots'
 -- partitions (slots[k + 1] is slot k; slots[q4pg_ring('slots') + 1] the
 -- later slot), found by the names q4pg_make_ring gave them (the queue's lock
@@ -79,7 +88,7 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix text := @extschema@.q4pg_queue_function_prefix(p_lock_key);
+    v_prefix text := @extschema@.q4pg_ring_prefix(p_lock_key);
 BEGIN
     -- (PL/pgSQL, whose plans the session keeps: the maintenance asks at every
     -- step, and an SQL function's body is read again at each call)
@@ -133,7 +142,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix  text := @extschema@.q4pg_queue_function_prefix(p_lock_key);
+    v_prefix  text := @extschema@.q4pg_ring_prefix(p_lock_key);
     v_slots   integer := @extschema@.q4pg_ring('slots');
     v_class   record;
     v_next    bigint;
@@ -226,7 +235,7 @@ END
 $$;
 
 -- A maintenance step of a queue's ring runs as the queue's owner (it
--- truncates slots: the generated q4pg_<key>_maintain, SECURITY DEFINER,
+-- truncates slots: the generated q4pg_<name>_maintain, SECURITY DEFINER,
 -- 43_templates_failures_leases.sql), in READ COMMITTED only (its emptiness
 -- tests need a snapshot taken after its lock), by one transaction at a time
 -- (others return 'busy').  In order:
@@ -319,7 +328,7 @@ $$;
 -- (q4pg_ring_maintenance, AFTER DELETE, for a removed message whose id is a
 -- multiple of q4pg_ring('every')): at the commit of the transaction that
 -- removed it, once per transaction and queue, runs the queue's maintenance
--- as its owner (q4pg_<key>_maintain in the queue's schema; TG_ARGV[0] is the
+-- as its owner (q4pg_<name>_maintain in the queue's schema; TG_ARGV[0] is the
 -- lock key).  Never fails a commit: an error goes to the server's log.
 CREATE FUNCTION @extschema@.q4pg_ring_trigger()
 RETURNS trigger
@@ -329,6 +338,7 @@ AS $$
 DECLARE
     v_done   text := 'q4pg.maintained_' || TG_ARGV[0];
     v_schema text;
+    v_table  name;
     v_said   text;
 BEGIN
     IF current_setting(v_done, true) = 'y' THEN
@@ -336,12 +346,11 @@ BEGIN
     END IF;
     PERFORM set_config(v_done, 'y', true);
     BEGIN
-        SELECT n.nspname INTO v_schema
+        SELECT n.nspname, c.relname INTO v_schema, v_table
           FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhparent
           JOIN pg_namespace AS n ON n.oid = c.relnamespace
          WHERE i.inhrelid = TG_RELID;
-        EXECUTE format('SELECT %I.%I()', v_schema,
-                       @extschema@.q4pg_queue_function_prefix(TG_ARGV[0]::integer) || 'maintain')
+        EXECUTE format('SELECT %I.%I()', v_schema, @extschema@.q4pg_door_prefix(v_table) || 'maintain')
            INTO v_said;
         IF v_said <> '' THEN
             RAISE DEBUG 'q4pg: maintenance of %: %', TG_TABLE_NAME, v_said;
@@ -367,7 +376,8 @@ DECLARE
 BEGIN
     PERFORM @extschema@.q4pg_route(queue);     -- builds the functions when they are stale
     EXECUTE format('SELECT %I.%I()', v_info.schema,
-                   @extschema@.q4pg_queue_function_prefix(v_info.lock_key) || 'maintain')
+                   @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_class AS c WHERE c.oid = queue))
+                   || 'maintain')
        INTO v_said;
     RETURN v_said;
 END

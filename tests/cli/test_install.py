@@ -233,7 +233,7 @@ def test_uninstall_refuses_while_queues_exist_and_cascade_keeps_their_messages(d
     assert scalar(admin, 'SELECT array_agg(data ORDER BY id) FROM q4pg.mq') == ['one', 'two']
     left = objects(admin, 'q4pg')
     assert not [o for o in left if o in made]
-    generated = re.compile(r'^q4pg_[0-9a-f]{1,8}_[a-z_]+$')     # the queue's own
+    generated = re.compile(r'^q4pg_mq_[a-z_]+$')     # the queue's own
     assert [name for kind, name in left if kind == 'proc' and not generated.match(name)] == []
 
     # installed again, q4pg_create_queue with its settings adopts the table

@@ -123,6 +123,21 @@ def test_dump_and_restore_keep_messages_and_ids(cluster, dbname, dsn, restored, 
     held.close()
 
     new_dsn = cluster.dsn_string(database=restored)
+    # the direct door came along bound to the old table: it refuses until asked again
+    check = psycopg2.connect(new_dsn)
+    check.autocommit = True
+    with check.cursor() as cur:
+        with pytest.raises(psycopg2.Error) as error:
+            cur.execute("SELECT public.q4pg_mqb_enqueue('t', '1', NULL)")
+        assert error.value.pgcode == '55000'
+        cur.execute('SELECT count(*) FROM mqb')
+        count = cur.fetchone()[0]
+        cur.execute("SELECT q4pg_door('mqb')")
+        assert cur.fetchone() == ('public.q4pg_mqb_',)
+        cur.execute("SELECT * FROM public.q4pg_mqb_dequeue_many('t', 0)")   # works again, takes nothing
+        cur.execute('SELECT count(*) FROM mqb')
+        assert cur.fetchone() == (count,)
+    check.close()
     after = contents(new_dsn)
     assert after == before
     assert q4pg_install.installed(new_dsn) == q4pg_install.installed(dsn)

@@ -16,18 +16,18 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
 -- the unpinned PL/pgSQL functions, the queue's generated ones among them,
 -- qualify every operator (OPERATOR(pg_catalog.x)) and every cast
 -- (::pg_catalog.type): with string literals, qualified operators and
--- PL/pgSQL's :=, ERRCODE =, GET DIAGNOSTICS x = and UPDATE's SET column = taken out, no operator character is left, and every :: is
+-- PL/pgSQL's :=, ERRCODE =, HINT =, DETAIL =, GET DIAGNOSTICS x = and UPDATE's SET column = taken out, no operator character is left, and every :: is
 -- followed by pg_catalog.  (q4pg_route has an SQL-standard body: PostgreSQL
 -- binds its names when the extension is created, whatever the search_path.)
--- the names of generated functions (q4pg_dead_letters is none: "dead" is hex)
-SELECT '^q4pg_[0-9a-f]+_(' || string_agg(suffix, '|') || ')$' AS generated
+-- the names of the queue's generated functions (q4pg_door_prefix)
+SELECT '^q4pg_lintq_(' || string_agg(suffix, '|') || ')$' AS generated
   FROM q4pg_queue_function_names() \gset
 CREATE TEMP VIEW unpinned AS
-SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>_') AS function,
+SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_lintq_', 'q4pg_<name>_') AS function,
        regexp_replace(regexp_replace(regexp_replace(p.prosrc,
            '''([^'']|'''')*''', '', 'g'),
            'OPERATOR\(pg_catalog\.[^)]+\)', '', 'g'),
-           '(:=|ERRCODE =|DIAGNOSTICS\s+[a-z_]+ = |(SET\s+|,\s*)[a-z_]+ = )', '', 'g') AS code
+           '(:=|(ERRCODE|HINT|DETAIL) =|DIAGNOSTICS\s+[a-z_]+ = |(SET\s+|,\s*)[a-z_]+ = )', '', 'g') AS code
   FROM pg_proc AS p
  WHERE p.oid IN (SELECT d.objid FROM pg_depend AS d
                   WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
@@ -43,7 +43,7 @@ SELECT function, 'cast', (regexp_match(code, '.{0,20}::(?!pg_catalog\.).{0,20}')
   FROM unpinned
  WHERE code ~ '::(?!pg_catalog\.)'
  ORDER BY 1;
-SELECT count(*) = (SELECT count(*) FROM q4pg_queue_function_names()) AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<key>\_%';
+SELECT count(*) = (SELECT count(*) FROM q4pg_queue_function_names()) AS generated_functions_checked FROM unpinned WHERE function LIKE 'q4pg\_<name>\_%';
 
 SELECT count(*) AS security_definer
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid
@@ -67,7 +67,7 @@ SELECT p.oid::regprocedure::text AS function, c.lineno, c.level, c.message
  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'q4pg')
 UNION ALL
-SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_[0-9a-f]+_', 'q4pg_<key>_'),
+SELECT regexp_replace(p.oid::regprocedure::text, '^q4pg_lintq_', 'q4pg_<name>_'),
        c.lineno, c.level, c.message
   FROM pg_proc AS p
  CROSS JOIN LATERAL plpgsql_check_function_tb(p.oid, fatal_errors => false,

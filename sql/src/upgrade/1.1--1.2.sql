@@ -43,13 +43,13 @@ ALTER TABLE @extschema@.q4pg_idle_listeners
 CREATE INDEX q4pg_idle_listeners_own ON @extschema@.q4pg_idle_listeners (queue, tag, pid)
     WHERE own_channel;
 
--- @functions@" below, every function of sql/src/ comes in as CREATE OR
--- REPLACE (one source for both scripts).  What is here by hand: what must go
--- before them (functions whose arguments or results changed are dropped) and
--- after them (every queue's generated functions are built anew, as the
--- queue's, not the extension's).
-
 -- @functions@
+
+-- Gone in 1.2: a queue's generated functions are named after its table
+-- (q4pg_door_prefix), the ring's relations after its lock key
+-- (q4pg_ring_prefix), and the marker of a generated body names the table's oid.
+DROP FUNCTION @extschema@.q4pg_queue_function_prefix(integer);
+DROP FUNCTION @extschema@.q4pg_queue_function_marker(text, text, integer, integer);
 
 DO $$
 DECLARE
@@ -57,6 +57,19 @@ DECLARE
     v_fn    regprocedure;
     v_rel   regclass;
 BEGIN
+    -- 1.1's generated functions, named after the lock key, go first, every
+    -- queue's (a 1.1 name may be a 1.2 name of another queue: table "beef")
+    FOR v_fn IN
+        SELECT p.oid
+          FROM pg_catalog.pg_proc AS p, @extschema@.q4pg_queue_triggers() AS t,
+               @extschema@.q4pg_queue_function_names() AS f
+         WHERE p.proname = 'q4pg_' OPERATOR(pg_catalog.||) pg_catalog.to_hex(t.lock_key)
+                           OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) f.suffix
+           AND p.pronamespace = (SELECT c.relnamespace FROM pg_catalog.pg_class AS c WHERE c.oid = t.queue)
+           AND @extschema@.q4pg_is_generated(p.prosrc)
+    LOOP
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', v_fn);
+    END LOOP;
     FOR v_queue IN SELECT t.queue FROM @extschema@.q4pg_queue_triggers() AS t ORDER BY 1 LOOP
         v_queue := @extschema@.q4pg_reshape_queue(v_queue);
         PERFORM @extschema@.q4pg_build_queue_functions(v_queue);
@@ -66,7 +79,8 @@ BEGIN
             SELECT p.oid
               FROM pg_catalog.pg_proc AS p, @extschema@.q4pg_queue_triggers(v_queue) AS t,
                    @extschema@.q4pg_queue_function_names() AS f
-             WHERE p.proname = @extschema@.q4pg_queue_function_prefix(t.lock_key) || f.suffix
+             WHERE p.proname = @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_catalog.pg_class AS c
+                                                               WHERE c.oid = v_queue)) || f.suffix
                AND p.pronamespace = (SELECT c.relnamespace FROM pg_catalog.pg_class AS c
                                                            WHERE c.oid = v_queue)
                AND EXISTS (SELECT FROM pg_catalog.pg_depend AS d
