@@ -133,12 +133,13 @@ CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, a
 
 # -- the direct door (q4pg 1.2) -------------------------------------------------
 # A queue's generated functions (sql/src/40_queue_functions.sql), called by
-# name without the generic function's dispatch.  DOOR_FUNCTION(queue) answers
+# name without the generic function's dispatch.  q4pg_door(queue) answers
 # the name prefix this session may call ('public.q4pg_jobs_', safe to splice
-# into SQL text as it is); a server without it (1.0, 1.1) gets the generic
-# calls above.  CONNECT says whether the server has it.
-DOOR_FUNCTION = 'q4pg_route'        # q4pg_door once the server side has it
-DOOR_FUNCTION_MARK = 'q4pg_own_channel'   # a function only servers with the door have
+# into SQL text as it is; made or rebuilt first); a server without it (1.0,
+# 1.1) gets the generic calls above.  CONNECT says whether the server has it.
+# A door function whose table was renamed, dropped or restored raises 55000
+# ('q4pg: ...') and does nothing: door.py asks again.
+DOOR_FUNCTION = 'q4pg_door'
 DOOR = 'SELECT ' + DOOR_FUNCTION + '(%s::pg_catalog.text::pg_catalog.regclass)'
 # Each hot-path statement above through the door: the text ({door}: the
 # prefix; $1...$n: the statement's parameters without the queue, in their
@@ -204,7 +205,7 @@ CONNECT = ('SELECT (' + FIND_Q4PG + ') IS NOT NULL, '
            "AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
            "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_lease'), "
            "EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
-           "WHERE p.proname OPERATOR(pg_catalog.=) '" + DOOR_FUNCTION_MARK + "'), "
+           "WHERE p.proname OPERATOR(pg_catalog.=) '" + DOOR_FUNCTION + "'), "
            'pg_catalog.pg_backend_pid()')
 
 __all__ = sorted(name for name in dir() if name.isupper() and not name.startswith('_'))

@@ -9,21 +9,15 @@ function statistics (track_functions), which show that no generic function
 (q4pg_enqueue, q4pg_dequeue...) ran.
 """
 
-import psycopg2
 import pytest
 
 import q4pg
-from q4pg import statements
 from tests.client.fronts import make, run
 from tests.helpers import query, wait_until
 
 APP = 'q4pg_door_test'
 GENERIC = ('q4pg_enqueue', 'q4pg_enqueue_many', 'q4pg_dequeue', 'q4pg_take', 'q4pg_done_many',
            'q4pg_fail', 'q4pg_lease', 'q4pg_ack', 'q4pg_nack', 'q4pg_extend', 'q4pg_cancel')
-HAS_DOOR = statements.DOOR_FUNCTION == 'q4pg_door'
-needs_q4pg_door = pytest.mark.skipif(not HAS_DOOR, reason='the server side (q4pg_door) '
-                                     'is not there yet: its stand-in q4pg_route does not '
-                                     'tell a stale door')
 
 
 @pytest.fixture(params=['sync', 'async'])
@@ -125,7 +119,6 @@ def test_statements_lost_by_discard_all_are_prepared_again(kind, dsn):
     run(main())
 
 
-@needs_q4pg_door
 def test_a_stale_door_is_asked_again(kind, dsn, conn):
     async def main():
         q = make(kind, dsn, max_connections=1)
