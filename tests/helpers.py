@@ -64,6 +64,14 @@ def is_listen_connection(query_text):
             or ('q4pg_next_due(' in q and 'pg_backend_pid()' in q))
 
 
+def disconnected(conn, application_name):
+    """True when no session of `application_name` is left (its statistics are flushed)."""
+    with conn.cursor() as cur:
+        cur.execute('SELECT count(*) FROM pg_stat_activity WHERE application_name = %s',
+                    (application_name,))
+        return cur.fetchone()[0] == 0
+
+
 def is_enqueue(query_text):
     """Whether a backend's last query was an enqueue: q4pg_enqueue, or the client's
     prepared statement through the queue's direct door (q4pg/door.py)."""

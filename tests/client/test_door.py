@@ -13,7 +13,7 @@ import pytest
 
 import q4pg
 from tests.client.fronts import make, run
-from tests.helpers import query, wait_until
+from tests.helpers import disconnected, query, wait_until
 
 APP = 'q4pg_door_test'
 GENERIC = ('q4pg_enqueue', 'q4pg_enqueue_many', 'q4pg_dequeue', 'q4pg_take', 'q4pg_done_many',
@@ -43,12 +43,6 @@ def function_calls(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT funcname, calls FROM pg_stat_user_functions WHERE funcname LIKE 'q4pg%'")
         return dict(cur.fetchall())
-
-
-def gone(conn):
-    with conn.cursor() as cur:
-        cur.execute('SELECT count(*) FROM pg_stat_activity WHERE application_name = %s', (APP,))
-        return cur.fetchone()[0] == 0
 
 
 def test_the_hot_path_calls_the_generated_functions(kind, dsn, dbname, conn):
@@ -87,7 +81,7 @@ def test_the_hot_path_calls_the_generated_functions(kind, dsn, dbname, conn):
         finally:
             await q.close()
     run(main())
-    wait_until(lambda: gone(conn), what='the client to disconnect')   # its statistics flushed
+    wait_until(lambda: disconnected(conn, APP), what='the client to disconnect')   # its statistics flushed
     calls = function_calls(conn)
     assert not set(calls) & set(GENERIC), calls
     made = {name.rsplit('_', 1)[-1] for name in calls}

@@ -13,7 +13,7 @@ import threading
 
 import psycopg2
 
-from tests.helpers import WAIT, wait_until
+from tests.helpers import WAIT, disconnected, wait_until
 
 APP = 'q4pg_backoff_test'
 Q_OPTIONS = dict(app=APP, poll_interval=60)
@@ -41,12 +41,6 @@ def made_calls(conn, before):
             for name in ('q4pg_go_idle', 'q4pg_register_idle', 'q4pg_dequeue')}
 
 
-def gone(conn):
-    with conn.cursor() as cur:
-        cur.execute('SELECT count(*) FROM pg_stat_activity WHERE application_name = %s', (APP,))
-        return cur.fetchone()[0] == 0
-
-
 def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make_queue):
     with conn.cursor() as cur:
         cur.execute("ALTER DATABASE %s SET track_functions = 'all'" % dbname)
@@ -62,7 +56,7 @@ def test_listener_backs_off_while_an_older_producer_runs(dsn, dbname, conn, make
         producer.close()
     q.close()
     assert got == []
-    wait_until(lambda: gone(conn), what='the listener to disconnect')  # its statistics flushed
+    wait_until(lambda: disconnected(conn, APP), what='the listener to disconnect')  # its statistics flushed
     made = made_calls(conn, before)
     print('during a %d s producer transaction: %s' % (PRODUCER_SECONDS, made))
     assert 2 <= made['q4pg_go_idle'] <= MOST_ATTEMPTS, made
@@ -79,7 +73,7 @@ def test_going_idle_with_no_producer_asks_again_once_then_sleeps(dbname, conn, m
     before = calls(conn)
     assert list(q.listen('t', stop_after_idle=1)) == []
     q.close()
-    wait_until(lambda: gone(conn), what='the listener to disconnect')
+    wait_until(lambda: disconnected(conn, APP), what='the listener to disconnect')
     made = made_calls(conn, before)
     assert made['q4pg_go_idle'] == 2 and made['q4pg_register_idle'] == 0, made
 
