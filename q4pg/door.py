@@ -35,7 +35,10 @@ from . import statements as sql
 __all__ = ['Doors', 'Step', 'Failed', 'Plan', 'plan', 'MAX_TRIES', 'session']
 
 MAX_TRIES = 3          # a lost statement, then a stale door: the third try goes through
-_PARAM_CLASSES_BEFORE_RUN = ('42', '3F', '0A', '08', '57', '53', '54', '58', 'XX', '26')
+# The SQLSTATE classes of an error that may have come before PREPARE went
+# through (its analysis, the connection); after any other, the call ran, so
+# its statement was prepared.
+_BEFORE_PREPARE = ('42', '3F', '0A', '08', '57', '53', '54', '58', 'XX', '26')
 
 
 class Step(NamedTuple):
@@ -143,7 +146,7 @@ class Doors:
         """`step` failed with SQLSTATE `pgcode`: True when it surely did nothing and
         may be sent again (after what it teaches is learnt)."""
         if step.prepares is not None and (
-                pgcode == '42P05' or (pgcode and pgcode[:2] not in _PARAM_CLASSES_BEFORE_RUN)):
+                pgcode == '42P05' or (pgcode and pgcode[:2] not in _BEFORE_PREPARE)):
             self.prepared.add(step.prepares)   # PREPARE went through, or had before
         if pgcode == '42P05':
             return True

@@ -113,6 +113,35 @@ def test_statements_lost_by_discard_all_are_prepared_again(kind, dsn):
     run(main())
 
 
+def test_a_first_call_refused_leaves_its_statement_prepared(kind, dsn):
+    """PREPARE goes through even when the call it travels with is refused (bad
+    input): the next call only EXECUTEs it; a statement the session holds
+    though the client forgot it (42P05) is used as it is."""
+    async def main():
+        q = make(kind, dsn, 'mq', data_type='text', data_length=3, max_connections=1)
+        try:
+            await q.create_table()
+            with pytest.raises(q4pg.InvalidMessage) as error:
+                await q.enqueue('t', 'too long')
+            assert error.value.pgcode == '22001'
+            assert await prepared(q) == ['q4pg_enqueue']
+            await q.enqueue('t', 'ok')
+            pooled = q._db if isinstance(q, q4pg.AsyncQueueManager) else q.q._db
+            conn = await pooled.get() if isinstance(q, q4pg.AsyncQueueManager) else None
+            if conn is not None:
+                await pooled.put(conn)
+            else:
+                conn, _ = pooled._pool.get()
+                pooled._pool.put(conn)
+            conn.q4pg_doors.prepared.clear()          # the client forgets, the session not
+            await q.enqueue('t', 'yes')
+            assert await prepared(q) == ['q4pg_enqueue']
+            assert await q.count('t') == 2
+        finally:
+            await q.close()
+    run(main())
+
+
 def test_a_stale_door_is_asked_again(kind, dsn, conn):
     async def main():
         q = make(kind, dsn, max_connections=1)
