@@ -30,14 +30,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import psycopg2
 import psycopg2.extensions
-import psycopg2.errors
 
 from . import door
 from .errors import (ConnectionLost, InvalidDsn, Q4pgError, one_line, outcome_unknown,
                      wrap_error)
 # The SQL text, shared with the asyncio client: db.ENQUEUE... as before.
 from .statements import *  # noqa: F401,F403
-from .statements import CONNECT, DOOR
+from .statements import CONNECT
 
 __all__ = ['Database', 'Transaction', 'ListenConnection', 'CallerSession', 'DedicatedConnection',
            'Row', 'check_dsn', 'retryable', 'NOT_A_SESSION', 'transaction']
