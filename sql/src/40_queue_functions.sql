@@ -254,6 +254,7 @@ BEGIN
         'state', format('%L::pg_catalog.regclass', v_parts.state::text),
         'slots', @extschema@.q4pg_ring('slots')::text,
         'slot_bytes', @extschema@.q4pg_ring('slot_bytes')::text,
+        'every', @extschema@.q4pg_ring('every')::text,
         'ring_orders', format('(%L::pg_catalog.int4[])', @extschema@.q4pg_ring_probe_orders()::text),
         -- the ring's slots and its later slot, by name (stable across a dump and restore)
         'ring_parts', format('ARRAY[%s]::pg_catalog.regclass[]',

@@ -104,13 +104,40 @@ BEGIN ATOMIC
             GET DIAGNOSTICS v_got = ROW_COUNT;
             v_left := v_left OPERATOR(pg_catalog.-) v_got;
             v_done := v_left OPERATOR(pg_catalog.=) 0;$s$),
+-- a maintenance step of the ring at commit (55_ring.sql, 07_ring_ticks.sql):
+-- a function that removed a message whose id is a multiple of
+-- q4pg_ring('every') ticks; one that removed a batch of n, with the chance
+-- n / every (tick_batch: v_count the messages removed)
+('tick', $s$PERFORM @extschema@.q4pg_ring_tick({{table_oid}}::pg_catalog.oid::pg_catalog.regclass);$s$),
+('tick_batch', $s$
+    IF pg_catalog.random() OPERATOR(pg_catalog.*) {{every}} OPERATOR(pg_catalog.<) v_count THEN
+        {{tick}}
+    END IF;$s$),
 ('ring_loop_tail', $s$
             EXIT WHEN v_done;
+    END LOOP;$s$),
+-- a lease's token: random, but for its last byte, the slot the message is
+-- leased in ({{slot}}, inside a slot_chain), where ack, nack and extend look
+-- first (token_first)
+('slot_token', $s$pg_catalog.encode(pg_catalog.set_byte(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 15, {{slot}}),
+                                       'hex')::pg_catalog.uuid$s$),
+-- ack, nack and extend look for a leased message first in the slot its
+-- token names, then (a token of 1.1, or a message the ring's maintenance
+-- moved meanwhile) in every slot, each with a snapshot of its own:
+-- token_loop_head, then a {{#slot_chain}} of the statement for slot v_s
+-- setting v_found, then token_loop_tail
+('token_loop_head', $s$
+    v_s := pg_catalog.get_byte(pg_catalog.uuid_send(p_token), 15);
+    FOR v_next IN 0 .. {{slots}} OPERATOR(pg_catalog.+) 1 LOOP
+        v_found := false;$s$),
+('token_loop_tail', $s$
+        EXIT WHEN v_found OR v_next OPERATOR(pg_catalog.>) {{slots}};
+        v_s := v_next;
     END LOOP;$s$),
 -- what a lease sets: an attempt counted, a fresh token, the lease's end
 -- (kept in dead_at on the last allowed attempt, run_at then 'infinity')
 ('lease_set', $s$SET attempts = q.attempts OPERATOR(pg_catalog.+) 1,
-                   lease_token = pg_catalog.gen_random_uuid(),
+                   lease_token = {{slot_token}},
                    run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) {{max_attempts}}
                                  THEN 'infinity'::pg_catalog.timestamptz ELSE v_until END,
                    dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) {{max_attempts}}

@@ -123,6 +123,9 @@ BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{ring_loop_head}}
                  INTO v_row;{{/slot_chain}}
             v_done := FOUND;{{ring_loop_tail}}
     IF v_done THEN
+        IF v_row.id OPERATOR(pg_catalog.%) {{every}} OPERATOR(pg_catalog.=) 0 THEN
+            {{tick}}
+        END IF;
         {{remember_removed}}
         id := v_row.id; tag := v_row.tag; data := v_row.data::pg_catalog.text; created_at := v_row.created_at;
         RETURN NEXT;
@@ -146,8 +149,9 @@ LANGUAGE plpgsql
 AS {{dollar}}
 {{marker}}
 DECLARE
-    v_left integer := p_n;
-    v_got  integer;{{ring_declare}}
+    v_left  integer := p_n;
+    v_got   integer;
+    v_count integer;{{ring_declare}}
 BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{check_n}}
     -- nothing remembered (as dequeue does): a batch's copy cost more than
     -- locking it (make bench: 0.47 of the plain DELETE with it, 0.82
@@ -160,6 +164,7 @@ BEGIN{{door_check}}{{check_tag_null}}{{check_tag}}{{check_n}}
                                SELECT s.id {{due_messages}} LIMIT v_left FOR UPDATE SKIP LOCKED))
                     RETURNING q.id, q.tag, q.data::pg_catalog.text, q.created_at)
                 SELECT t.id, t.tag, t.data, t.created_at FROM taken AS t ORDER BY t.id;{{/slot_chain}}{{batch_count}}{{ring_loop_tail}}
+    v_count := p_n OPERATOR(pg_catalog.-) v_left;{{tick_batch}}
 END
 {{dollar}};
 $template$;
@@ -194,6 +199,9 @@ BEGIN{{door_check}}
         v_found := FOUND;
         EXIT WHEN v_found;
     END LOOP;
+    IF v_found AND p_id OPERATOR(pg_catalog.%) {{every}} OPERATOR(pg_catalog.=) 0 THEN
+        {{tick}}
+    END IF;
     RETURN v_found;
 END
 {{dollar}};
@@ -272,7 +280,13 @@ BEGIN{{door_check}}
         RETURN false;
     END IF;
     DELETE FROM {{table}} AS q WHERE q.id OPERATOR(pg_catalog.=) p_id;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF p_id OPERATOR(pg_catalog.%) {{every}} OPERATOR(pg_catalog.=) 0 THEN
+        {{tick}}
+    END IF;
+    RETURN true;
 END
 {{dollar}};
 $template$;
@@ -304,7 +318,7 @@ BEGIN{{door_check}}
                    SELECT pg_catalog.unnest(pg_catalog.string_to_array(
                               coalesce(pg_catalog.current_setting({{taken_setting}}, true), ''), ',', '')::pg_catalog.int8[])))
         RETURNING 1)
-    SELECT pg_catalog.count(1) INTO v_count FROM done;
+    SELECT pg_catalog.count(1) INTO v_count FROM done;{{tick_batch}}
     RETURN v_count;
 END
 {{dollar}};

@@ -168,15 +168,15 @@ AS {{dollar}}
 {{marker}}
 DECLARE
     v_found boolean;
-BEGIN{{door_check}}
-    -- (twice at most: a second look, with a new snapshot, finds a message the
-    -- ring's maintenance moved while the first looked; 55_ring.sql)
-    FOR v_try IN 1 .. 2 LOOP
-        DELETE FROM {{table}} AS q
-         WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token;
-        v_found := FOUND;
-        EXIT WHEN v_found;
-    END LOOP;
+    v_s     integer;
+BEGIN{{door_check}}{{token_loop_head}}
+        {{#slot_chain}}DELETE FROM {{table}} AS q
+             WHERE q.slot OPERATOR(pg_catalog.=) {{slot}}::pg_catalog.int2
+               AND q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token;
+            v_found := FOUND;{{/slot_chain}}{{token_loop_tail}}
+    IF v_found AND p_id OPERATOR(pg_catalog.%) {{every}} OPERATOR(pg_catalog.=) 0 THEN
+        {{tick}}
+    END IF;
     RETURN v_found;
 END
 {{dollar}};
@@ -200,18 +200,17 @@ DECLARE
     v_tag   text;
     v_dead  timestamptz;
     v_found boolean;
-BEGIN{{door_check}}{{check_retry_in}}
-    FOR v_try IN 1 .. 2 LOOP      -- (a second look: see ack)
-        UPDATE {{table}} AS q
-           SET lease_token = NULL, last_error = p_error,
-               run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) {{max_attempts}} THEN 'infinity'::pg_catalog.timestamptz
-                             ELSE pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(p_retry_in, '0'::pg_catalog.interval) END,
-               dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) {{max_attempts}} THEN pg_catalog.now() END
-         WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
-        RETURNING q.tag, q.dead_at INTO v_tag, v_dead;
-        v_found := FOUND;
-        EXIT WHEN v_found;
-    END LOOP;
+    v_s     integer;
+BEGIN{{door_check}}{{check_retry_in}}{{token_loop_head}}
+        {{#slot_chain}}UPDATE {{table}} AS q
+               SET lease_token = NULL, last_error = p_error,
+                   run_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) {{max_attempts}} THEN 'infinity'::pg_catalog.timestamptz
+                                 ELSE pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(p_retry_in, '0'::pg_catalog.interval) END,
+                   dead_at = CASE WHEN q.attempts OPERATOR(pg_catalog.>=) {{max_attempts}} THEN pg_catalog.now() END
+             WHERE q.slot OPERATOR(pg_catalog.=) {{slot}}::pg_catalog.int2
+               AND q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
+            RETURNING q.tag, q.dead_at INTO v_tag, v_dead;
+            v_found := FOUND;{{/slot_chain}}{{token_loop_tail}}
     IF NOT v_found THEN
         RETURN NULL;
     ELSIF v_dead IS NOT NULL THEN
@@ -244,17 +243,16 @@ AS {{dollar}}
 DECLARE
     v_until timestamptz;
     v_found boolean;
+    v_s     integer;
 BEGIN{{door_check}}{{check_lease}}
-    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;
-    FOR v_try IN 1 .. 2 LOOP      -- (a second look: see ack)
-        UPDATE {{table}} AS q
-           SET run_at = CASE WHEN q.dead_at IS NULL THEN v_until ELSE q.run_at END,
-               dead_at = CASE WHEN q.dead_at IS NOT NULL THEN v_until END
-         WHERE q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
-           AND (q.dead_at IS NULL OR q.dead_at OPERATOR(pg_catalog.>) pg_catalog.now());
-        v_found := FOUND;
-        EXIT WHEN v_found;
-    END LOOP;
+    v_until := pg_catalog.now() OPERATOR(pg_catalog.+) p_lease;{{token_loop_head}}
+        {{#slot_chain}}UPDATE {{table}} AS q
+               SET run_at = CASE WHEN q.dead_at IS NULL THEN v_until ELSE q.run_at END,
+                   dead_at = CASE WHEN q.dead_at IS NOT NULL THEN v_until END
+             WHERE q.slot OPERATOR(pg_catalog.=) {{slot}}::pg_catalog.int2
+               AND q.id OPERATOR(pg_catalog.=) p_id AND q.lease_token OPERATOR(pg_catalog.=) p_token
+               AND (q.dead_at IS NULL OR q.dead_at OPERATOR(pg_catalog.>) pg_catalog.now());
+            v_found := FOUND;{{/slot_chain}}{{token_loop_tail}}
     RETURN CASE WHEN v_found THEN v_until END;
 END
 {{dollar}};
@@ -263,7 +261,7 @@ $template$;
 -- q4pg_template_maintain: the template of the generated
 -- maintain(): one maintenance step of the queue's ring (55_ring.sql), as the
 -- queue's owner: SECURITY DEFINER, search_path pinned.  The maintenance
--- trigger (q4pg_ring_trigger) and q4pg_maintain call it.  Static SQL (plans
+-- tick (q4pg_ring_step, 07_ring_ticks.sql) and q4pg_maintain call it.  Static SQL (plans
 -- the session keeps) but for step 4, rare, q4pg_ring_clean's; and first, a
 -- look at whether there is anything to do: nothing, in the usual case, when
 -- no slot is live, the ring's slot is below q4pg_ring('slot_bytes'), the

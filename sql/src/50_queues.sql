@@ -110,20 +110,6 @@ BEGIN
              EXECUTE FUNCTION @extschema@.q4pg_notify(%2$L%4$s)',
         p_queue, p_key, @extschema@.q4pg_notify_gate(p_key),
         CASE WHEN p_max_attempts IS NOT NULL THEN format(', %L', p_max_attempts) ELSE '' END);
-    -- a ring's maintenance, at the commit of a transaction that removed a
-    -- message now and then (55_ring.sql)
-    IF (SELECT c.relkind FROM pg_class AS c WHERE c.oid = p_queue) = 'p' THEN
-        IF EXISTS (SELECT FROM pg_trigger AS t
-                    WHERE t.tgrelid = p_queue AND t.tgname = 'q4pg_ring_maintenance') THEN
-            EXECUTE format('DROP TRIGGER q4pg_ring_maintenance ON %s', p_queue);
-        END IF;
-        EXECUTE format(
-            'CREATE CONSTRAINT TRIGGER q4pg_ring_maintenance AFTER DELETE ON %1$s
-                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-                 WHEN (old.id OPERATOR(pg_catalog.%%) %3$s OPERATOR(pg_catalog.=) 0)
-                 EXECUTE FUNCTION @extschema@.q4pg_ring_trigger(%2$L)',
-            p_queue, p_key, @extschema@.q4pg_ring('every'));
-    END IF;
 END
 $$;
 

@@ -20,19 +20,21 @@
 -- order), then the later slot.  A plain INSERT reads it through the slot
 -- column's default.
 --
--- The maintenance (the generated maintain(), q4pg_ring_clean) does the rest: it runs at the commit
--- of one transaction in q4pg_ring('every') that removed a message (a
--- deferred constraint trigger, q4pg_ring_trigger, so the TRUNCATE's lock
--- lives for an instant), as the queue's owner (the generated
+-- The maintenance (the generated maintain(), q4pg_ring_clean) does the rest:
+-- it runs at the commit of a transaction whose q4pg calls removed a message
+-- whose id is a multiple of q4pg_ring('every') (or a batch, by chance in
+-- proportion to its size: a tick, 07_ring_ticks.sql; at commit, so the
+-- TRUNCATE's lock lives for an instant), as the queue's owner (the generated
 -- q4pg_<name>_maintain is SECURITY DEFINER), or when called
--- (q4pg_maintain(queue), for pg_cron).  No daemon is needed.
+-- (q4pg_maintain(queue), for pg_cron).  No daemon is needed.  A DELETE by
+-- hand ticks nothing.
 
 -- q4pg_ring: the ring's constants.  'slots': ring slots (the later slot's
 -- number is the same); 'slot_bytes': the heap size at which the ring moves on
 -- (a queue's disk while the horizon is pinned stays within about slots + 1
 -- times this, plus indexes, plus the messages not consumed);
--- 'every': a transaction that removes a message whose id is a multiple of it
--- runs the maintenance at commit.
+-- 'every': a transaction whose q4pg calls remove a message whose id is a
+-- multiple of it runs the maintenance at commit (07_ring_ticks.sql).
 CREATE FUNCTION @extschema@.q4pg_ring(p_what text)
 RETURNS integer
 LANGUAGE sql
@@ -324,41 +326,63 @@ BEGIN
 END
 $$;
 
--- q4pg_ring_trigger: the deferred constraint trigger of every queue
--- (q4pg_ring_maintenance, AFTER DELETE, for a removed message whose id is a
--- multiple of q4pg_ring('every')): at the commit of the transaction that
--- removed it, once per transaction and queue, runs the queue's maintenance
--- as its owner (q4pg_<name>_maintain in the queue's schema; TG_ARGV[0] is the
--- lock key).  Never fails a commit: an error goes to the server's log.
-CREATE FUNCTION @extschema@.q4pg_ring_trigger()
-RETURNS trigger
+-- q4pg_ring_tick: asks for a maintenance step of a queue's ring at the
+-- commit of the caller's transaction (07_ring_ticks.sql), once per
+-- transaction and queue; the generated functions call it after removing a
+-- message now and then.  Needs DELETE on the queue (the ticks' policy).
+CREATE FUNCTION @extschema@.q4pg_ring_tick(p_queue regclass)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_done   text := 'q4pg.maintained_' || TG_ARGV[0];
+    v_ticked text := 'q4pg.ticked_' || p_queue::oid;
+    v_at     tid;
+BEGIN
+    IF current_setting(v_ticked, true) = 'y' THEN
+        RETURN;
+    END IF;
+    PERFORM set_config(v_ticked, 'y', true);
+    -- the deferred trigger of the row fires at commit, the row gone or not
+    INSERT INTO @extschema@.q4pg_ring_ticks (queue) VALUES (p_queue) RETURNING ctid INTO v_at;
+    DELETE FROM @extschema@.q4pg_ring_ticks AS t WHERE t.ctid = v_at;
+END
+$$;
+
+-- q4pg_ring_step: a tick's maintenance step of a queue's ring, at commit
+-- (q4pg_ring_tock), once per transaction and queue: the queue's maintenance
+-- as its owner (q4pg_<name>_maintain in the queue's schema).  Never fails a
+-- commit: an error goes to the server's log; a queue dropped meanwhile is
+-- left alone.
+CREATE FUNCTION @extschema@.q4pg_ring_step(p_queue regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_done   text := 'q4pg.maintained_' || p_queue::oid;
     v_schema text;
     v_table  name;
     v_said   text;
 BEGIN
     IF current_setting(v_done, true) = 'y' THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     PERFORM set_config(v_done, 'y', true);
     BEGIN
         SELECT n.nspname, c.relname INTO v_schema, v_table
-          FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhparent
-          JOIN pg_namespace AS n ON n.oid = c.relnamespace
-         WHERE i.inhrelid = TG_RELID;
-        EXECUTE format('SELECT %I.%I()', v_schema, @extschema@.q4pg_door_prefix(v_table) || 'maintain')
-           INTO v_said;
-        IF v_said <> '' THEN
-            RAISE DEBUG 'q4pg: maintenance of %: %', TG_TABLE_NAME, v_said;
+          FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE c.oid = p_queue AND c.relkind = 'p';
+        IF FOUND THEN
+            EXECUTE format('SELECT %I.%I()', v_schema, @extschema@.q4pg_door_prefix(v_table) || 'maintain')
+               INTO v_said;
+            IF v_said <> '' THEN
+                RAISE DEBUG 'q4pg: maintenance of %: %', p_queue, v_said;
+            END IF;
         END IF;
     EXCEPTION WHEN OTHERS THEN
-        RAISE LOG 'q4pg: maintenance of the queue of % failed: % (%)', TG_TABLE_NAME, SQLERRM, SQLSTATE;
+        RAISE LOG 'q4pg: maintenance of queue % failed: % (%)', p_queue, SQLERRM, SQLSTATE;
     END;
-    RETURN NULL;
 END
 $$;
 

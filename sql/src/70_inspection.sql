@@ -184,6 +184,9 @@ BEGIN
         queue)
        INTO v_count
       USING tag, older_than;
+    IF v_count > 0 THEN
+        PERFORM @extschema@.q4pg_ring_tick(queue);
+    END IF;
     RETURN v_count;
 END
 $$;

@@ -477,7 +477,7 @@ def test_hostile_search_path_changes_nothing(dsn, conn, search_path):
     assert tables(conn) == ['hq', 'mq']
     with conn.cursor() as cur:
         cur.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.hq'::regclass ORDER BY 1")
-        assert cur.fetchall() == [('q4pg_notify',), ('q4pg_ring_maintenance',)]
+        assert cur.fetchall() == [('q4pg_notify',)]
         cur.execute("SELECT conname FROM pg_constraint "
                     "WHERE conrelid = 'public.hq'::regclass AND contype = 'c'")
         assert cur.fetchall() == [('q4pg_data_max_5_chars',)]

@@ -274,8 +274,11 @@ PROBES = {
                        'FROM (SELECT %s::pg_catalog.regclass AS q) AS a, '
                        'LATERAL public.q4pg_ring_parts(a.q, public.q4pg_ring_key(a.q)) AS p',
     'q4pg_maintain': 'SELECT {f}(%s) IS NOT NULL',
-    # (the queue's maintenance trigger is made to call it on every removal)
-    'q4pg_ring_trigger': 'DELETE FROM {q} WHERE tag OPERATOR(pg_catalog.=) %s RETURNING id',
+    'q4pg_ring_tick': 'SELECT {f}(%s) IS NULL',
+    'q4pg_ring_step': 'SELECT {f}(%s) IS NULL',
+    # (the ticks' trigger, at the commit of the probe's statement: the installed one)
+    'q4pg_ring_tock': 'INSERT INTO public.q4pg_ring_ticks (queue) VALUES (%s::pg_catalog.regclass) '
+                      'RETURNING queue::pg_catalog.text',
 }
 PROBES.update(('q4pg_template_' + s, 'SELECT {f}() WHERE %s IS NOT NULL')
               for s in ('enqueue', 'enqueue_many', 'dequeue', 'dequeue_many', 'cancel', 'take',
@@ -289,7 +292,9 @@ PROBES.update(('q4pg_template_' + s, 'SELECT {f}() WHERE %s IS NOT NULL')
 # text's =): a search_path reaches nothing in them, pinned or not.
 NOTHING_TO_HIJACK = {'q4pg_build_queue_functions', 'q4pg_list',
                      # its errors go to the server log, never to the statement it ends
-                     'q4pg_ring_trigger'}
+                     'q4pg_ring_step',
+                     # a trigger's function: the probe fires the installed one
+                     'q4pg_ring_tock'}
 
 
 def test_shadows_hijack_every_unpinned_function(conn, hostile):
@@ -313,21 +318,13 @@ def test_shadows_hijack_every_unpinned_function(conn, hostile):
                     cur.execute(sql.SQL('DROP TRIGGER q4pg_notify ON {}').format(sql.SQL(queue)))
                 if name == 'q4pg_unregister_idle':
                     cur.execute("SELECT q4pg_register_idle(%s, 'a')", (queue,))
-                if name == 'q4pg_ring_trigger':
-                    cur.execute('SELECT q4pg_ring_key(%s)', (queue,))
-                    cur.execute(sql.SQL('DROP TRIGGER q4pg_ring_maintenance ON {}; '
-                                        'CREATE CONSTRAINT TRIGGER q4pg_ring_maintenance AFTER DELETE '
-                                        'ON {} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
-                                        'EXECUTE FUNCTION {}.q4pg_ring_trigger({})')
-                                .format(sql.SQL(queue), sql.SQL(queue), sql.Identifier(variant),
-                                        sql.Literal(str(cur.fetchone()[0]))))
                 if name == 'q4pg_notify':
                     cur.execute(sql.SQL('DROP TRIGGER q4pg_notify ON {}; CREATE TRIGGER q4pg_notify '
                                         'AFTER INSERT ON {} REFERENCING NEW TABLE AS q4pg_new_rows '
                                         'FOR EACH STATEMENT EXECUTE FUNCTION {}.q4pg_notify()')
                                 .format(sql.SQL(queue), sql.SQL(queue), sql.Identifier(variant)))
             statement = PROBES[name].format(f='%s.%s' % (variant, name), q=queue)
-            args = ('a', '3') if name == 'q4pg_notify' else ('a',) if name == 'q4pg_ring_trigger' else (
+            args = ('a', '3') if name == 'q4pg_notify' else (
                 ('public.new_%d_%s' % (n, variant),) if name == 'q4pg_create_queue' else (queue,))
             with hostile.cursor() as cur:
                 outcome = json.dumps(sqlstate_or_rows(cur, statement, args), default=str)

@@ -60,8 +60,10 @@ SELECT p.oid::regprocedure::text AS function, c.lineno, c.level, c.message
   JOIN pg_language AS l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
  CROSS JOIN LATERAL plpgsql_check_function_tb(
         p.oid,
-        relid => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'lintq'::regclass ELSE 0 END,
-        newtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'q4pg_new_rows' END,
+        relid => CASE WHEN p.proname = 'q4pg_ring_tock' THEN 'q4pg_ring_ticks'::regclass
+                      WHEN p.prorettype = 'trigger'::regtype THEN 'lintq'::regclass ELSE 0 END,
+        newtable => CASE WHEN p.prorettype = 'trigger'::regtype AND p.proname <> 'q4pg_ring_tock'
+                         THEN 'q4pg_new_rows' END,
         fatal_errors => false,
         extra_warnings => false) AS c
  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass

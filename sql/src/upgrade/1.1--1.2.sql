@@ -43,6 +43,9 @@ ALTER TABLE @extschema@.q4pg_idle_listeners
 CREATE INDEX q4pg_idle_listeners_own ON @extschema@.q4pg_idle_listeners (queue, tag, pid)
     WHERE own_channel;
 
+-- The ring's ticks: a consumer's commit runs a maintenance step of the ring.
+-- @include 07_ring_ticks.sql
+
 -- @functions@
 
 -- Gone in 1.2: a queue's generated functions are named after its table
