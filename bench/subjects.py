@@ -60,7 +60,7 @@ def python_loop(bench, label, impl, job, store, kind='q4pg', batch=1):
     """A loop of workers.loops.timed_loop(impl, job) in Python worker
     processes, one per client: for cfg.py_seconds, or, taking batches, a
     fixed number of calls on a table that holds them all."""
-    takes = job.startswith('dequeue') or job == 'listen'
+    takes = job.startswith('dequeue') or job in ('listen', 'lease')
     fixed = takes and batch > 1
 
     def run(c):

@@ -32,6 +32,7 @@ except ImportError as e:      # pragma: no cover: the extra is missing
     raise ImportError("q4pg: the asyncio client needs psycopg 3 and psycopg_pool: "
                       "pip install 'q4pg[async]'") from e
 
+from . import door
 from . import statements as sql
 from .db import check_dsn
 from .errors import (ConnectionLost, InvalidArgument, Q4pgError, UpgradeNeeded, outcome_unknown,
@@ -62,6 +63,28 @@ async def _execute(conn: Any, query: str, args: Optional[Sequence[Any]]) -> List
             return rows
 
 
+async def _run(conn: Any, query: str, args: Sequence[Any], begin: bool = False,
+               then: str = '') -> List[Row]:
+    """Runs `query` (a statements.py text) on one of our connections, after BEGIN
+    when `begin`, followed by `then`: through the direct door when the
+    connection has it (door.plan, as db._run), else as it is."""
+    doors = getattr(conn, 'q4pg_doors', None)
+    if doors is None or not doors.enabled:
+        return await _execute(conn, ('BEGIN; ' if begin else '') + query + then, args)
+    steps = door.plan(doors, query, args, begin, then)
+    sent = next(steps)
+    try:
+        while True:
+            try:
+                got: Any = await _execute(conn, *sent)
+            except psycopg.Error as e:
+                got = door.Failed(e.sqlstate, e.diag.message_primary or '',
+                                  conn.info.transaction_status == TransactionStatus.IDLE, e)
+            sent = steps.send(got)
+    except StopIteration as stop:
+        return stop.value
+
+
 async def _connect(dsn: str) -> Any:
     try:
         conn = await psycopg.AsyncConnection.connect(dsn, **_CONNECT_KWARGS)
@@ -73,8 +96,10 @@ async def _connect(dsn: str) -> Any:
 
 async def _find_q4pg(conn: Any) -> bool:
     """Puts q4pg's schema on the session's search_path (statements.CONNECT);
-    whether the database's q4pg is 1.0."""
+    whether the database's q4pg is 1.0.  The connection's q4pg_doors: what it
+    knows of the direct door (door.py)."""
     rows = await _execute(conn, sql.CONNECT, None)
+    conn.q4pg_doors = door.session(rows[0], conn.info.backend_pid)
     return bool(rows[0][1])
 
 
@@ -90,7 +115,7 @@ class AsyncTransaction:
         """Runs `query` in the transaction; an error rolls it back and is raised."""
         assert self._conn is not None
         try:
-            return await _execute(self._conn, query, args)
+            return await _run(self._conn, query, args)
         except psycopg.Error as e:
             err = wrap_error(e, self._conn)
             await self.rollback()
@@ -103,7 +128,10 @@ class AsyncTransaction:
         if conn is None:
             return
         try:
-            await _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
+            if query is None:
+                await _execute(conn, 'COMMIT', None)
+            else:
+                await _run(conn, query, args, then='; COMMIT')
         except psycopg.Error as e:
             raise outcome_unknown(wrap_error(e, conn), 'COMMIT') from e
         finally:
@@ -180,15 +208,15 @@ class AsyncDatabase:
     async def begin(self, query: str, args: Sequence[Any]) -> AsyncTransaction:
         """Runs `query` in a new transaction (BEGIN in the same round trip) and
         leaves it open."""
-        conn, rows = await self._execute('BEGIN; ' + query, args, idempotent=True)
+        conn, rows = await self._execute(query, args, idempotent=True, begin=True)
         return AsyncTransaction(self, conn, rows)
 
-    async def _execute(self, query: str, args: Sequence[Any],
-                       idempotent: bool) -> Tuple[Any, List[Row]]:
+    async def _execute(self, query: str, args: Sequence[Any], idempotent: bool,
+                       begin: bool = False) -> Tuple[Any, List[Row]]:
         for attempt in (1, 2):
             conn = await self.get()
             try:
-                return conn, await _execute(conn, query, args)
+                return conn, await _run(conn, query, args, begin)
             except psycopg.Error as e:
                 await self.put(conn)
                 error = wrap_error(e, conn)

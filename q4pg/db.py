@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import psycopg2
 import psycopg2.extensions
 
+from . import door
 from .errors import (ConnectionLost, InvalidDsn, Q4pgError, one_line, outcome_unknown,
                      wrap_error)
 # The SQL text, shared with the asyncio client: db.ENQUEUE... as before.
@@ -45,8 +46,10 @@ log = logging.getLogger('q4pg')
 Row = Tuple[Any, ...]
 
 class _Connection(psycopg2.extensions.connection):
-    """A psycopg2 connection that remembers what CONNECT said: q4pg_1_0 (None: not asked)."""
+    """A psycopg2 connection that remembers what CONNECT said: q4pg_1_0 (None: not
+    asked), and what it knows of the direct door (q4pg_doors, door.py; None: no door)."""
     q4pg_1_0: Optional[bool] = None
+    q4pg_doors: Optional[door.Doors] = None
 
 
 def check_dsn(dsn: str, what: str = 'connection string') -> None:
@@ -81,7 +84,9 @@ def _connect(dsn: str, find_q4pg: bool = True, **kwargs: Any) -> Any:
         if not kwargs.get('async_'):
             conn.autocommit = True
             if find_q4pg:
-                conn.q4pg_1_0 = _execute(conn, CONNECT, ())[0][1]
+                row = _execute(conn, CONNECT, ())[0]
+                conn.q4pg_1_0 = row[1]
+                conn.q4pg_doors = door.session(row, conn.info.backend_pid)
         return conn
     except psycopg2.Error as e:
         raise wrap_error(e) from e
@@ -154,6 +159,27 @@ def _execute(conn: Any, query: str, args: Sequence[Any]) -> List[Row]:
     with conn.cursor() as cur:
         cur.execute(query, tuple(args))
         return cur.fetchall() if cur.description is not None else []
+
+
+def _run(conn: Any, query: str, args: Sequence[Any], begin: bool = False,
+         then: str = '') -> List[Row]:
+    """Runs `query` (a statements.py text) on one of our connections, after BEGIN
+    when `begin` (in the same round trip), followed by `then` (e.g. '; COMMIT'):
+    through the direct door when the connection has it (door.plan), else as it is."""
+    doors = conn.q4pg_doors
+    if doors is None or not doors.enabled:
+        return _execute(conn, ('BEGIN; ' if begin else '') + query + then, args)
+    steps = door.plan(doors, query, args, begin, then)
+    sent = next(steps)
+    try:
+        while True:
+            try:
+                got: Any = _execute(conn, *sent)
+            except psycopg2.Error as e:
+                got = door.Failed(e.pgcode, e.diag.message_primary or '', _idle(conn), e)
+            sent = steps.send(got)
+    except StopIteration as stop:
+        return stop.value
 
 
 class _Pool:
@@ -270,7 +296,7 @@ class Transaction:
         if conn is None:
             raise Q4pgError('q4pg: the transaction has ended')
         try:
-            return _execute(conn, query, args)
+            return _run(conn, query, args)
         except (psycopg2.Error, ValueError) as e:
             self.rollback()
             raise wrap_error(e, conn) from e
@@ -282,7 +308,10 @@ class Transaction:
         if conn is None:
             return
         try:
-            _execute(conn, 'COMMIT' if query is None else query + '; COMMIT', args)
+            if query is None:
+                _execute(conn, 'COMMIT', ())
+            else:
+                _run(conn, query, args, then='; COMMIT')
         except psycopg2.Error as e:
             raise outcome_unknown(wrap_error(e, conn), 'COMMIT') from e
         finally:
@@ -310,7 +339,7 @@ class Database:
     def begin(self, query: str, args: Sequence[Any]) -> Transaction:
         """Runs `query` in a new transaction on a pooled connection and leaves
         the transaction open; BEGIN travels with the statement."""
-        conn, rows = self._execute('BEGIN; ' + query, args, idempotent=True)
+        conn, rows = self._execute(query, args, idempotent=True, begin=True)
         return Transaction(conn, rows, self._pool.put)
 
     def run(self, query: str, args: Sequence[Any] = (), *, idempotent: bool = True) -> List[Row]:
@@ -323,9 +352,10 @@ class Database:
         self._pool.put(conn)
         return rows
 
-    def _execute(self, query: str, args: Sequence[Any],
-                 idempotent: bool) -> Tuple[Any, List[Row]]:
-        """Runs `query` on a pooled connection: (the connection, still lent, its rows).
+    def _execute(self, query: str, args: Sequence[Any], idempotent: bool,
+                 begin: bool = False) -> Tuple[Any, List[Row]]:
+        """Runs `query` on a pooled connection (in a new transaction when `begin`):
+        (the connection, still lent, its rows).
 
         A reused connection may have died since get() looked at it: then the
         statement goes again on another one, if it is idempotent or the
@@ -336,7 +366,7 @@ class Database:
         while True:
             conn, new = self._pool.get()
             try:
-                return conn, _execute(conn, query, args)
+                return conn, _run(conn, query, args, begin)
             except (psycopg2.Error, ValueError) as e:
                 self._pool.put(conn)
                 error = wrap_error(e, conn)

@@ -16,7 +16,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from . import db  # db._shared_session: looked up at call time (tests replace it)
-from .db import Row, _connect, _execute
+from .db import Row, _connect, _execute, _run
 from .db import ready as fd_ready
 from .errors import (ConnectionLost, InvalidArgument, Q4pgError, one_line, sqlalchemy_cause,
                      wrap_error)
@@ -225,7 +225,7 @@ class DedicatedConnection:
 
     def run(self, query: str, args: Sequence[Any] = ()) -> List[Row]:
         try:
-            return _execute(self._conn, query, args)
+            return _run(self._conn, query, args)
         except (psycopg2.Error, ValueError) as e:
             raise wrap_error(e, self._conn) from e
 

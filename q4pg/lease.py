@@ -2,7 +2,7 @@
 
 A lease (q4pg_lease) holds a message for a while without a transaction; the
 consumer extends it while it works.  The heartbeat does that from a thread of
-its own, on a connection of its own (never a pooled one: the pool may be
+its own (started when the first beat is due), on a connection of its own (never a pooled one: the pool may be
 exhausted by the very thread that waits for the work), every third of the
 lease (core.heartbeat_interval).  A refused extension means another consumer has leased the message
 since (or it was cancelled or set aside): the heartbeat says so at WARNING on
@@ -15,9 +15,13 @@ db.py's Database.dedicated() only.
 
 import contextlib
 import datetime
+import heapq
+import itertools
 import logging
+import os
 import threading
-from typing import TYPE_CHECKING, Iterator, List, Optional, Set, Tuple
+import time
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Set, Tuple
 
 from . import calls, core, db
 from .core import LeasedMessage, error_text, heartbeat_interval
@@ -31,13 +35,56 @@ __all__ = ['Heartbeat', 'leasing', 'leased_now', 'give_back']
 log = logging.getLogger('q4pg')
 
 
+class _Waker:
+    """One daemon thread per process ('q4pg-heartbeats') that calls fn(arg) when
+    time.monotonic() reaches `when` (call_at): what starts a heartbeat's thread
+    at its first beat, so that a job shorter than a third of its lease (most)
+    starts none.  Entries are never removed: a stopped watch's entry finds
+    nothing to do.  A forked child starts its own thread at its first call_at."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: List[Tuple[float, int, Callable[[int], None], int]] = []
+        self._seq = itertools.count()
+        self._pid: Optional[int] = None
+
+    def call_at(self, when: float, fn: Callable[[int], None], arg: int) -> None:
+        with self._cond:
+            if self._pid != os.getpid():
+                self._pid, self._heap = os.getpid(), []
+                threading.Thread(target=self._run, name='q4pg-heartbeats', daemon=True).start()
+            entry = (when, next(self._seq), fn, arg)
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:       # sooner than what the thread waits for
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    if wait is not None and wait <= 0:
+                        _, _, fn, arg = heapq.heappop(self._heap)
+                        break
+                    self._cond.wait(wait)
+            try:
+                fn(arg)
+            except Exception:                # never lose the thread that starts heartbeats
+                log.exception('q4pg: could not start a heartbeat')
+
+
+_waker = _Waker()
+
+
 class Heartbeat:
     """Extends a set of leases every third of their length until stop().
 
     start() watches new leases (stopping the previous watch); stop() ends the
-    watch and returns the ids whose extension was refused.  The connection is
-    opened at the first beat (a job shorter than a third of its lease never
-    opens one) and kept for the next watch until close().
+    watch and returns the ids whose extension was refused.  The first beat
+    starts a thread of the watch's own (_Waker: a job shorter than a third of
+    its lease starts no thread), which beats every third of the lease from
+    then on; its connection is opened at that first beat and kept for the
+    next watch until close().
     """
 
     def __init__(self, database: db.Database, queue: str) -> None:
@@ -46,20 +93,37 @@ class Heartbeat:
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._lost: Set[int] = set()
+        self._lock = threading.Lock()
+        self._watch = 0                      # the current watch's number
+        self._pending: Optional[Tuple[List[Tuple[int, str]], float]] = None  # before its first beat
 
     def start(self, leases: List[Tuple[int, str]], seconds: float) -> None:
         """Watches `leases` ((id, token) pairs) of `seconds` each."""
         self.stop()
         self._lost = set()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(list(leases), seconds,
-                                                                 self._stop),
-                                        name='q4pg-heartbeat', daemon=True)
-        self._thread.start()
+        with self._lock:
+            self._pending = (list(leases), seconds)
+            watch = self._watch
+        _waker.call_at(time.monotonic() + heartbeat_interval(seconds), self._first_beat, watch)
+
+    def _first_beat(self, watch: int) -> None:
+        """The first beat of watch number `watch` is due (the waker's thread)."""
+        with self._lock:
+            if watch != self._watch or self._pending is None:
+                return                       # stopped since
+            leases, seconds = self._pending
+            self._pending = None
+            self._thread = threading.Thread(target=self._beat, args=(leases, seconds, self._stop),
+                                            name='q4pg-heartbeat', daemon=True)
+            self._thread.start()
 
     def stop(self) -> Set[int]:
         """Ends the watch (waits for a beat under way); the ids whose lease was refused."""
-        thread, self._thread = self._thread, None
+        with self._lock:
+            self._watch += 1
+            self._pending = None
+            thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
             thread.join()
@@ -76,7 +140,11 @@ class Heartbeat:
               stop: threading.Event) -> None:
         lease = datetime.timedelta(seconds=seconds)
         interval = heartbeat_interval(seconds)
-        while not stop.wait(interval):
+        beat_now = True                      # started when the first beat was due
+        while beat_now or not stop.wait(interval):
+            beat_now = False
+            if stop.is_set():
+                return
             live = [(i, t) for i, t in leases if i not in self._lost]
             if not live:
                 return

@@ -131,6 +131,51 @@ QUEUES_FULL = 'SELECT queue::pg_catalog.text, data_type, data_length, max_attemp
 CONSUMERS = ('SELECT queue::pg_catalog.text, pid, xact_start, xact_age, state, application_name '
              'FROM q4pg_consumers()')
 
+# -- the direct door (q4pg 1.2) -------------------------------------------------
+# A queue's generated functions (sql/src/40_queue_functions.sql), called by
+# name without the generic function's dispatch.  q4pg_door(queue) answers
+# the name prefix this session may call ('public.q4pg_jobs_', safe to splice
+# into SQL text as it is; made or rebuilt first); a server without it (1.0,
+# 1.1) gets the generic calls above.  CONNECT says whether the server has it.
+# A door function whose table was renamed, dropped or restored raises 55000
+# ('q4pg: ...') and does nothing: door.py asks again.
+DOOR_FUNCTION = 'q4pg_door'
+DOOR = 'SELECT ' + DOOR_FUNCTION + '(%s::pg_catalog.text::pg_catalog.regclass)'
+# Each hot-path statement above through the door: the text ({door}: the
+# prefix; $1...$n: the statement's parameters without the queue, in their
+# order, each once), their types, and where the queue is among the generic
+# statement's parameters.  door.py prepares them (PREPARE name(types) AS ...)
+# or, where prepared statements do not survive, sends $n as %s::type.
+_AT = ('COALESCE($3, pg_catalog.statement_timestamp() OPERATOR(pg_catalog.+) $4)')
+_T, _TA, _I, _B, _BA = ('pg_catalog.text', 'pg_catalog.text[]', 'integer', 'bigint',
+                         'bigint[]')
+_S, _TS = 'pg_catalog.interval', 'pg_catalog.timestamptz'
+DOORS = {
+    ENQUEUE: ('SELECT {door}enqueue($1, $2, NULL)', (_T, _T), 0),
+    ENQUEUE_AT: ('SELECT {door}enqueue($1, $2, ' + _AT + ')', (_T, _T, _TS, _S), 0),
+    ENQUEUE_MANY: ('SELECT * FROM {door}enqueue_many($1, $2, NULL)', (_T, _TA), 0),
+    ENQUEUE_MANY_AT: ('SELECT * FROM {door}enqueue_many($1, $2, ' + _AT + ')',
+                      (_T, _TA, _TS, _S), 0),
+    DEQUEUE: ('SELECT id, tag, data, created_at FROM {door}dequeue($1)', (_T,), 0),
+    DEQUEUE_MANY: ('SELECT id, tag, data, created_at FROM {door}dequeue_many($1, $2)',
+                   (_T, _I), 0),
+    TAKE: ('SELECT id, tag, data, created_at, attempts, last_error FROM {door}take($1, $2)',
+           (_T, _I), 0),
+    DONE: ('SELECT {door}done_many($1)', (_BA,), 0),
+    FAIL: ('SELECT i, {door}fail(i, $1, NULL::pg_catalog.interval, $2) '
+           'FROM pg_catalog.unnest($3) AS i', (_T, _I, _BA), 0),
+    CANCEL: ('SELECT {door}cancel($1)', (_B,), 0),
+    LEASE: ('SELECT id, tag, data, created_at, attempts, last_error, '
+            'lease_token::pg_catalog.text, lease_until FROM {door}lease($1, $2, $3)',
+            (_T, _I, _S), 0),
+    ACK: ('SELECT {door}ack($1, $2::pg_catalog.uuid)', (_B, _T), 0),
+    NACK: ('SELECT {door}nack($1, $2::pg_catalog.uuid, $3, $4)', (_B, _T, _S, _T), 0),
+    EXTEND: ('SELECT {door}extend($1, $2::pg_catalog.uuid, $3)', (_B, _T, _S), 0),
+    EXTEND_MANY: ('SELECT i FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) '
+                  'AS l(i, t) WHERE {door}extend(i, t::pg_catalog.uuid, $3) IS NULL',
+                  (_BA, _TA, _S), 2),
+}
+
 # A database where q4pg was installed without CREATE EXTENSION (q4pg install)
 # has this table in q4pg's schema: the installed version, and what the install made.
 INSTALL_TABLE = 'q4pg_install'
@@ -152,11 +197,15 @@ FIND_Q4PG = (
     'WHERE s.nspname OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_schemas(false))')
 # What a new connection runs: FIND_Q4PG, and in the same round trip whether the
 # database's q4pg is 1.0 (its functions, and none of 1.1's such as q4pg_lease),
-# which v10.py serves the 1.0 way.
+# which v10.py serves the 1.0 way, whether it has the direct door, and the
+# server's pid of the session (a pooler shows libpq another one).
 CONNECT = ('SELECT (' + FIND_Q4PG + ') IS NOT NULL, '
            "EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
            "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_enqueue') "
            "AND NOT EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
-           "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_lease')")
+           "WHERE p.proname OPERATOR(pg_catalog.=) 'q4pg_lease'), "
+           "EXISTS (SELECT FROM pg_catalog.pg_proc AS p "
+           "WHERE p.proname OPERATOR(pg_catalog.=) '" + DOOR_FUNCTION + "'), "
+           'pg_catalog.pg_backend_pid()')
 
 __all__ = sorted(name for name in dir() if name.isupper() and not name.startswith('_'))

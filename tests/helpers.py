@@ -64,6 +64,21 @@ def is_listen_connection(query_text):
             or ('q4pg_next_due(' in q and 'pg_backend_pid()' in q))
 
 
+def disconnected(conn, application_name):
+    """True when no session of `application_name` is left (its statistics are flushed)."""
+    with conn.cursor() as cur:
+        cur.execute('SELECT count(*) FROM pg_stat_activity WHERE application_name = %s',
+                    (application_name,))
+        return cur.fetchone()[0] == 0
+
+
+def is_enqueue(query_text):
+    """Whether a backend's last query was an enqueue: q4pg_enqueue, or the client's
+    prepared statement through the queue's direct door (q4pg/door.py)."""
+    return query_text.startswith(('SELECT q4pg_enqueue(', 'EXECUTE q4pg_enqueue_',
+                                  'PREPARE q4pg_enqueue_'))
+
+
 def create_database_with_q4pg(pg, name):
     """Creates database `name` in cluster pg (a tools.pgcluster.Cluster) and installs
     q4pg into it, in schema public, in the session's form (INSTALL)."""

@@ -1,4 +1,4 @@
-"""Throughput loops: one operation (enqueue, dequeue, enqueue_many,
+"""Throughput loops: one operation (enqueue, dequeue, lease, enqueue_many,
 dequeue_many, listen) again and again, through the q4pg client or plain
 psycopg2 (whose listen is its dequeue: a listener that always finds a message
 never waits)."""
@@ -16,6 +16,13 @@ RAW_INSERT_MANY = ('INSERT INTO raw (tag, data) SELECT %s, d::json FROM unnest(%
                    'RETURNING id')
 RAW_DELETE = ('DELETE FROM raw WHERE id = (SELECT id FROM raw WHERE tag = %s ORDER BY id '
               'FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, tag, data::text, created_at')
+# A lease then its ack, two transactions (what bench/scripts/lease_raw.sql does).
+RAW_LEASE = ("UPDATE raw_lease SET run_at = now() + interval '30 seconds', attempts = attempts + 1, "
+             'lease_token = gen_random_uuid() WHERE id IN (SELECT id FROM raw_lease WHERE tag = %s '
+             'AND run_at <= now() ORDER BY run_at, id FOR UPDATE SKIP LOCKED LIMIT 1) '
+             'RETURNING id, tag, data::text, created_at, attempts, last_error, lease_token::text, '
+             'run_at')
+RAW_ACK = 'DELETE FROM raw_lease WHERE id = %s AND lease_token = %s::uuid'
 RAW_DELETE_MANY = ('DELETE FROM raw WHERE id = ANY (ARRAY(SELECT id FROM raw WHERE tag = %s '
                    'ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s)) RETURNING id, tag, data::text, '
                    'created_at')
@@ -54,6 +61,10 @@ def _q4pg_step(job, dsn, batch):
         def step():
             with qm.dequeue(TAG) as data:
                 return 0 if data is None else 1
+    elif job == 'lease':
+        def step():
+            with qm.lease(TAG) as message:
+                return 0 if message is None else 1
     elif job == 'enqueue_many':
         def step():
             return len(qm.enqueue_many(TAG, items))
@@ -95,6 +106,17 @@ def _psycopg2_step(job, dsn, batch):
                 json.loads(row[2])
             conn.commit()
             return 0 if row is None else 1
+    elif job == 'lease':
+        def step():
+            cur.execute(RAW_LEASE, (TAG,))
+            row = cur.fetchone()
+            conn.commit()
+            if row is None:
+                return 0
+            json.loads(row[2])
+            cur.execute(RAW_ACK, (row[0], row[6]))
+            conn.commit()
+            return 1
     elif job == 'enqueue_many':
         def step():
             cur.execute(RAW_INSERT_MANY, (TAG, texts))
@@ -115,7 +137,7 @@ def _psycopg2_step(job, dsn, batch):
 
 
 def timed_loop(impl, job, dsn, start_at, seconds=None, batch=1, calls=None):
-    """Runs job ('enqueue', 'dequeue', 'enqueue_many', 'dequeue_many', 'listen') through
+    """Runs job ('enqueue', 'dequeue', 'lease', 'enqueue_many', 'dequeue_many', 'listen') through
     impl ('q4pg' or 'psycopg2') from start_at (time.monotonic(), the same clock
     in every process) for `seconds`, or for a fixed number of `calls`.
     Returns (messages, calls, short calls, time.monotonic() at the end): a

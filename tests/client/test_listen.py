@@ -12,7 +12,7 @@ import time
 import pytest
 
 import q4pg
-from tests.helpers import WAIT, is_listen_connection, wait_until
+from tests.helpers import WAIT, is_enqueue, is_listen_connection, wait_until
 
 APP = 'q4pg_listen_test'  # application_name of the listener's connections
 
@@ -125,7 +125,7 @@ def asleep(conn):
     return (len(listening) == 1 and listening[0][1] == 'idle'
             and listening[0][4].startswith((REGISTERED, ASKED_DUE))
             and all(b[1] == 'idle' and (b[4] in ('COMMIT', 'ROLLBACK')
-                                        or b[4].startswith('SELECT q4pg_enqueue('))
+                                        or is_enqueue(b[4]))
                     for b in worker_backends(conn)))
 
 

@@ -4,6 +4,11 @@ lends a connection in a transaction.
 A small TCP proxy between the client and the server reads what the client
 sends and records each query (a 'Q' message of the simple query protocol,
 which is what psycopg2 sends, one per round trip).
+
+The hot-path calls go through the queue's direct door (q4pg/door.py): the
+first on a connection asks for the queue's door (one round trip, once), the
+first of each kind prepares its statement in its own round trip
+(PREPARE q4pg_enqueue_...; EXECUTE ...), the next ones only EXECUTE it.
 """
 
 import contextlib
@@ -14,6 +19,7 @@ import threading
 import pytest
 
 import q4pg
+from q4pg import statements
 
 
 class QueryRecorder:
@@ -100,15 +106,19 @@ def q(recorder, dsn):
 
 def test_a_call_outside_a_transaction_is_one_statement(q, recorder):
     q.enqueue('t', {'n': 1})
+    door, query = recorder.queries()     # the queue's door, asked once per connection
+    assert door.startswith('SELECT %s(' % statements.DOOR_FUNCTION)
+    assert query.startswith('PREPARE q4pg_enqueue_') and '; EXECUTE q4pg_enqueue_' in query
+    q.enqueue('t', {'n': 1.5})
     [query] = recorder.queries()
-    assert query.startswith('SELECT q4pg_enqueue(')
+    assert query.startswith('EXECUTE q4pg_enqueue_')
     q.enqueue_many('t', [2, 3])
     assert len(recorder.queries()) == 1
     for call in (q.count, q.list, lambda: q.cancel(10 ** 9), lambda: q.channel('t'),
                  q.queues, q.stats, q.consumers, q.create_table):
         call()
         assert len(recorder.queries()) == 1
-    assert q.count() == 3
+    assert q.count() == 4
 
 
 def test_a_dequeue_sends_begin_with_its_statement_then_commit(q, recorder):
@@ -116,7 +126,7 @@ def test_a_dequeue_sends_begin_with_its_statement_then_commit(q, recorder):
     recorder.queries()
     with q.dequeue('t') as data:
         [query] = recorder.queries()
-        assert query.startswith('BEGIN; SELECT id, tag, data, created_at FROM q4pg_dequeue(')
+        assert query.startswith('BEGIN; PREPARE q4pg_dequeue_')
     assert data == 1
     # success: nothing but COMMIT (the message was removed by the dequeue)
     assert recorder.queries() == ['COMMIT']
@@ -128,7 +138,7 @@ def test_a_dequeue_sends_begin_with_its_statement_then_commit(q, recorder):
             raise KeyError
     assert [m.data for m in messages] == [2]
     fail, commit = recorder.queries()
-    assert fail.startswith('SELECT i, q4pg_fail(') and commit == 'COMMIT'
+    assert fail.startswith('PREPARE q4pg_fail_') and commit == 'COMMIT'
     with pytest.raises(KeyboardInterrupt):
         with q.dequeue('t'):
             assert len(recorder.queries()) == 1
@@ -136,7 +146,8 @@ def test_a_dequeue_sends_begin_with_its_statement_then_commit(q, recorder):
     assert recorder.queries() == ['ROLLBACK']
     with q.dequeue('none') as data:
         assert data is None
-    assert len(recorder.queries()) == 2
+    take, commit = recorder.queries()
+    assert take.startswith('BEGIN; EXECUTE q4pg_dequeue_') and commit == 'COMMIT'
     assert q.count() == 1
 
 
@@ -146,11 +157,11 @@ def test_a_listener_takes_a_message_in_two_round_trips(q, recorder):
     with q.listener('t', limit=2) as items:
         assert next(items) == 1
         sent = recorder.queries()
-        assert sent[-1].startswith('BEGIN; SELECT')
+        assert sent[-1].startswith('BEGIN; PREPARE q4pg_dequeue_')
         assert next(items) == 2
         done, take = recorder.queries()
         assert done == 'COMMIT'
-        assert take == sent[-1]
+        assert take.startswith('BEGIN; EXECUTE q4pg_dequeue_')
     assert recorder.queries() == ['COMMIT']
 
 
@@ -179,7 +190,7 @@ def test_a_broken_connection_is_not_reused(dsn, conn):
     q.enqueue('t', 1)
     with conn.cursor() as cur:
         cur.execute('SELECT pid FROM pg_stat_activity WHERE query LIKE %s',
-                    ('SELECT q4pg_enqueue(%',))
+                    ('%EXECUTE q4pg\\_enqueue\\_%',))
         [(pid,)] = cur.fetchall()
         cur.execute('SELECT pg_terminate_backend(%s, 10000)', (pid,))
     assert q.enqueue('t', 2) > 0          # on a new connection: the server said it had ended
