@@ -10,6 +10,7 @@ import statistics
 import subprocess
 
 import psycopg2
+from psycopg2 import sql
 
 from bench.workers import loops
 
@@ -76,12 +77,14 @@ class PgbenchResult:
 
 
 class Bench:
-    """The bench cluster as the sections see it, and what they measure into."""
+    """The bench cluster as the sections see it, and what they measure into: its
+    main database, or `database` (see on_database())."""
 
-    def __init__(self, pg, cfg):
+    def __init__(self, pg, cfg, database=None):
         self.pg, self.cfg = pg, cfg
-        self.env = dict(os.environ, **pg.env())
-        self.dsn = pg.dsn_string()
+        self.database = database or pg.dsn()['database']
+        self.env = dict(os.environ, **dict(pg.env(), PGDATABASE=self.database))
+        self.dsn = pg.dsn_string(database=self.database)
         self.admin = psycopg2.connect(self.dsn)
         self.admin.autocommit = True
         self.rows, self.latency, self.soak, self.cpu, self.horizon = [], [], [], [], []
@@ -91,6 +94,20 @@ class Bench:
         self.peer_versions = {}
         self.client_problem = loops.client_available()
         self.stores = {}
+        self.others = []            # Benches on other databases (on_database), closed with this one
+
+    def on_database(self, name):
+        """A Bench on database `name` of the same cluster (created, empty, when
+        missing): where a contender runs that needs a database of its own (the
+        versions section's q4pg 1.1).  Its SQL, psql, pgbench and stores work
+        there; subjects made with it (bench.subjects) measure there, and compare()
+        on this Bench puts them side by side with this database's.  Closed with
+        this one."""
+        if not self.query('SELECT 1 FROM pg_database WHERE datname = %s', (name,)):
+            self.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
+        other = Bench(self.pg, self.cfg, database=name)
+        self.others.append(other)
+        return other
 
     def setup(self):
         """The tables every section shares (bench/setup.sql)."""
@@ -192,6 +209,8 @@ class Bench:
             list(self.pool.map(loops.warm_up, range(n)))
 
     def close(self):
+        for other in self.others:
+            other.close()
         if self.pool is not None:
             self.pool.shutdown()
         self.admin.close()

@@ -3,9 +3,14 @@
 from bench.subjects import taker
 
 
+def q4pg_subject(bench, label='q4pg_dequeue', kind='q4pg'):
+    """q4pg_dequeue draining the prefilled queue q of bench's database."""
+    return taker(bench, label, 'scripts/dequeue_q4pg.sql', bench.stores['q'], kind)
+
+
 def run(bench):
     s = bench.stores
-    subjects = [taker(bench, 'q4pg_dequeue', 'scripts/dequeue_q4pg.sql', s['q'])]
+    subjects = [q4pg_subject(bench)]
     if bench.has_pgmq:
         subjects.append(taker(bench, 'PGMQ pop', 'scripts/dequeue_pgmq.sql', s['pm'], 'peer'))
     bench.compare('dequeue', 'SQL dequeue',

@@ -3,9 +3,14 @@
 from bench.subjects import writer
 
 
+def q4pg_subject(bench, label='q4pg_enqueue', kind='q4pg'):
+    """q4pg_enqueue into the queue q of bench's database, a message a transaction."""
+    return writer(bench, label, 'scripts/enqueue_q4pg.sql', bench.stores['q'], kind)
+
+
 def run(bench):
     s = bench.stores
-    subjects = [writer(bench, 'q4pg_enqueue', 'scripts/enqueue_q4pg.sql', s['q'])]
+    subjects = [q4pg_subject(bench)]
     if bench.has_pgq:
         subjects.append(writer(bench, 'PgQ insert_event', 'scripts/enqueue_pgq.sql', s['pq'],
                                'peer', countable=False))

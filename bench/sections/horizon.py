@@ -26,7 +26,8 @@ import time
 
 import psycopg2
 
-from bench.harness import BENCH, PG_BINDIR, log
+from bench.harness import BENCH, PG_BINDIR, log, table_store
+from bench.subjects import writer
 
 FUTURE = 100000
 CLIENTS = 2
@@ -102,6 +103,14 @@ def _fresh(bench, kind):
     bench.execute("SELECT pgmq.drop_queue('ph') FROM pgmq.meta WHERE queue_name = 'ph'")
     bench.execute("SELECT pgmq.create('ph')")
     return 'pgmq.q_ph'
+
+
+def loop_subject(bench, label='q4pg, unpinned', kind='q4pg'):
+    """The loop, nothing pinned, on a fresh queue h of bench's database, as a
+    pgbench writer for compare(): messages through per second."""
+    _fresh(bench, 'q4pg')
+    return writer(bench, label, 'scripts/horizon_q4pg.sql', table_store(bench, 'h'), kind,
+                  countable=False)
 
 
 def _pin(bench, how):
