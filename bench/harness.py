@@ -8,6 +8,7 @@ import os
 import re
 import statistics
 import subprocess
+import time
 
 import psycopg2
 from psycopg2 import sql
@@ -24,6 +25,7 @@ MESSAGE = '{"n":1}'
 # of a measurement (each run begins with an explicit CHECKPOINT instead).
 POSTGRES_ARGS = ('-h 127.0.0.1 -c logging_collector=off -c max_connections=200 '
                  '-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=30min')
+TICK = os.sysconf('SC_CLK_TCK')
 
 
 def log(*args):
@@ -64,16 +66,54 @@ def table_store(bench, table):
                  vacuum=table)
 
 
-class Subject:
-    """One contender of a measurement: run(clients) -> messages per second."""
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (fields[1]: the
+    parent, [11] and [12]: user and system CPU, [13] and [14]: those of its
+    children it waited for, in ticks), or None when the process is gone."""
+    try:
+        with open('/proc/%s/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
 
-    def __init__(self, label, run, kind='q4pg', clients=None):
+
+def server_cpu(postmaster):
+    """CPU seconds the cluster has used so far: the postmaster's own, its
+    children's that have exited (it waits for each) and its live children's."""
+    total = 0
+    for pid in os.listdir('/proc'):
+        fields = proc_stat(pid) if pid.isdigit() else None
+        if fields is None:
+            continue
+        if int(pid) == postmaster:
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+class Subject:
+    """One contender of a measurement: run(clients) -> messages per second.
+    A run may leave in `last` what the messages cost the server (pgbench
+    subjects do): 'cpu_us' and 'wal_bytes' a message."""
+
+    def __init__(self, label, run, kind='q4pg', clients=None, last=None):
         self.label, self.run, self.kind, self.clients = label, run, kind, clients
+        self.last = {} if last is None else last
 
 
 class PgbenchResult:
-    def __init__(self, tps, processed, failed):
+    """What a pgbench run did, and what the cluster spent meanwhile: server
+    CPU seconds (autovacuum and the rest included) and WAL bytes."""
+
+    def __init__(self, tps, processed, failed, cpu_seconds=None, wal_bytes=None):
         self.tps, self.processed, self.failed = tps, processed, failed
+        self.cpu_seconds, self.wal_bytes = cpu_seconds, wal_bytes
+
+    def per_message(self, moved, last):
+        """Puts this run's server CPU (µs) and WAL (bytes) a message into `last`."""
+        if moved:
+            last.update(cpu_us=self.cpu_seconds / moved * 1e6, wal_bytes=self.wal_bytes / moved)
 
 
 class Bench:
@@ -95,6 +135,7 @@ class Bench:
         self.client_problem = loops.client_available()
         self.stores = {}
         self.others = []            # Benches on other databases (on_database), closed with this one
+        self.postmaster = int(proc_stat(self.query('SELECT pg_backend_pid()')[0][0])[1])
 
     def on_database(self, name):
         """A Bench on database `name` of the same cluster (created, empty, when
@@ -145,7 +186,15 @@ class Bench:
         for name, value in (defines or {}).items():
             cmd += ['-D', '%s=%s' % (name, value)]
         env = dict(self.env, PGOPTIONS=pgoptions) if pgoptions else self.env
+        wal = self.query('SELECT pg_current_wal_insert_lsn()')[0][0]
+        cpu = server_cpu(self.postmaster)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        for _ in range(100):        # (pgbench's backends end after it: their CPU counts)
+            if not self.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgbench'"):
+                break
+            time.sleep(0.01)
+        cpu = server_cpu(self.postmaster) - cpu
+        wal = self.query('SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)', (wal,))[0][0]
         out = proc.stdout + proc.stderr
         tps = re.search(r'^tps = ([\d.]+) \(without initial connection time\)', out, re.M)
         processed = re.search(r'^number of transactions actually processed: (\d+)', out, re.M)
@@ -153,7 +202,7 @@ class Bench:
         if proc.returncode != 0 or not tps or (failed and int(failed.group(1))):
             raise RuntimeError('pgbench %s -c %d failed:\n%s' % (script, clients, out[-2000:]))
         return PgbenchResult(float(tps.group(1)), int(processed.group(1)),
-                             int(failed.group(1)) if failed else 0)
+                             int(failed.group(1)) if failed else 0, cpu, float(wal))
 
     # --- one measurement: a baseline and its contenders, alternated -------------
 
@@ -173,11 +222,14 @@ class Bench:
                 continue
             everyone = [baseline] + here
             rates = {s.label: [] for s in everyone}
+            costs = {s.label: [] for s in everyone}
             for r in range(rounds):
                 k = r % len(everyone)
                 for s in everyone[k:] + everyone[:k]:      # a different one goes first each round
+                    s.last.clear()
                     rate = s.run(c)
                     rates[s.label].append(rate)
+                    costs[s.label].append(dict(s.last))
                     log('  %-22s c=%-2d round %d/%d  %-34s %12.1f %s'
                         % (measurement, c, r + 1, rounds, s.label, rate, unit))
             for s in here:
@@ -187,6 +239,7 @@ class Bench:
                            rate=median(rates[s.label]), baseline_rate=median(rates[baseline.label]),
                            ratio=median(ratios), rates=rates[s.label],
                            baseline_rates=rates[baseline.label], ratios=ratios, target=None)
+                row.update(_cost_ratios(costs[s.label], costs[baseline.label]))
                 if s.kind == 'q4pg' and target:
                     row['target'] = target
                     if target[0] == 'ratio':
@@ -214,3 +267,19 @@ class Bench:
         if self.pool is not None:
             self.pool.shutdown()
         self.admin.close()
+
+
+def _cost_ratios(costs, baseline_costs):
+    """What the server spent a message, per round, for a subject and its baseline,
+    and the median of the per-round ratios (cpu_ratio, wal_ratio); {} when the
+    subject does not say."""
+    out = {}
+    for what in ('cpu_us', 'wal_bytes'):
+        mine = [c.get(what) for c in costs]
+        theirs = [c.get(what) for c in baseline_costs]
+        if None in mine or None in theirs or not all(theirs):
+            continue
+        out[what] = mine
+        out['baseline_' + what] = theirs
+        out[what.split('_')[0] + '_ratio'] = median([a / b for a, b in zip(mine, theirs)])
+    return out

@@ -264,16 +264,30 @@ def versions(rows):
            '(the baseline), one with %s, each with a queue of the same shape, nothing pinning '
            'the xmin horizon, in the same rounds. Rate ratio: the median of the per-round ratios '
            '%s / %s; cost: the median of the per-round inverse ratios, what a message costs in '
-           '%s over %s (issue 17: at most %.2f on every path, unpinned).'
-           % (old, new, new, old, new, old, COST_TARGET), '',
-           '| path | clients | %s msg/s | %s msg/s | rate ratio | cost | target |' % (old, new),
-           '|---|---:|---:|---:|---:|---:|---|']
+           '%s over %s (issue 17: at most %.2f on every path, unpinned). What the server spent '
+           'a message while pgbench ran (medians of the rounds): CPU (every process of the '
+           'cluster, autovacuum included) and WAL, %s → %s, and the median of the per-round '
+           'ratios: the cost apart from the machine\'s noise.'
+           % (old, new, new, old, new, old, COST_TARGET, old, new), '',
+           '| path | clients | %s msg/s | %s msg/s | rate ratio | cost | target | CPU µs/msg | '
+           'CPU ratio | WAL bytes/msg | WAL ratio |' % (old, new),
+           '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|']
     for r in rows:
-        out.append('| %s | %d | %s | %s | %.3f | %.3f | ≤ %.2f: %s |'
+        out.append('| %s | %d | %s | %s | %.3f | %.3f | ≤ %.2f: %s | %s | %s |'
                    % (r['measurement'], r['clients'], _rate(r['baseline_rate']), _rate(r['rate']),
                       r['ratio'], cost(r), COST_TARGET,
-                      'pass' if cost(r) <= COST_TARGET else '**FAIL**'))
+                      'pass' if cost(r) <= COST_TARGET else '**FAIL**',
+                      _spent(r, 'cpu_us', '%.1f'), _spent(r, 'wal_bytes', '%.0f')))
     return out + ['']
+
+
+def _spent(row, what, fmt):
+    """'old → new | ratio' of a row's per-message CPU or WAL ('— | —' when not measured)."""
+    if what not in row:
+        return '— | —'
+    return '%s → %s | %.3f' % (fmt % statistics.median(row['baseline_' + what]),
+                                fmt % statistics.median(row[what]),
+                                row[what.split('_')[0] + '_ratio'])
 
 
 def unique(items):

@@ -26,13 +26,12 @@ import time
 
 import psycopg2
 
-from bench.harness import BENCH, PG_BINDIR, log, table_store
+from bench.harness import BENCH, PG_BINDIR, TICK, log, proc_stat, table_store
 from bench.subjects import writer
 
 FUTURE = 100000
 CLIENTS = 2
 RECOVERY = 60           # seconds measured after the pin ends
-TICK = os.sysconf('SC_CLK_TCK')
 
 
 class ServerCpu:
@@ -46,14 +45,8 @@ class ServerCpu:
 
     def _sample(self):
         for pid in os.listdir('/proc'):
-            if not pid.isdigit():
-                continue
-            try:
-                with open('/proc/%s/stat' % pid) as f:
-                    fields = f.read().rsplit(')', 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) != self.postmaster:
+            fields = proc_stat(pid) if pid.isdigit() else None
+            if fields is None or int(fields[1]) != self.postmaster:
                 continue
             used = (int(fields[11]) + int(fields[12])) / TICK
             self.first.setdefault(pid, used if self.started else 0.0)
@@ -75,12 +68,6 @@ class ServerCpu:
         self.thread.join()
         self._sample()
         return sum(self.last[p] - self.first[p] for p in self.last)
-
-
-def _postmaster(bench):
-    pid = bench.query('SELECT pg_backend_pid()')[0][0]
-    with open('/proc/%d/stat' % pid) as f:
-        return int(f.read().rsplit(')', 1)[1].split()[1])
 
 
 def _size(bench, relation):
@@ -139,7 +126,7 @@ def _release(pin):
 def _loop(bench, script, seconds, release_at=None, pin=None):
     """Runs the loop for `seconds`, ending the pin after `release_at` s;
     returns (rates per 10 s, messages, server CPU seconds, seconds run)."""
-    cpu = ServerCpu(_postmaster(bench))
+    cpu = ServerCpu(bench.postmaster)
     cmd = [os.path.join(PG_BINDIR, 'pgbench'), '-n', '-M', 'prepared', '-P', '10',
            '-f', os.path.join(BENCH, script), '-c', str(CLIENTS), '-j', str(CLIENTS),
            '-T', str(seconds)]
