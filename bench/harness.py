@@ -79,17 +79,20 @@ def proc_stat(pid):
 
 def server_cpu(postmaster):
     """CPU seconds the cluster has used so far: the postmaster's own, its
-    children's that have exited (it waits for each) and its live children's."""
-    total = 0
-    for pid in os.listdir('/proc'):
-        fields = proc_stat(pid) if pid.isdigit() else None
-        if fields is None:
-            continue
-        if int(pid) == postmaster:
-            total += sum(int(f) for f in fields[11:15])
-        elif int(fields[1]) == postmaster:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
+    children's that have exited (it waits for each) and its live children's,
+    taken while the postmaster waited for none of them (else a child that
+    ended between the two looks would count twice or not at all)."""
+    for _ in range(20):
+        before = proc_stat(postmaster)
+        live = 0
+        for pid in os.listdir('/proc'):
+            fields = proc_stat(pid) if pid.isdigit() else None
+            if fields is not None and int(fields[1]) == postmaster:
+                live += int(fields[11]) + int(fields[12])
+        after = proc_stat(postmaster)
+        if before[13:15] == after[13:15]:
+            return (sum(int(f) for f in after[11:15]) + live) / TICK
+    raise RuntimeError('the server\'s CPU time: its processes kept ending while it was read')
 
 
 class Subject:
