@@ -173,16 +173,21 @@ def _versions(fig):
            'What a message costs in q4pg %s over %s, nothing pinning the horizon (issue 17\'s '
            'target: at most %.2f on every path): %s and %s on two databases of the same cluster, '
            'the same pgbench scripts in the same rounds; the median of the per-round %s rate / '
-           '%s rate (`bench/results/%s`, %d rounds). Over the target in bold.'
+           '%s rate, over the target in bold; in brackets, the same for the server\'s CPU time '
+           'a message, which the machine\'s noise hardly moves (`bench/results/%s`, %d rounds, '
+           'which also holds the rates and the WAL a message).'
            % (new, old, COST_TARGET, old, new, old, new, name, results['config']['rounds']), '',
            '| path | 1 client | 4 clients | 16 clients |', '|---|---:|---:|---:|']
     for measurement in unique(r['measurement'] for r in rows):
         cells = []
         for c in (1, 4, 16):
             hit = [r for r in rows if r['measurement'] == measurement and r['clients'] == c]
-            value = cost(hit[0]) if hit else None
-            cells.append('—' if value is None else
-                         ('**%.2f**' if value > COST_TARGET else '%.2f') % value)
+            if not hit:
+                cells.append('—')
+                continue
+            value = cost(hit[0])
+            cells.append(('**%.2f**' if value > COST_TARGET else '%.2f') % value
+                         + (' (%.2f)' % hit[0]['cpu_ratio'] if 'cpu_ratio' in hit[0] else ''))
         out.append('| %s | %s |' % (measurement, ' | '.join(cells)))
     return out + ['']
 
