@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from bench.report import COST_TARGET, cost, unique
+from bench.report import COST_TARGET, cost, unique, version_rows
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(BENCH, 'results')
@@ -167,8 +167,7 @@ def _versions(fig):
     if 'versions' not in fig.source:
         return []
     name, results = fig.source['versions']
-    rows = [r for r in results['rows'] if r['section'] == 'versions']
-    new, old = (rows[0][k].replace('q4pg ', '') for k in ('subject', 'baseline'))
+    rows, new, old = version_rows(results['rows'])
     out = ['## %s against %s' % (new, old), '',
            'What a message costs in q4pg %s over %s, nothing pinning the horizon (issue 17\'s '
            'target: at most %.2f on every path): %s and %s on two databases of the same cluster, '

@@ -253,12 +253,21 @@ def cost(row):
     return statistics.median([1 / r for r in row['ratios']])
 
 
-def versions(rows):
-    """The versions section (bench/sections/versions.py): 1.2 against 1.1, unpinned."""
+def version_rows(rows):
+    """The versions section's rows, and the versions they compare: (rows, new,
+    old), or None when there are none."""
     rows = [r for r in rows if r['section'] == 'versions']
     if not rows:
+        return None
+    return (rows,) + tuple(rows[0][k].replace('q4pg ', '') for k in ('subject', 'baseline'))
+
+
+def versions(rows):
+    """The versions section (bench/sections/versions.py): 1.2 against 1.1, unpinned."""
+    found = version_rows(rows)
+    if not found:
         return []
-    new, old = (rows[0][k].replace('q4pg ', '') for k in ('subject', 'baseline'))
+    rows, new, old = found
     out = ['## %s against %s' % (new, old), '',
            'The same pgbench scripts on two databases of the bench cluster, one with q4pg %s '
            '(the baseline), one with %s, each with a queue of the same shape, nothing pinning '
