@@ -8,8 +8,10 @@ import os
 import re
 import statistics
 import subprocess
+import time
 
 import psycopg2
+from psycopg2 import sql
 
 from bench.workers import loops
 
@@ -23,6 +25,7 @@ MESSAGE = '{"n":1}'
 # of a measurement (each run begins with an explicit CHECKPOINT instead).
 POSTGRES_ARGS = ('-h 127.0.0.1 -c logging_collector=off -c max_connections=200 '
                  '-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=30min')
+TICK = os.sysconf('SC_CLK_TCK')
 
 
 def log(*args):
@@ -63,25 +66,68 @@ def table_store(bench, table):
                  vacuum=table)
 
 
-class Subject:
-    """One contender of a measurement: run(clients) -> messages per second."""
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (fields[1]: the
+    parent, [11] and [12]: user and system CPU, [13] and [14]: those of its
+    children it waited for, in ticks), or None when the process is gone."""
+    try:
+        with open('/proc/%s/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
 
-    def __init__(self, label, run, kind='q4pg', clients=None):
+
+def server_cpu(postmaster):
+    """CPU seconds the cluster has used so far: the postmaster's own, its
+    children's that have exited (it waits for each) and its live children's,
+    taken while the postmaster waited for none of them (else a child that
+    ended between the two looks would count twice or not at all)."""
+    for _ in range(20):
+        before = proc_stat(postmaster)
+        live = 0
+        for pid in os.listdir('/proc'):
+            fields = proc_stat(pid) if pid.isdigit() else None
+            if fields is not None and int(fields[1]) == postmaster:
+                live += int(fields[11]) + int(fields[12])
+        after = proc_stat(postmaster)
+        if before[13:15] == after[13:15]:
+            return (sum(int(f) for f in after[11:15]) + live) / TICK
+    raise RuntimeError('the server\'s CPU time: its processes kept ending while it was read')
+
+
+class Subject:
+    """One contender of a measurement: run(clients) -> messages per second.
+    A run may leave in `last` what the messages cost the server (pgbench
+    subjects do): 'cpu_us' and 'wal_bytes' a message."""
+
+    def __init__(self, label, run, kind='q4pg', clients=None, last=None):
         self.label, self.run, self.kind, self.clients = label, run, kind, clients
+        self.last = {} if last is None else last
 
 
 class PgbenchResult:
-    def __init__(self, tps, processed, failed):
+    """What a pgbench run did, and what the cluster spent meanwhile: server
+    CPU seconds (autovacuum and the rest included) and WAL bytes."""
+
+    def __init__(self, tps, processed, failed, cpu_seconds=None, wal_bytes=None):
         self.tps, self.processed, self.failed = tps, processed, failed
+        self.cpu_seconds, self.wal_bytes = cpu_seconds, wal_bytes
+
+    def per_message(self, moved, last):
+        """Puts this run's server CPU (µs) and WAL (bytes) a message into `last`."""
+        if moved:
+            last.update(cpu_us=self.cpu_seconds / moved * 1e6, wal_bytes=self.wal_bytes / moved)
 
 
 class Bench:
-    """The bench cluster as the sections see it, and what they measure into."""
+    """The bench cluster as the sections see it, and what they measure into: its
+    main database, or `database` (see on_database())."""
 
-    def __init__(self, pg, cfg):
+    def __init__(self, pg, cfg, database=None):
         self.pg, self.cfg = pg, cfg
-        self.env = dict(os.environ, **pg.env())
-        self.dsn = pg.dsn_string()
+        self.database = database or pg.dsn()['database']
+        self.env = dict(os.environ, **dict(pg.env(), PGDATABASE=self.database))
+        self.dsn = pg.dsn_string(database=self.database)
         self.admin = psycopg2.connect(self.dsn)
         self.admin.autocommit = True
         self.rows, self.latency, self.soak, self.cpu, self.horizon = [], [], [], [], []
@@ -91,6 +137,21 @@ class Bench:
         self.peer_versions = {}
         self.client_problem = loops.client_available()
         self.stores = {}
+        self.others = []            # Benches on other databases (on_database), closed with this one
+        self.postmaster = int(proc_stat(self.query('SELECT pg_backend_pid()')[0][0])[1])
+
+    def on_database(self, name):
+        """A Bench on database `name` of the same cluster (created, empty, when
+        missing): where a contender runs that needs a database of its own (the
+        versions section's q4pg 1.1).  Its SQL, psql, pgbench and stores work
+        there; subjects made with it (bench.subjects) measure there, and compare()
+        on this Bench puts them side by side with this database's.  Closed with
+        this one."""
+        if not self.query('SELECT 1 FROM pg_database WHERE datname = %s', (name,)):
+            self.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
+        other = Bench(self.pg, self.cfg, database=name)
+        self.others.append(other)
+        return other
 
     def setup(self):
         """The tables every section shares (bench/setup.sql)."""
@@ -128,7 +189,15 @@ class Bench:
         for name, value in (defines or {}).items():
             cmd += ['-D', '%s=%s' % (name, value)]
         env = dict(self.env, PGOPTIONS=pgoptions) if pgoptions else self.env
+        wal = self.query('SELECT pg_current_wal_insert_lsn()')[0][0]
+        cpu = server_cpu(self.postmaster)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        for _ in range(100):        # (pgbench's backends end after it: their CPU counts)
+            if not self.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgbench'"):
+                break
+            time.sleep(0.01)
+        cpu = server_cpu(self.postmaster) - cpu
+        wal = self.query('SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)', (wal,))[0][0]
         out = proc.stdout + proc.stderr
         tps = re.search(r'^tps = ([\d.]+) \(without initial connection time\)', out, re.M)
         processed = re.search(r'^number of transactions actually processed: (\d+)', out, re.M)
@@ -136,7 +205,7 @@ class Bench:
         if proc.returncode != 0 or not tps or (failed and int(failed.group(1))):
             raise RuntimeError('pgbench %s -c %d failed:\n%s' % (script, clients, out[-2000:]))
         return PgbenchResult(float(tps.group(1)), int(processed.group(1)),
-                             int(failed.group(1)) if failed else 0)
+                             int(failed.group(1)) if failed else 0, cpu, float(wal))
 
     # --- one measurement: a baseline and its contenders, alternated -------------
 
@@ -156,11 +225,14 @@ class Bench:
                 continue
             everyone = [baseline] + here
             rates = {s.label: [] for s in everyone}
+            costs = {s.label: [] for s in everyone}
             for r in range(rounds):
                 k = r % len(everyone)
                 for s in everyone[k:] + everyone[:k]:      # a different one goes first each round
+                    s.last.clear()
                     rate = s.run(c)
                     rates[s.label].append(rate)
+                    costs[s.label].append(dict(s.last))
                     log('  %-22s c=%-2d round %d/%d  %-34s %12.1f %s'
                         % (measurement, c, r + 1, rounds, s.label, rate, unit))
             for s in here:
@@ -170,6 +242,7 @@ class Bench:
                            rate=median(rates[s.label]), baseline_rate=median(rates[baseline.label]),
                            ratio=median(ratios), rates=rates[s.label],
                            baseline_rates=rates[baseline.label], ratios=ratios, target=None)
+                row.update(_cost_ratios(costs[s.label], costs[baseline.label]))
                 if s.kind == 'q4pg' and target:
                     row['target'] = target
                     if target[0] == 'ratio':
@@ -192,6 +265,24 @@ class Bench:
             list(self.pool.map(loops.warm_up, range(n)))
 
     def close(self):
+        for other in self.others:
+            other.close()
         if self.pool is not None:
             self.pool.shutdown()
         self.admin.close()
+
+
+def _cost_ratios(costs, baseline_costs):
+    """What the server spent a message, per round, for a subject and its baseline,
+    and the median of the per-round ratios (cpu_ratio, wal_ratio); {} when the
+    subject does not say."""
+    out = {}
+    for what in ('cpu_us', 'wal_bytes'):
+        mine = [c.get(what) for c in costs]
+        theirs = [c.get(what) for c in baseline_costs]
+        if None in mine or None in theirs or not all(theirs):
+            continue
+        out[what] = mine
+        out['baseline_' + what] = theirs
+        out[what.split('_')[0] + '_ratio'] = median([a / b for a, b in zip(mine, theirs)])
+    return out

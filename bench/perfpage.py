@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from bench.report import COST_TARGET, cost, unique, version_rows
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(BENCH, 'results')
 PAGE = os.path.join(os.path.dirname(BENCH), 'docs', 'performance.md')
@@ -107,7 +109,7 @@ def _table(fig):
     seen = []
     for r in fig.rows:
         key = (r['measurement'], r['subject'])
-        if key in seen or r['section'] == 'anatomy':
+        if key in seen or r['section'] in ('anatomy', 'versions'):
             continue
         seen.append(key)
         cells = []
@@ -160,6 +162,35 @@ def _horizon(fig):
     return out + ['']
 
 
+def _versions(fig):
+    """The versions section's table (bench/sections/versions.py), when a run measured it."""
+    if 'versions' not in fig.source:
+        return []
+    name, results = fig.source['versions']
+    rows, new, old = version_rows(results['rows'])
+    out = ['## %s against %s' % (new, old), '',
+           'What a message costs in q4pg %s over %s, nothing pinning the horizon (issue 17\'s '
+           'target: at most %.2f on every path): %s and %s on two databases of the same cluster, '
+           'the same pgbench scripts in the same rounds; the median of the per-round %s rate / '
+           '%s rate, over the target in bold; in brackets, the same for the server\'s CPU time '
+           'a message, which the machine\'s noise hardly moves (`bench/results/%s`, %d rounds, '
+           'which also holds the rates and the WAL a message).'
+           % (new, old, COST_TARGET, old, new, old, new, name, results['config']['rounds']), '',
+           '| path | 1 client | 4 clients | 16 clients |', '|---|---:|---:|---:|']
+    for measurement in unique(r['measurement'] for r in rows):
+        cells = []
+        for c in (1, 4, 16):
+            hit = [r for r in rows if r['measurement'] == measurement and r['clients'] == c]
+            if not hit:
+                cells.append('—')
+                continue
+            value = cost(hit[0])
+            cells.append(('**%.2f**' if value > COST_TARGET else '%.2f') % value
+                         + (' (%.2f)' % hit[0]['cpu_ratio'] if 'cpu_ratio' in hit[0] else ''))
+        out.append('| %s | %s |' % (measurement, ' | '.join(cells)))
+    return out + ['']
+
+
 def page(results_dir=RESULTS):
     runs = load(results_dir)
     fig = Figures(runs)
@@ -197,7 +228,7 @@ def page(results_dir=RESULTS):
         'take ±0.1 on any one ratio. [bench/results/results.md](../bench/results/results.md) '
         'has the rates, every round and the targets.',
         '',
-    ] + _table(fig) + [''] + _horizon(fig) + [
+    ] + _table(fig) + [''] + _horizon(fig) + _versions(fig) + [
         'Wake-up latency of an idle `listen()` (from the producer\'s COMMIT to the listener '
         'holding the message), p99: %s ms with 1 listener, %s ms with 4, %s ms with 16 on one '
         'tag (a hand-written psycopg2 loop: %s / %s / %s ms).'

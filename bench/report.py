@@ -1,5 +1,8 @@
 """results.md: a run's results (bench/run.py) as Markdown tables."""
 
+import statistics
+
+COST_TARGET = 1.10    # issue 17: unpinned, no path of 1.2 costs more than 10 % over 1.1
 KIND_NOTE = {'q4pg': '', 'peer': ' (peer)', 'diagnostic': ' (diagnostic)', 'anatomy': ''}
 
 
@@ -60,11 +63,11 @@ def markdown(results):
             'shape. Takers drain a prefilled table and never find it empty.', '']
 
     rows = results['rows']
-    if rows:
+    if any(r['section'] != 'versions' for r in rows):
         out += ['## Throughput', '',
                 '| measurement | clients | subject | rate | baseline | baseline rate | ratio | target |',
                 '|---|---:|---|---:|---|---:|---:|---|']
-        for r in rows:
+        for r in (r for r in rows if r['section'] != 'versions'):     # (their own table below)
             out.append('| %s | %d | %s | %s %s | %s | %s | %.3f | %s |'
                        % (r['measurement'], r['clients'], _subject(r), _rate(r['rate']), r['unit'],
                           r['baseline'], _rate(r['baseline_rate']), r['ratio'], _target(r)))
@@ -124,6 +127,8 @@ def markdown(results):
     if results.get('horizon'):
         out += horizon(results['horizon'])
 
+    out += versions(rows)
+
     anatomy = [r for r in rows if r['section'] == 'anatomy']
     if anatomy or results.get('cpu'):
         out += ['## Anatomy: q4pg_enqueue and q4pg_dequeue piece by piece', '',
@@ -161,7 +166,7 @@ def markdown(results):
                         out.append('| %s | %.1f | %+.1f |' % (r['subject'], us, us - base_us))
             out.append('')
 
-    out += ['## Targets (issues #3 and #11)', '']
+    out += ['## Targets (issues #3, #11 and #17)', '']
     for line in targets(results):
         out.append('- ' + line)
     if results['notes']:
@@ -181,6 +186,12 @@ def targets(results):
                             ('ratio %.3f (≥ %.2f)' % (r['ratio'], r['target'][1])
                              if r['target'][0] == 'ratio' else
                              '{:,.0f} msg/s (≥ {:,.0f})'.format(r['rate'], r['target'][1]))))
+    for r in results['rows']:
+        if r['section'] == 'versions':
+            lines.append('%s %s against %s, %s, %d client%s: a message costs %.3f× (≤ %.2f)'
+                         % ('✅' if cost(r) <= COST_TARGET else '❌', r['subject'], r['baseline'],
+                            r['measurement'], r['clients'], 's' if r['clients'] > 1 else '',
+                            cost(r), COST_TARGET))
     for r in results['latency']:
         if r['kind'] == 'q4pg':
             lines.append('%s wake-up p99, %d listener%s: %s ms (< 10 ms)%s'
@@ -234,6 +245,58 @@ def horizon(runs):
                       ', '.join('%.0f' % x for x in r['recovery']) or '—', _horizon_verdict(r)))
     out.append('')
     return out
+
+
+def cost(row):
+    """What a message costs the subject over the baseline: the median of the
+    per-round inverse ratios (baseline rate / subject rate)."""
+    return statistics.median([1 / r for r in row['ratios']])
+
+
+def version_rows(rows):
+    """The versions section's rows, and the versions they compare: (rows, new,
+    old), or None when there are none."""
+    rows = [r for r in rows if r['section'] == 'versions']
+    if not rows:
+        return None
+    return (rows,) + tuple(rows[0][k].replace('q4pg ', '') for k in ('subject', 'baseline'))
+
+
+def versions(rows):
+    """The versions section (bench/sections/versions.py): 1.2 against 1.1, unpinned."""
+    found = version_rows(rows)
+    if not found:
+        return []
+    rows, new, old = found
+    out = ['## %s against %s' % (new, old), '',
+           'The same pgbench scripts on two databases of the bench cluster, one with q4pg %s '
+           '(the baseline), one with %s, each with a queue of the same shape, nothing pinning '
+           'the xmin horizon, in the same rounds. Rate ratio: the median of the per-round ratios '
+           '%s / %s; cost: the median of the per-round inverse ratios, what a message costs in '
+           '%s over %s (issue 17: at most %.2f on every path, unpinned). What the server spent '
+           'a message while pgbench ran (medians of the rounds): CPU (every process of the '
+           'cluster, autovacuum included) and WAL, %s → %s, and the median of the per-round '
+           'ratios: the cost apart from the machine\'s noise.'
+           % (old, new, new, old, new, old, COST_TARGET, old, new), '',
+           '| path | clients | %s msg/s | %s msg/s | rate ratio | cost | target | CPU µs/msg | '
+           'CPU ratio | WAL bytes/msg | WAL ratio |' % (old, new),
+           '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|']
+    for r in rows:
+        out.append('| %s | %d | %s | %s | %.3f | %.3f | ≤ %.2f: %s | %s | %s |'
+                   % (r['measurement'], r['clients'], _rate(r['baseline_rate']), _rate(r['rate']),
+                      r['ratio'], cost(r), COST_TARGET,
+                      'pass' if cost(r) <= COST_TARGET else '**FAIL**',
+                      _spent(r, 'cpu_us', '%.1f'), _spent(r, 'wal_bytes', '%.0f')))
+    return out + ['']
+
+
+def _spent(row, what, fmt):
+    """'old → new | ratio' of a row's per-message CPU or WAL ('— | —' when not measured)."""
+    if what not in row:
+        return '— | —'
+    return '%s → %s | %.3f' % (fmt % statistics.median(row['baseline_' + what]),
+                                fmt % statistics.median(row[what]),
+                                row[what.split('_')[0] + '_ratio'])
 
 
 def unique(items):

@@ -15,14 +15,16 @@ def writer(bench, label, script, store, kind='q4pg', per_call=1, defines=None, c
            clients=None, pgoptions=None):
     """A pgbench script that adds messages, for cfg.seconds.  Rate: messages in
     the table afterwards (countable) or transactions x per_call."""
+    last = {}
+
     def run(c):
         store.reset()
         res = bench.pgbench(script, c, seconds=bench.cfg.seconds, defines=defines,
                             pgoptions=pgoptions)
-        if countable and store.count_sql:
-            return store.count() * res.tps / res.processed
-        return res.tps * per_call
-    return Subject(label, run, kind, clients)
+        moved = store.count() if countable and store.count_sql else res.processed * per_call
+        res.per_message(moved, last)
+        return moved * res.tps / res.processed
+    return Subject(label, run, kind, clients, last)
 
 
 def taker(bench, label, script, store, kind='q4pg', batch=None, clients=None, pgoptions=None,
@@ -32,6 +34,7 @@ def taker(bench, label, script, store, kind='q4pg', batch=None, clients=None, pg
     table empty.  In batches: a fixed number of calls (-t), each finding a
     full batch.  Rate: messages actually moved per second."""
     seconds = seconds or bench.cfg.seconds
+    last = {}
 
     def run(c):
         if batch is None:
@@ -52,8 +55,9 @@ def taker(bench, label, script, store, kind='q4pg', batch=None, clients=None, pg
             res = bench.pgbench(script, c, transactions=calls, defines={'batch': batch},
                                 pgoptions=pgoptions)
             left = store.count()
+        res.per_message(n - left, last)
         return (n - left) * res.tps / res.processed
-    return Subject(label, run, kind, clients)
+    return Subject(label, run, kind, clients, last)
 
 
 def python_loop(bench, label, impl, job, store, kind='q4pg', batch=1):

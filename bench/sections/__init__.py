@@ -3,7 +3,7 @@
 import importlib
 
 ALL = ['enqueue', 'dequeue', 'lease', 'scheduled', 'notify', 'python', 'python_async', 'batch', 'listen',
-       'metrics', 'soak', 'horizon', 'anatomy']
+       'metrics', 'soak', 'horizon', 'versions', 'anatomy']
 DEFAULT = [s for s in ALL if s != 'anatomy']     # anatomy runs only when asked for
 
 

@@ -6,11 +6,22 @@ from bench.harness import MESSAGE, Subject
 from bench.subjects import taker, writer
 
 
+def enqueue_subject(bench, label='q4pg_enqueue_many', kind='q4pg'):
+    """q4pg_enqueue_many of cfg.batch messages into the queue q of bench's database."""
+    return writer(bench, label, 'scripts/batch_enqueue_q4pg.sql', bench.stores['q'], kind,
+                  defines={'batch': bench.cfg.batch})
+
+
+def dequeue_subject(bench, label='q4pg_dequeue_many', kind='q4pg'):
+    """q4pg_dequeue_many of cfg.batch messages from the queue q of bench's database."""
+    return taker(bench, label, 'scripts/batch_dequeue_q4pg.sql', bench.stores['q'], kind,
+                 batch=bench.cfg.batch)
+
+
 def run(bench):
     s, b = bench.stores, bench.cfg.batch
     defines = {'batch': b}
-    subjects = [writer(bench, 'q4pg_enqueue_many', 'scripts/batch_enqueue_q4pg.sql', s['q'],
-                       defines=defines)]
+    subjects = [enqueue_subject(bench)]
     if bench.has_pgq:
         subjects.append(writer(bench, 'PgQ insert_event x%d' % b, 'scripts/batch_enqueue_pgq.sql',
                                s['pq'], 'peer', per_call=b, defines=defines, countable=False))
@@ -22,8 +33,7 @@ def run(bench):
                          'baseline', defines=defines),
                   subjects, clients=bench.cfg.batch_clients, target=('rate', 100000))
 
-    subjects = [taker(bench, 'q4pg_dequeue_many', 'scripts/batch_dequeue_q4pg.sql', s['q'],
-                      batch=b)]
+    subjects = [dequeue_subject(bench)]
     if bench.has_pgmq:
         subjects.append(taker(bench, 'PGMQ pop(%d)' % b, 'scripts/batch_dequeue_pgmq.sql', s['pm'],
                               'peer', batch=b))

@@ -4,9 +4,14 @@ DELETE ... SKIP LOCKED."""
 from bench.subjects import taker
 
 
+def q4pg_subject(bench, label='q4pg_dequeue', kind='q4pg'):
+    """q4pg_dequeue draining the prefilled queue q of bench's database."""
+    return taker(bench, label, 'scripts/dequeue_q4pg.sql', bench.stores['q'], kind)
+
+
 def run(bench):
     s = bench.stores
-    subjects = [taker(bench, 'q4pg_dequeue', 'scripts/dequeue_q4pg.sql', s['q']),
+    subjects = [q4pg_subject(bench),
                 taker(bench, 'q4pg direct door: q4pg_q_dequeue', 'scripts/dequeue_door.sql', s['q']),
                 taker(bench, 'the same DELETE on the q4pg queue table', 'scripts/dequeue_queue_table.sql',
                       s['q'], 'diagnostic')]

@@ -4,9 +4,14 @@ against a plain INSERT."""
 from bench.subjects import writer
 
 
+def q4pg_subject(bench, label='q4pg_enqueue', kind='q4pg'):
+    """q4pg_enqueue into the queue q of bench's database, a message a transaction."""
+    return writer(bench, label, 'scripts/enqueue_q4pg.sql', bench.stores['q'], kind)
+
+
 def run(bench):
     s = bench.stores
-    subjects = [writer(bench, 'q4pg_enqueue', 'scripts/enqueue_q4pg.sql', s['q']),
+    subjects = [q4pg_subject(bench),
                 writer(bench, 'q4pg direct door: q4pg_q_enqueue', 'scripts/enqueue_door.sql', s['q']),
                 writer(bench, 'the same INSERT into the q4pg queue table', 'scripts/enqueue_queue_table.sql',
                        s['q'], 'diagnostic')]

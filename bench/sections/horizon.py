@@ -26,12 +26,12 @@ import time
 
 import psycopg2
 
-from bench.harness import BENCH, PG_BINDIR, log
+from bench.harness import BENCH, PG_BINDIR, TICK, log, proc_stat, table_store
+from bench.subjects import writer
 
 FUTURE = 100000
 CLIENTS = 2
 RECOVERY = 60           # seconds measured after the pin ends
-TICK = os.sysconf('SC_CLK_TCK')
 
 
 class ServerCpu:
@@ -45,14 +45,8 @@ class ServerCpu:
 
     def _sample(self):
         for pid in os.listdir('/proc'):
-            if not pid.isdigit():
-                continue
-            try:
-                with open('/proc/%s/stat' % pid) as f:
-                    fields = f.read().rsplit(')', 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) != self.postmaster:
+            fields = proc_stat(pid) if pid.isdigit() else None
+            if fields is None or int(fields[1]) != self.postmaster:
                 continue
             used = (int(fields[11]) + int(fields[12])) / TICK
             self.first.setdefault(pid, used if self.started else 0.0)
@@ -76,12 +70,6 @@ class ServerCpu:
         return sum(self.last[p] - self.first[p] for p in self.last)
 
 
-def _postmaster(bench):
-    pid = bench.query('SELECT pg_backend_pid()')[0][0]
-    with open('/proc/%d/stat' % pid) as f:
-        return int(f.read().rsplit(')', 1)[1].split()[1])
-
-
 def _size(bench, relation):
     # (pg_partition_tree gives nothing for an ordinary table)
     return bench.query('SELECT coalesce(sum(pg_total_relation_size(t.r)), 0)::bigint '
@@ -102,6 +90,14 @@ def _fresh(bench, kind):
     bench.execute("SELECT pgmq.drop_queue('ph') FROM pgmq.meta WHERE queue_name = 'ph'")
     bench.execute("SELECT pgmq.create('ph')")
     return 'pgmq.q_ph'
+
+
+def loop_subject(bench, label='q4pg, unpinned', kind='q4pg'):
+    """The loop, nothing pinned, on a fresh queue h of bench's database, as a
+    pgbench writer for compare(): messages through per second."""
+    _fresh(bench, 'q4pg')
+    return writer(bench, label, 'scripts/horizon_q4pg.sql', table_store(bench, 'h'), kind,
+                  countable=False)
 
 
 def _pin(bench, how):
@@ -130,7 +126,7 @@ def _release(pin):
 def _loop(bench, script, seconds, release_at=None, pin=None):
     """Runs the loop for `seconds`, ending the pin after `release_at` s;
     returns (rates per 10 s, messages, server CPU seconds, seconds run)."""
-    cpu = ServerCpu(_postmaster(bench))
+    cpu = ServerCpu(bench.postmaster)
     cmd = [os.path.join(PG_BINDIR, 'pgbench'), '-n', '-M', 'prepared', '-P', '10',
            '-f', os.path.join(BENCH, script), '-c', str(CLIENTS), '-j', str(CLIENTS),
            '-T', str(seconds)]

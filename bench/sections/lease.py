@@ -8,12 +8,17 @@ functions called by name: docs/sql.md, "The direct door")."""
 from bench.subjects import taker
 
 
+def q4pg_subject(bench, label='q4pg_lease + q4pg_ack', kind='q4pg'):
+    """q4pg_lease then q4pg_ack, draining the prefilled queue q of bench's database."""
+    return taker(bench, label, 'scripts/lease_q4pg.sql', bench.stores['q'], kind)
+
+
 def run(bench):
     s = bench.stores
     bench.compare('lease', 'lease + ack',
                   taker(bench, 'UPDATE ... SKIP LOCKED, DELETE', 'scripts/lease_raw.sql',
                         s['raw_lease'], 'baseline'),
-                  [taker(bench, 'q4pg_lease + q4pg_ack', 'scripts/lease_q4pg.sql', s['q']),
+                  [q4pg_subject(bench),
                    taker(bench, 'the same UPDATE, DELETE on the q4pg queue table',
                          'scripts/lease_queue_table.sql', s['q'], 'diagnostic'),
                    taker(bench, 'q4pg direct door: q4pg_q_lease + q4pg_q_ack', 'scripts/lease_door.sql',
