@@ -5,7 +5,7 @@ synchronous_commit on), measures, writes results.md, results.json and
 chart.png and stops the cluster.  `make bench` runs it, from the repository
 root:
 
-    python -m bench.run                    the full run (about 16 minutes on 2 cores)
+    python -m bench.run                    the full run (about an hour on 2 cores; horizon alone 30 min)
     python -m bench.run --quick            a smoke run (2-3 minutes)
     python -m bench.run --only enqueue,dequeue
     python -m bench.run --only anatomy     q4pg_enqueue/q4pg_dequeue taken apart, piece by piece
