@@ -83,16 +83,17 @@ END;
 -- md5 ('Big Jobs': q4pg_big_jobs_<8 hex>_enqueue).  So the names never need
 -- quoting, stay within 63 bytes, survive a dump and restore, and two tables
 -- of one schema do not share them.
-CREATE FUNCTION @extschema@.q4pg_door_prefix(p_table name)
+CREATE FUNCTION @extschema@.q4pg_door_prefix(p_queue regclass)
 RETURNS text
 LANGUAGE sql
-IMMUTABLE STRICT PARALLEL SAFE
+STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN 'q4pg_'
-       || CASE WHEN p_table ~ '^[a-z_][a-z0-9_]*$' AND length(p_table) <= 45 THEN p_table::text
-               ELSE left(regexp_replace(lower(p_table), '[^a-z0-9_]', '_', 'g'), 36)
-                    || '_' || left(md5(p_table), 8) END
-       || '_';
+RETURN (SELECT 'q4pg_'
+               || CASE WHEN c.relname ~ '^[a-z_][a-z0-9_]*$' AND length(c.relname) <= 45 THEN c.relname::text
+                       ELSE left(regexp_replace(lower(c.relname), '[^a-z0-9_]', '_', 'g'), 36)
+                            || '_' || left(md5(c.relname), 8) END
+               || '_'
+          FROM pg_class AS c WHERE c.oid = p_queue);
 
 -- q4pg_is_generated: true for a function body q4pg generated (it carries a
 -- marker line: q4pg_queue_function_marker), of any version.
@@ -207,7 +208,7 @@ DECLARE
     v_values jsonb;
     v_snippets jsonb;  -- 41_snippets.sql's, by name
     v_parts  record := @extschema@.q4pg_ring_parts(p_queue, v_info.lock_key);
-    v_door   text := @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_class AS c WHERE c.oid = p_queue));
+    v_door   text := @extschema@.q4pg_door_prefix(p_queue);
     v_sql    text := '';
     v_name   text;
     v_text   text;
@@ -296,10 +297,10 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT count(*) = (SELECT count(*) FROM @extschema@.q4pg_queue_function_names())
-      FROM pg_proc AS p, pg_class AS c, @extschema@.q4pg_queue_info(p_queue) AS i,
+      FROM pg_proc AS p, @extschema@.q4pg_queue_info(p_queue) AS i,
            @extschema@.q4pg_queue_function_names() AS f
-     WHERE c.oid = p_queue AND p.pronamespace = p_schema::oid
-       AND p.proname = @extschema@.q4pg_door_prefix(c.relname) || f.suffix
+     WHERE p.pronamespace = p_schema::oid
+       AND p.proname = @extschema@.q4pg_door_prefix(p_queue) || f.suffix
        AND strpos(p.prosrc, @extschema@.q4pg_queue_function_marker(
                                 p_queue, i.qualified_name, i.data_type, i.data_length, i.max_attempts)) > 0;
 END;
@@ -315,7 +316,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_info record := @extschema@.q4pg_queue_info(p_queue);
-    v_door text := @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_class AS c WHERE c.oid = p_queue));
+    v_door text := @extschema@.q4pg_door_prefix(p_queue);
     v_fn   regprocedure;
 BEGIN
     -- a function of one of the names that q4pg did not make is someone's
@@ -356,12 +357,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_prefix text := (SELECT @extschema@.q4pg_door_prefix(c.relname) FROM pg_class AS c WHERE c.oid = p_queue);
+    v_prefix text := @extschema@.q4pg_door_prefix(p_queue);
     v_fn     regprocedure;
 BEGIN
     FOR v_fn IN
         WITH doors AS MATERIALIZED (    -- the queues' prefixes, worked out once
-            SELECT c.relnamespace AS schema, @extschema@.q4pg_door_prefix(c.relname) AS prefix
+            SELECT c.relnamespace AS schema, @extschema@.q4pg_door_prefix(t.queue) AS prefix
               FROM @extschema@.q4pg_queue_triggers() AS t JOIN pg_class AS c ON c.oid = t.queue
              WHERE p_queue IS NULL)
         SELECT p.oid
@@ -411,8 +412,7 @@ BEGIN
     END IF;
     PERFORM set_config('q4pg.name_' || p_queue::oid, v_info.qualified_name, false);
     RETURN set_config('q4pg.route_' || p_queue::oid,
-                      v_schema || '.' || @extschema@.q4pg_door_prefix(
-                          (SELECT c.relname FROM pg_class AS c WHERE c.oid = p_queue)), false);
+                      v_schema || '.' || @extschema@.q4pg_door_prefix(p_queue), false);
 END
 $$;
 

@@ -118,7 +118,7 @@ BEGIN ATOMIC
     END LOOP;$s$),
 -- a lease's token: random, but for its last byte, the slot the message is
 -- leased in ({{slot}}, inside a slot_chain), where ack, nack and extend look
--- first (token_first)
+-- first (token_loop_head)
 ('slot_token', $s$pg_catalog.encode(pg_catalog.set_byte(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 15, {{slot}}),
                                        'hex')::pg_catalog.uuid$s$),
 -- ack, nack and extend look for a leased message first in the slot its

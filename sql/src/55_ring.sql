@@ -336,13 +336,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_ticked text := 'q4pg.ticked_' || p_queue::oid;
-    v_at     tid;
+    v_state text := 'q4pg.ring_' || p_queue::oid;    -- '', then 'ticked', then 'stepped'
+    v_at    tid;
 BEGIN
-    IF current_setting(v_ticked, true) = 'y' THEN
+    IF current_setting(v_state, true) <> '' THEN
         RETURN;
     END IF;
-    PERFORM set_config(v_ticked, 'y', true);
+    PERFORM set_config(v_state, 'ticked', true);
     -- the deferred trigger of the row fires at commit, the row gone or not
     INSERT INTO @extschema@.q4pg_ring_ticks (queue) VALUES (p_queue) RETURNING ctid INTO v_at;
     DELETE FROM @extschema@.q4pg_ring_ticks AS t WHERE t.ctid = v_at;
@@ -360,21 +360,20 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_done   text := 'q4pg.maintained_' || p_queue::oid;
+    v_state  text := 'q4pg.ring_' || p_queue::oid;   -- q4pg_ring_tick's, then 'stepped'
     v_schema text;
-    v_table  name;
     v_said   text;
 BEGIN
-    IF current_setting(v_done, true) = 'y' THEN
+    IF current_setting(v_state, true) = 'stepped' THEN
         RETURN;
     END IF;
-    PERFORM set_config(v_done, 'y', true);
+    PERFORM set_config(v_state, 'stepped', true);
     BEGIN
-        SELECT n.nspname, c.relname INTO v_schema, v_table
+        SELECT n.nspname INTO v_schema
           FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
          WHERE c.oid = p_queue AND c.relkind = 'p';
         IF FOUND THEN
-            EXECUTE format('SELECT %I.%I()', v_schema, @extschema@.q4pg_door_prefix(v_table) || 'maintain')
+            EXECUTE format('SELECT %I.%I()', v_schema, @extschema@.q4pg_door_prefix(p_queue) || 'maintain')
                INTO v_said;
             IF v_said <> '' THEN
                 RAISE DEBUG 'q4pg: maintenance of %: %', p_queue, v_said;
@@ -400,8 +399,7 @@ DECLARE
 BEGIN
     PERFORM @extschema@.q4pg_route(queue);     -- builds the functions when they are stale
     EXECUTE format('SELECT %I.%I()', v_info.schema,
-                   @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_class AS c WHERE c.oid = queue))
-                   || 'maintain')
+                   @extschema@.q4pg_door_prefix(queue) || 'maintain')
        INTO v_said;
     RETURN v_said;
 END

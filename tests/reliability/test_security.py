@@ -202,7 +202,7 @@ PROBES = {
     'q4pg_check_max_attempts': 'SELECT {f}(3) IS NULL WHERE %s IS NOT NULL',
     'q4pg_check_limit': 'SELECT {f}(3) IS NULL WHERE %s IS NOT NULL',
     'q4pg_queue_function_names': 'SELECT * FROM {f}() WHERE %s IS NOT NULL',
-    'q4pg_door_prefix': "SELECT {f}('mq') WHERE %s IS NOT NULL",
+    'q4pg_door_prefix': 'SELECT {f}(%s) IS NOT NULL',
     'q4pg_is_generated': "SELECT {f}('') WHERE %s IS NOT NULL",
     'q4pg_ring_prefix': 'SELECT {f}(1) WHERE %s IS NOT NULL',
     'q4pg_queue_function_marker': "SELECT {f}(%s, 'public.mq', 'json', 1, NULL) IS NOT NULL",

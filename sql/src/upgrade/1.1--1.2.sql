@@ -66,8 +66,8 @@ BEGIN
         SELECT p.oid
           FROM pg_catalog.pg_proc AS p, @extschema@.q4pg_queue_triggers() AS t,
                @extschema@.q4pg_queue_function_names() AS f
-         WHERE p.proname = 'q4pg_' OPERATOR(pg_catalog.||) pg_catalog.to_hex(t.lock_key)
-                           OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) f.suffix
+         -- (1.1 named them with the prefix the ring's relations now carry)
+         WHERE p.proname = @extschema@.q4pg_ring_prefix(t.lock_key) OPERATOR(pg_catalog.||) f.suffix
            AND p.pronamespace = (SELECT c.relnamespace FROM pg_catalog.pg_class AS c WHERE c.oid = t.queue)
            AND @extschema@.q4pg_is_generated(p.prosrc)
     LOOP
@@ -82,8 +82,7 @@ BEGIN
             SELECT p.oid
               FROM pg_catalog.pg_proc AS p, @extschema@.q4pg_queue_triggers(v_queue) AS t,
                    @extschema@.q4pg_queue_function_names() AS f
-             WHERE p.proname = @extschema@.q4pg_door_prefix((SELECT c.relname FROM pg_catalog.pg_class AS c
-                                                               WHERE c.oid = v_queue)) || f.suffix
+             WHERE p.proname = @extschema@.q4pg_door_prefix(v_queue) || f.suffix
                AND p.pronamespace = (SELECT c.relnamespace FROM pg_catalog.pg_class AS c
                                                            WHERE c.oid = v_queue)
                AND EXISTS (SELECT FROM pg_catalog.pg_depend AS d
