@@ -85,15 +85,24 @@ END;
 -- of one schema do not share them.
 CREATE FUNCTION @extschema@.q4pg_door_prefix(p_queue regclass)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN (SELECT 'q4pg_'
-               || CASE WHEN c.relname ~ '^[a-z_][a-z0-9_]*$' AND length(c.relname) <= 45 THEN c.relname::text
-                       ELSE left(regexp_replace(lower(c.relname), '[^a-z0-9_]', '_', 'g'), 36)
-                            || '_' || left(md5(c.relname), 8) END
-               || '_'
-          FROM pg_class AS c WHERE c.oid = p_queue);
+AS $$
+DECLARE
+    v_name name;
+BEGIN
+    -- (PL/pgSQL: a tick's step asks at every commit, and an SQL function
+    -- with a SET clause is read and planned again at each call: 480k
+    -- instructions against 50k)
+    SELECT c.relname INTO v_name FROM pg_class AS c WHERE c.oid = p_queue;
+    RETURN 'q4pg_'
+           || CASE WHEN v_name ~ '^[a-z_][a-z0-9_]*$' AND length(v_name) <= 45 THEN v_name::text
+                   ELSE left(regexp_replace(lower(v_name), '[^a-z0-9_]', '_', 'g'), 36)
+                        || '_' || left(md5(v_name), 8) END
+           || '_';
+END
+$$;
 
 -- q4pg_is_generated: true for a function body q4pg generated (it carries a
 -- marker line: q4pg_queue_function_marker), of any version.

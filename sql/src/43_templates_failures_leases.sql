@@ -288,6 +288,7 @@ DECLARE
     v_said  text := '';
     v_s     integer;
     v_found boolean;
+    v_due   boolean;
     v_count bigint;
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
@@ -299,10 +300,12 @@ BEGIN
                              AND (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_k)) OPERATOR(pg_catalog.=) 0
                              AND pg_catalog.pg_relation_size(v_slots[v_k OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.>) 0);
     END LOOP;
-    IF v_live OPERATOR(pg_catalog.=) 0 AND NOT v_left
-       AND pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.<) {{slot_bytes}}
-       AND NOT EXISTS (SELECT FROM {{table}} AS s
-                        WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}}) THEN
+    -- (the later slot's due messages: looked for once; the move below, an
+    -- INSERT, costs its statement trigger even when it moves nothing)
+    v_due := EXISTS (SELECT FROM {{table}} AS s
+                      WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}});
+    IF v_live OPERATOR(pg_catalog.=) 0 AND NOT v_left AND NOT v_due
+       AND pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.<) {{slot_bytes}} THEN
         RETURN '';
     END IF;
     IF NOT pg_catalog.pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), {{lock_key}}) THEN
@@ -340,22 +343,24 @@ BEGIN
         PERFORM pg_catalog.setval({{state}}, v_ring OPERATOR(pg_catalog.+) ({{slots}} OPERATOR(pg_catalog.*) v_live), true);
     END IF;
     -- 3. the later slot's due messages into the ring's slot
-    WITH moved AS (
-        DELETE FROM {{table}} AS q
-         WHERE q.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2
-           AND q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT s.id FROM {{table}} AS s
-                    WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}}
-                      FOR UPDATE SKIP LOCKED))
-        RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at)
-    INSERT INTO {{table}} AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at, slot)
-    OVERRIDING SYSTEM VALUE
-    SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token, m.dead_at,
-           v_ring::pg_catalog.int2
-      FROM moved AS m;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    IF v_count OPERATOR(pg_catalog.>) 0 THEN
-        v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('%s due moved from the later slot; ', v_count);
+    IF v_due THEN
+        WITH moved AS (
+            DELETE FROM {{table}} AS q
+             WHERE q.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2
+               AND q.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                       SELECT s.id FROM {{table}} AS s
+                        WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}}
+                          FOR UPDATE SKIP LOCKED))
+            RETURNING q.id, q.tag, q.data, q.created_at, q.run_at, q.attempts, q.last_error, q.lease_token, q.dead_at)
+        INSERT INTO {{table}} AS q (id, tag, data, created_at, run_at, attempts, last_error, lease_token, dead_at, slot)
+        OVERRIDING SYSTEM VALUE
+        SELECT m.id, m.tag, m.data, m.created_at, m.run_at, m.attempts, m.last_error, m.lease_token, m.dead_at,
+               v_ring::pg_catalog.int2
+          FROM moved AS m;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        IF v_count OPERATOR(pg_catalog.>) 0 THEN
+            v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('%s due moved from the later slot; ', v_count);
+        END IF;
     END IF;
     -- 4. the slots the ring left: what is left moves on, then they are emptied
     IF v_left OR (v_ring OPERATOR(pg_catalog.+) ({{slots}} OPERATOR(pg_catalog.*) v_live)) OPERATOR(pg_catalog.<>) v_value THEN
