@@ -4,8 +4,8 @@ CREATE EXTENSION q4pg;
 CREATE EXTENSION plpgsql_check;
 SELECT q4pg_create_queue('lintq') IS NOT NULL AS created;
 
--- every function pins search_path, but for the hot path (q4pg_route and the
--- five functions it serves), which is unpinned on purpose (sql/src/60_messages.sql)
+-- every function pins search_path, but for the hot path (q4pg_route, the
+-- functions it serves and the JSON forms of q4pg_enqueue), which is unpinned on purpose (sql/src/60_messages.sql)
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
   FROM pg_depend AS d JOIN pg_proc AS p ON p.oid = d.objid
  WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass
