@@ -87,6 +87,10 @@ BEGIN ATOMIC
     v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
     v_s     integer;
     v_done  boolean;$s$),
+-- the ring's slot now, as the slot column's default reads it for a plain
+-- INSERT (q4pg_make_ring): a batch reads it once into a variable, where the
+-- default, a volatile call, is read again for every row (2k instructions each)
+('ring_slot', $s$(coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0) OPERATOR(pg_catalog.%) {{slots}})::pg_catalog.int2$s$),
 -- the slots in the order the state v_value (the ring's slot, v_value %
 -- slots, and the mask of the live slots, v_value / slots) gives them:
 -- q4pg_ring_probe_orders()'s row v_value + 1, a constant of the function's

@@ -65,6 +65,7 @@ AS {{dollar}}
 DECLARE
     v_length integer;
     v_null   boolean;
+    v_slot   pg_catalog.int2;
 BEGIN{{door_check}}
     IF p_tag IS NULL OR p_data IS NULL
        OR pg_catalog.array_position(p_data, NULL::pg_catalog.text) IS NOT NULL THEN
@@ -85,9 +86,10 @@ BEGIN{{door_check}}
             RETURNING q.id;
         RETURN;
     END IF;
+    v_slot := {{ring_slot}};
     RETURN QUERY
-        INSERT INTO {{table}} AS q (tag, data, run_at)
-        SELECT p_tag, u.d::{{data_type}}, coalesce(p_run_at, pg_catalog.now())
+        INSERT INTO {{table}} AS q (tag, data, run_at, slot)
+        SELECT p_tag, u.d::{{data_type}}, coalesce(p_run_at, pg_catalog.now()), v_slot
           FROM pg_catalog.unnest(p_data) WITH ORDINALITY AS u(d, n)
          ORDER BY u.n
         RETURNING q.id;
