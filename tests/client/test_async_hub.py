@@ -9,6 +9,7 @@ use poll_interval=60: what arrives within WAIT seconds came by a notification
 
 import asyncio
 import datetime
+import gc
 import random
 import time
 
@@ -95,6 +96,39 @@ def test_many_listeners_on_one_and_many_tags_lose_no_wake_up_in_one_session(dsn)
     run(body())
 
 
+def test_listeners_going_idle_never_miss_a_producer(dsn):
+    """30 tags with one listener each; each producer enqueues its next message
+    0-6 ms after the last was taken, while its listener goes idle (looks,
+    registers, looks a last time): 900 races between a commit and a listener
+    about to sleep, each of which would wait for the minute-long safety net if
+    its wake-up were lost."""
+    tags = ['r%d' % n for n in range(30)]
+    per_tag = 30
+
+    async def body():
+        q = await manager(dsn, max_connections=20)
+        producer = await manager(dsn, max_connections=10)
+        got = {tag: asyncio.Queue() for tag in tags}
+
+        async def listen(tag):
+            async for data in q.listen(tag, limit=per_tag):
+                got[tag].put_nowait(data)
+
+        async def produce(tag, rnd):
+            for n in range(per_tag):
+                await producer.enqueue(tag, n)
+                assert await asyncio.wait_for(got[tag].get(), WAIT) == n
+                await asyncio.sleep(rnd.random() * 0.006)
+
+        tasks = [asyncio.ensure_future(listen(tag)) for tag in tags]
+        await until(lambda: len(registrations(dsn)) == len(tags), 'the listeners to go idle')
+        await asyncio.gather(*[produce(tag, random.Random(n)) for n, tag in enumerate(tags)])
+        await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+        await q.close()
+        await producer.close()
+    run(body())
+
+
 def test_a_batch_is_spread_over_the_idle_listeners_of_its_tag(dsn):
     """Five listeners hold their message until all five hold one: a batch of
     five, which wakes the session once, is taken by five tasks at once."""
@@ -155,6 +189,32 @@ def test_cancelled_listeners_keep_the_tag_registered_until_the_last(dsn):
         assert registrations(dsn, 'c') == []                 # removed with the last
         await until(lambda: not query(dsn, 'SELECT pid FROM pg_stat_activity WHERE pid = %s',
                                       (pid,)), 'the session to close with its last listener')
+        await q.close()
+    run(body())
+
+
+def test_a_listener_dropped_without_closing_unregisters_when_collected(dsn):
+    """A bare listener() iterated by a task that dies (here: cancelled) is never
+    closed: once it is garbage-collected, its place and the tag's registration
+    go, and with them the session."""
+    async def body():
+        q = await manager(dsn)
+        jobs = q.listener('d')
+
+        async def listen():
+            async for _ in jobs:
+                pass
+
+        task = asyncio.ensure_future(listen())
+        [(_, pid)] = await until(lambda: registrations(dsn, 'd'), 'the listener to go idle')
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert registrations(dsn, 'd') == [('d', pid)]      # not closed: still there
+        del jobs, task, listen
+        gc.collect()
+        await until(lambda: not registrations(dsn, 'd'), 'the registration to go')
+        await until(lambda: not query(dsn, 'SELECT pid FROM pg_stat_activity WHERE pid = %s',
+                                      (pid,)), 'the session to close')
         await q.close()
     run(body())
 
