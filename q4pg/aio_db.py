@@ -3,7 +3,7 @@ install 'q4pg[async]'): what db.py is to the sync client.
 
     AsyncDatabase        a psycopg_pool.AsyncConnectionPool of autocommit
                          connections: run(), begin() -> AsyncTransaction,
-                         listen() -> AsyncListenConnection, close()
+                         close() (the listeners' session: aio_hub.py)
     AsyncCallerSession   the caller's session (other_sess): a psycopg
                          AsyncConnection or AsyncCursor, an SQLAlchemy
                          AsyncSession or AsyncConnection
@@ -25,7 +25,6 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 try:
     import psycopg
-    from psycopg import sql as pgsql
     from psycopg.pq import TransactionStatus
     from psycopg_pool import AsyncConnectionPool
 except ImportError as e:      # pragma: no cover: the extra is missing
@@ -38,7 +37,7 @@ from .db import check_dsn
 from .errors import (ConnectionLost, InvalidArgument, Q4pgError, UpgradeNeeded, outcome_unknown,
                      sqlalchemy_cause, wrap_error)
 
-__all__ = ['AsyncDatabase', 'AsyncTransaction', 'AsyncListenConnection', 'AsyncCallerSession']
+__all__ = ['AsyncDatabase', 'AsyncTransaction', 'AsyncCallerSession']
 
 log = logging.getLogger('q4pg')
 
@@ -146,7 +145,8 @@ class AsyncTransaction:
 
 class AsyncDatabase:
     """A pool of at most `max_connections` autocommit connections to `dsn`,
-    opened at the first call; LISTEN connections of their own to `listen_dsn`."""
+    opened at the first call; the listeners' session (aio_hub.py) goes to
+    `listen_dsn`."""
 
     def __init__(self, dsn: str, max_connections: int, listen_dsn: Optional[str] = None) -> None:
         check_dsn(dsn)
@@ -233,17 +233,6 @@ class AsyncDatabase:
                 raise
         raise AssertionError('unreachable')
 
-    async def listen(self, channel: str,
-                     own: Optional[Tuple[str, str]] = None) -> 'AsyncListenConnection':
-        """A new autocommit connection to listen_dsn that LISTENs on `channel`, or
-        on its own channel for `own` (queue, tag) when the server has them."""
-        conn = await _connect(self.listen_dsn)
-        try:
-            return await AsyncListenConnection.start(conn, channel, own)
-        except BaseException:
-            await conn.close()
-            raise
-
     def stats(self) -> dict:
         """psycopg_pool's counters (pool_size, pool_available, requests_waiting...)."""
         return self._pool.get_stats()
@@ -252,102 +241,6 @@ class AsyncDatabase:
         self._closed = True
         if self._opened:
             await self._pool.close()
-
-
-class AsyncListenConnection:
-    """A connection of its own, LISTENing on one channel, in server session
-    `server_pid`; the listener's registration calls run there only (statements.py's
-    *_IDLE texts take the pid as their last parameter)."""
-
-    def __init__(self, conn: Any, channel: str, server_pid: int, own: bool) -> None:
-        self._conn, self.channel, self.server_pid = conn, channel, server_pid
-        self.own = own           # LISTENs on its own channel (q4pg 1.2)
-        self._heard = 0          # notifications psycopg read during our queries
-        self._wake: Optional['asyncio.Future[None]'] = None
-        conn.add_notify_handler(self._on_notify)
-
-    def _on_notify(self, _: Any) -> None:
-        self._heard += 1
-
-    @classmethod
-    async def start(cls, conn: Any, channel: str,
-                    own: Optional[Tuple[str, str]] = None) -> 'AsyncListenConnection':
-        """LISTENs on `channel`, or on its own channel for `own` (queue, tag) when
-        the server has them (statements.OWN_CHANNEL)."""
-        own_channel = None
-        try:
-            if own is not None:
-                try:
-                    own_channel = (await _execute(conn, sql.OWN_CHANNEL, own))[0][0]
-                except psycopg.errors.UndefinedFunction:
-                    pass        # q4pg 1.0 or 1.1: the shared channel
-            channel = own_channel or channel
-            await conn.execute(pgsql.SQL('LISTEN {}').format(pgsql.Identifier(channel)))
-            cur = await conn.execute('SELECT pg_catalog.pg_backend_pid()')
-            pid = (await cur.fetchone())[0]
-        except psycopg.Error as e:
-            raise wrap_error(e, conn) from e
-        return cls(conn, channel, pid, own_channel is not None)
-
-    async def row(self, query: str, args: Sequence[Any]) -> Row:
-        """Runs a one-row query written for it (its last parameter is the server pid)."""
-        try:
-            rows = await _execute(self._conn, query, tuple(args) + (self.server_pid,))
-        except psycopg.Error as e:
-            raise wrap_error(e, self._conn) from e
-        if not rows:
-            raise Q4pgError('q4pg: the listener\'s connection does not keep a server session '
-                            'of its own (a pooler in transaction mode?): give listen_dsn')
-        return rows[0]
-
-    async def wait(self, seconds: float, stop: asyncio.Event) -> int:
-        """Sleeps until a notification arrives, `stop` is set (then wake() is
-        called) or `seconds` pass; how many notifications came (each only a hint:
-        the caller looks again).
-
-        It waits on the socket itself, with one timer: psycopg's notifies() wakes
-        every 0.1 s to look for interrupts, which a thousand idle listeners in one
-        event loop would pay ten thousand times a second."""
-        if self._heard or stop.is_set():
-            heard, self._heard = self._heard, 0
-            return heard
-        loop = asyncio.get_running_loop()
-        self._wake = fut = loop.create_future()
-
-        def wake() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        fd = self._conn.pgconn.socket
-        loop.add_reader(fd, wake)
-        timer = loop.call_later(seconds, wake)
-        try:
-            await fut
-        finally:
-            loop.remove_reader(fd)
-            timer.cancel()
-            self._wake = None
-        count, self._heard = self._heard, 0
-        try:
-            self._conn.pgconn.consume_input()
-            while self._conn.pgconn.notifies() is not None:
-                count += 1
-        except psycopg.Error as e:
-            raise wrap_error(e, self._conn) from e
-        if self._conn.closed or self._conn.pgconn.status != psycopg.pq.ConnStatus.OK:
-            raise ConnectionLost('q4pg: the LISTEN connection is closed')
-        return count
-
-    def wake(self) -> None:
-        """Ends a wait() under way (AsyncListener.stop())."""
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
-    async def close(self) -> None:
-        try:
-            await self._conn.close()
-        except psycopg.Error:
-            pass
 
 
 class AsyncCallerSession:

@@ -3,9 +3,11 @@ AsyncQueueManager, following the same listener protocol (README.md,
 "Notifications": q4pg_go_idle's registration, 'ask_again', the producer
 barrier, q4pg_next_due) and the same heartbeat policy (core.heartbeat_interval).
 
-Each listener LISTENs on a connection of its own (outside the pool) and takes
-each item on a pooled one; an idle listener is a task waiting on its socket,
-so one event loop holds many at the cost of a connection each.
+The listeners of an event loop share ONE server session, the hub's
+(aio_hub.py: it LISTENs, registers them and hands each wake-up to one of them);
+each takes its items on a pooled connection.  An idle listener is a task
+waiting for the hub, so one event loop holds thousands at the cost of one
+connection in all (and the pool).
 """
 
 import asyncio
@@ -15,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from . import core
 from . import statements as sql
-from .aio_db import AsyncListenConnection, AsyncTransaction
+from .aio_db import AsyncTransaction
+from .aio_hub import Member, hub
 from .core import Ending, ending, error_text
 from .errors import ConnectionLost, Q4pgError, UndecodableMessage
-from .listener import (_ASK_AGAIN_MAX, _BACKOFF_FIRST, _BACKOFF_MAX, _BARRIER_FIRST, _BARRIER_MAX,
+from .listener import (_BACKOFF_FIRST, _BACKOFF_MAX, _BARRIER_FIRST, _BARRIER_MAX,
                        _STOP, _TICK, Listener)
 
 if TYPE_CHECKING:
@@ -87,14 +90,13 @@ class AsyncListener:
         self._q, self._tag, self._decode = q, tag, decode
         self._timeout, self._stop_after_idle, self._limit = timeout, stop_after_idle, limit
         self._lease = lease
-        self._conn: Optional[AsyncListenConnection] = None
-        self._channel: Optional[str] = None
+        self._member: Optional[Member] = None
         self._held: Optional[AsyncTransaction] = None
         self._leased: Optional[Tuple[int, str]] = None
         self._beat: Optional['asyncio.Future[bool]'] = None
         self._idle_since: Optional[float] = None
         self._due: Optional[float] = None
-        self._due_fresh = self._registered = self._safe = self._listened = False
+        self._due_fresh = self._listened = False
         self._delivered = 0
         self._closed = False
         self._stopping = asyncio.Event()
@@ -120,17 +122,19 @@ class AsyncListener:
         the item at hand well), without waiting for another message.  Safe in a
         signal handler installed with loop.add_signal_handler()."""
         self._stopping.set()
-        if self._conn is not None:
-            self._conn.wake()
+        if self._member is not None:
+            self._member.wake()
 
     async def close(self, end: Ending = Ending.GIVE_BACK, error: Optional[str] = None) -> None:
         """Ends the item at hand (DONE: removed; FAIL: given back, `error` counted;
-        GIVE_BACK: given back uncounted) and closes the LISTEN connection."""
+        GIVE_BACK: given back uncounted) and leaves the hub (aio_hub.py)."""
         self._closed = True
         try:
             await self._finish(end, error)
         finally:
-            await self._hang_up()
+            member, self._member = self._member, None
+            if member is not None:
+                await member.leave()
 
     async def _next(self) -> Any:
         had_item = self._held is not None or self._leased is not None
@@ -146,27 +150,28 @@ class AsyncListener:
         delay, barrier = _BACKOFF_FIRST, _BARRIER_FIRST
         while True:
             try:
-                await self._listen()
+                member = await self._listen()
+                member.look()
                 item = await self._take()
                 if item is not _STOP:
-                    try:
-                        await self._unregister()
-                    except ConnectionLost as e:
-                        log.warning('q4pg: listener on queue %s, tag %r: %s; LISTENing again '
-                                    'on the next call', self._q.name, self._tag, e)
-                        await self._hang_up()
+                    member.took()
                     self._delivered += 1
                     return item
                 delay = _BACKOFF_FIRST
-                if not self._safe:
-                    if await self._register():
+                verdict = member.after_empty_look()
+                if verdict == 'look':
+                    continue
+                if verdict == 'register':
+                    state, due = await member.go_idle()
+                    if state != 'producer_running':     # 'may_sleep': one last look
+                        self._due, self._due_fresh = due, state == 'may_sleep'
                         continue
                     wait = barrier
                     barrier = min(barrier * 2, _BARRIER_MAX, self._q.poll_interval)
                 else:
                     barrier = _BARRIER_FIRST
                     if not self._due_fresh:
-                        self._due = (await self._row(sql.DUE_IN, ()))[0]
+                        self._due = await member.due_in()
                     self._due_fresh = False
                     wait = self._q.poll_interval
                     if self._due is not None:
@@ -174,21 +179,19 @@ class AsyncListener:
                 wait, end = _until(wait, stop_at, tick_at)
                 if end is not None:
                     return end
-                assert self._conn is not None
-                woken = await self._conn.wait(wait, self._stopping)
+                woke = await member.sleep(wait, self._stopping)
                 if self._stopping.is_set():
+                    if woke == 'poke':
+                        member.slot.poke()      # not acted on: to another listener
                     return _STOP
-                if woken and self._conn is not None and self._conn.own:
-                    self._safe = False      # q4pg_go_idle after the next look (listener.py)
             except ConnectionLost as e:
                 await self._finish(Ending.GIVE_BACK)
                 if not self._listened:
                     raise
-                await self._hang_up()
                 delay, end = _until(delay, stop_at, tick_at)
                 if end is not None:
                     return end
-                log.warning('q4pg: listener on queue %s, tag %r: %s; reconnecting in %.1f s',
+                log.warning('q4pg: listener on queue %s, tag %r: %s; listening again in %.1f s',
                             self._q.name, self._tag, e, delay)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), delay)
@@ -197,35 +200,17 @@ class AsyncListener:
                     pass
                 delay = min(delay * 2, _BACKOFF_MAX)
 
-    async def _row(self, query: str, extra: Tuple[Any, ...]) -> Any:
-        assert self._conn is not None
-        return await self._conn.row(query, (self._q._queue, self._tag) + extra)
-
-    async def _register(self) -> bool:
-        self._registered = True
-        state = None
-        for _ in range(_ASK_AGAIN_MAX):
-            state, self._due = await self._row(sql.GO_IDLE_OWN_DUE if self._conn and self._conn.own
-                                               else sql.GO_IDLE_DUE, (self._q._queue, self._tag))
-            if state != 'ask_again':
-                break
-        self._due_fresh = True
-        self._safe = state == 'may_sleep'
-        return self._safe
-
-    async def _unregister(self, leaving: bool = False) -> None:
-        if self._registered and self._conn is not None:
-            self._registered = self._safe = False
-            await self._row(sql.UNREGISTER_HAND_OVER if leaving and self._conn.own
-                            else sql.UNREGISTER_IDLE, ())
-
-    async def _listen(self) -> None:
-        if self._conn is not None:
-            return
-        if self._channel is None:
-            self._channel = await self._q.channel(self._tag)
-        self._conn = await self._q._db.listen(self._channel, own=(self._q._queue, self._tag))
+    async def _listen(self) -> Member:
+        """Our place in the hub, LISTENing (again, after the session was lost)."""
+        if self._member is None:
+            channel = await self._q.channel(self._tag)
+            if self._member is None:
+                self._member = hub(self._q._db.listen_dsn).join(self, self._q._queue,
+                                                                self._tag, channel)
+        member = self._member
+        await member.listen()
         self._listened = True
+        return member
 
     async def _take(self) -> Any:
         q = self._q
@@ -258,6 +243,8 @@ class AsyncListener:
     async def _finish(self, end: Ending, error: Optional[str] = None) -> None:
         """Ends the item at hand, if any, as `end` says."""
         q = self._q
+        if self._member is not None:
+            self._member.done()
         if self._leased is not None:
             (id_, token), self._leased = self._leased, None
             beat, self._beat = self._beat, None
@@ -290,14 +277,3 @@ class AsyncListener:
         except ConnectionLost as e:
             log.warning('q4pg: could not end a message of tag %r, it may be delivered again: '
                         '%s', self._tag, e)
-
-    async def _hang_up(self) -> None:
-        try:
-            await self._unregister(leaving=True)
-        except Q4pgError:
-            pass
-        self._registered = self._safe = False
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
-

@@ -4,7 +4,8 @@
 then many idle listeners in one process (default 1,000), asyncio tasks against
 one thread each with the sync client: wake-up p99, memory per listener,
 connections used.  The idle listeners run on a cluster of their own, whose
-max_connections fits them (each listener LISTENs on a connection of its own)."""
+max_connections fits them (each sync listener LISTENs on a connection of its
+own; the asyncio ones share one, aio_hub.py)."""
 
 import concurrent.futures
 import multiprocessing
@@ -105,5 +106,7 @@ def _idle(bench):
             if impl == 'async':
                 bench.latency[-1]['pass'] = bool(v) and percentile(v, 99) < 0.010 and not r['lost']
             bench.notes.append('%s: %.1f KiB of memory per listener (process RSS), %d server '
-                               'connections (one LISTEN connection per listener, and the pool)'
-                               % (label, per / 1024, r['connections']))
+                               'connections (%s, and the pool)'
+                               % (label, per / 1024, r['connections'],
+                                  'one LISTEN session for all' if impl == 'async'
+                                  else 'one LISTEN connection per listener'))
