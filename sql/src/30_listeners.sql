@@ -191,9 +191,19 @@ BEGIN
              WHERE w.queue = queue AND w.tag = tag AND w.pid = pg_backend_pid();
             RETURN 'ask_again';
         END IF;
-        -- forget the registrations of sessions that are gone
-        DELETE FROM @extschema@.q4pg_idle_listeners AS w
-         WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
+        -- forget the registrations of sessions that are gone: all of them at
+        -- the session's first registration, then those of this queue and tag
+        -- (a session that waits on many tags, as the asyncio client's one
+        -- session per process does, would read the whole registry each time)
+        IF current_setting('q4pg.registry_swept', true) IS DISTINCT FROM 'yes' THEN
+            DELETE FROM @extschema@.q4pg_idle_listeners AS w
+             WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
+            PERFORM set_config('q4pg.registry_swept', 'yes', false);
+        ELSE
+            DELETE FROM @extschema@.q4pg_idle_listeners AS w
+             WHERE w.queue = queue AND w.tag = tag
+               AND NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.pid = w.pid);
+        END IF;
     END IF;
     -- one listener lock per session, taken by its first registration with a
     -- channel of its own (or again after a reset); never waited for: a

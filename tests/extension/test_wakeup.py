@@ -229,3 +229,37 @@ def test_go_idle_tells_its_answers_apart(queue, dsn):
     cur.execute("SELECT q4pg_unregister_idle('wake', 't')")
     assert cur.fetchone() == (True,)
     live.close()
+
+
+def test_registrations_sweep_the_rows_of_sessions_that_are_gone(queue, dsn):
+    """A session's first registration removes every row left by a session that is
+    gone; its later ones remove those of their own queue and tag only, so that a
+    session waiting on many tags does not read the whole registry each time."""
+    def connect():
+        c = psycopg2.connect(dsn)
+        c.autocommit = True
+        return c
+
+    keeper = connect().cursor()
+    keeper.execute("SELECT q4pg_register_idle('wake', 'a')")       # its first: sweeps all
+    gone = connect()
+    gone.cursor().execute("SELECT q4pg_register_idle('wake', 't'), q4pg_register_idle('wake', 'u')")
+    gone_pid = gone.get_backend_pid()
+    gone.close()
+    deadline = time.monotonic() + PROMPT
+    while time.monotonic() < deadline:
+        keeper.execute('SELECT count(*) FROM pg_stat_activity WHERE pid = %s', (gone_pid,))
+        if keeper.fetchone() == (0,):
+            break
+        time.sleep(0.01)
+
+    def gone_rows():
+        keeper.execute('SELECT tag FROM q4pg_idle_listeners WHERE pid = %s ORDER BY tag', (gone_pid,))
+        return [tag for (tag,) in keeper.fetchall()]
+
+    assert gone_rows() == ['t', 'u']
+    keeper.execute("SELECT q4pg_register_idle('wake', 'u')")       # a later one: tag u only
+    assert gone_rows() == ['t']
+    newcomer = connect().cursor()
+    newcomer.execute("SELECT q4pg_register_idle('wake', 'x')")     # a first one: all
+    assert gone_rows() == []
