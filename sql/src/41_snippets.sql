@@ -84,13 +84,16 @@ BEGIN ATOMIC
 -- later slot, and when nothing was found the slots the ring left; it stops
 -- when v_done
 ('ring_declare', $s$
-    v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
+    v_value bigint := {{ring_state}};
     v_s     integer;
     v_done  boolean;$s$),
--- the ring's slot now, as the slot column's default reads it for a plain
+-- the ring's state now (55_ring.sql: ring + slots * live; 0 once TRUNCATE
+-- ... RESTART IDENTITY restarted the sequence), as the slot column's default reads it
+('ring_state', $s$coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0)$s$),
+-- the ring's slot now, as the slot column's default gives it for a plain
 -- INSERT (q4pg_make_ring): a batch reads it once into a variable, where the
 -- default, a volatile call, is read again for every row (2k instructions each)
-('ring_slot', $s$(coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0) OPERATOR(pg_catalog.%) {{slots}})::pg_catalog.int2$s$),
+('ring_slot', $s$({{ring_state}} OPERATOR(pg_catalog.%) {{slots}})::pg_catalog.int2$s$),
 -- the slots in the order the state v_value (the ring's slot, v_value %
 -- slots, and the mask of the live slots, v_value / slots) gives them:
 -- q4pg_ring_probe_orders()'s row v_value + 1, a constant of the function's

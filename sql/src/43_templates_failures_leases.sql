@@ -280,7 +280,7 @@ SET search_path = pg_catalog, pg_temp
 AS {{dollar}}
 {{marker}}
 DECLARE
-    v_value bigint := coalesce(pg_catalog.pg_sequence_last_value({{state}}), 0);
+    v_value bigint := {{ring_state}};
     v_ring  integer := v_value OPERATOR(pg_catalog.%) {{slots}};
     v_live  integer := v_value OPERATOR(pg_catalog./) {{slots}};
     v_slots pg_catalog.regclass[] := {{ring_parts}};
