@@ -264,8 +264,9 @@ $template$;
 -- tick (q4pg_ring_step, 07_ring_ticks.sql) and q4pg_maintain call it.  Static SQL (plans
 -- the session keeps) but for step 4, rare, q4pg_ring_clean's; and first, a
 -- look at whether there is anything to do: nothing, in the usual case, when
--- no slot is live, the ring's slot is below q4pg_ring('slot_bytes'), the
--- other slots are empty and nothing in the later slot is due.
+-- no slot is live, the ring's slot is below q4pg_ring('slot_bytes') or
+-- nothing holds the xmin horizon back, the other slots are empty and nothing
+-- in the later slot is due.
 CREATE FUNCTION @extschema@.q4pg_template_maintain()
 RETURNS text
 LANGUAGE sql
@@ -290,6 +291,9 @@ DECLARE
     v_found boolean;
     v_due   boolean;
     v_count bigint;
+    v_size  bigint;
+    v_full  boolean;
+    v_stale boolean := false;
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
         RETURN 'not in read committed';
@@ -304,13 +308,29 @@ BEGIN
     -- INSERT, costs its statement trigger even when it moves nothing)
     v_due := EXISTS (SELECT FROM {{table}} AS s
                       WHERE s.slot OPERATOR(pg_catalog.=) {{slots}}::pg_catalog.int2 AND {{due}});
-    IF v_live OPERATOR(pg_catalog.=) 0 AND NOT v_left AND NOT v_due
-       AND pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.<) {{slot_bytes}} THEN
+    -- (the ring's slot full: it moves on only while the horizon is held)
+    v_size := pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]);
+    v_full := v_size OPERATOR(pg_catalog.>=) {{slot_bytes}} AND @extschema@.q4pg_horizon_held();
+    -- a full slot the ring keeps gets its statistics again when it has grown
+    -- fourfold since they were taken: the plans sessions made while it was
+    -- empty would read it all (a bitmap scan and a sort where an index scan
+    -- stops at the first message); an ANALYZE makes them plan again
+    IF v_size OPERATOR(pg_catalog.>=) {{slot_bytes}} AND NOT v_full THEN
+        SELECT c.relpages::pg_catalog.int8 OPERATOR(pg_catalog.*) 32768 OPERATOR(pg_catalog.<) v_size
+          INTO v_stale
+          FROM pg_catalog.pg_class AS c WHERE c.oid OPERATOR(pg_catalog.=) v_slots[v_ring OPERATOR(pg_catalog.+) 1];
+    END IF;
+    IF v_live OPERATOR(pg_catalog.=) 0 AND NOT v_left AND NOT v_due AND NOT v_full AND NOT v_stale THEN
         RETURN '';
     END IF;
     IF NOT pg_catalog.pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), {{lock_key}}) THEN
         RETURN 'busy';
     END IF;
+    -- the state again, under the lock (another step may have changed it
+    -- since it was read)
+    v_value := {{ring_state}};
+    v_ring := v_value OPERATOR(pg_catalog.%) {{slots}};
+    v_live := v_value OPERATOR(pg_catalog./) {{slots}};
     -- 1. drained live slots (looked at from their newest message: the oldest
     -- are the ones consumed first)
     FOR v_k IN 0 .. {{slots}} OPERATOR(pg_catalog.-) 1 LOOP
@@ -326,8 +346,13 @@ BEGIN
             v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('slot %s drained; ', v_k);
         END IF;
     END LOOP;
-    -- 2. the ring moves on, to the next clean slot (empty, not live)
-    IF pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.>=) {{slot_bytes}} THEN
+    IF v_stale THEN
+        EXECUTE pg_catalog.format('ANALYZE (SKIP_LOCKED) %s', v_slots[v_ring OPERATOR(pg_catalog.+) 1]);
+        v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('slot %s analyzed; ', v_ring);
+    END IF;
+    -- 2. the ring moves on, to the next clean slot (empty, not live), when
+    -- its slot is full and the horizon held
+    IF v_full AND pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.>=) {{slot_bytes}} THEN
         FOR v_k IN 1 .. {{slots}} OPERATOR(pg_catalog.-) 1 LOOP
             v_s := (v_ring OPERATOR(pg_catalog.+) v_k) OPERATOR(pg_catalog.%) {{slots}};
             IF (v_live OPERATOR(pg_catalog.&) (1 OPERATOR(pg_catalog.<<) v_s)) OPERATOR(pg_catalog.=) 0

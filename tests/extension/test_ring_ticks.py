@@ -1,7 +1,9 @@
 """The ring's maintenance runs at the commits of q4pg's consumers (ticks,
 sql/src/07_ring_ticks.sql): under a pinned horizon the ring moves on and a
-drained slot is truncated with no call of q4pg_maintain; a DELETE by hand
-ticks nothing; a role that may not delete from a queue may not tick it."""
+drained slot is truncated with no call of q4pg_maintain; with the horizon
+free the ring stays where it is (pruning and vacuum keep its slot small); a
+DELETE by hand ticks nothing; a role that may not delete from a queue may not
+tick it."""
 
 import psycopg2
 import pytest
@@ -62,6 +64,55 @@ def test_leases_acked_and_batches_move_the_ring_too(conn, pinned):
         assert _one(conn, "SELECT count(*) FROM q4pg_dequeue_many('mq', 't', 64)") == 64
         states.add(_ring(conn))
     assert len(states) >= 4                 # the ring went round (and came back: a cycle)
+
+
+def test_with_the_horizon_free_the_ring_stays(conn):
+    _one(conn, "SELECT q4pg_create_queue('mq')")
+    before = _ring(conn)
+    _churn(conn, "SELECT id FROM q4pg_dequeue('mq', 't')")
+    assert _one(conn, "SELECT pg_relation_size(p.slots[1]) "
+                      "FROM q4pg_ring_parts('mq', q4pg_ring_key('mq')) AS p") >= 16384
+    assert _ring(conn) == before            # full, but nothing holds the horizon
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is False
+
+
+def test_a_slot_the_ring_keeps_is_analyzed_as_it_grows(conn):
+    _one(conn, "SELECT q4pg_create_queue('mq')")
+    _one(conn, 'VACUUM ANALYZE mq')                     # empty: 0 pages known
+    relpages = ("SELECT c.relpages FROM q4pg_ring_parts('mq', q4pg_ring_key('mq')) AS p "
+                "JOIN pg_class AS c ON c.oid = p.slots[1]")
+    assert _one(conn, relpages) == 0
+    _one(conn, "SELECT count(*) FROM q4pg_enqueue_many('mq', 't', array_fill(%s::text, ARRAY[2000]))",
+         ('{"pad": "%s"}' % ('x' * 60),))
+    assert 'slot 0 analyzed' in _one(conn, "SELECT q4pg_maintain('mq')")
+    pages = _one(conn, relpages)
+    assert pages > 4
+    assert 'analyzed' not in _one(conn, "SELECT q4pg_maintain('mq')")     # not again until 4x
+
+
+def test_a_snapshot_older_than_the_lag_holds_the_horizon(conn, dsn, pinned):
+    with conn.cursor() as cur:
+        cur.execute("SET q4pg.horizon_lag_xids = 20")
+    for _ in range(25):
+        _one(conn, 'SELECT txid_current()')             # the pin grows older
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is True
+    pinned.rollback()                                   # the pin ends
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is False
+    for _ in range(25):
+        _one(conn, 'SELECT txid_current()')
+    # a free horizon is remembered for a second: a new pin is seen after it
+    pinned.cursor().execute('SELECT 1')
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is False
+    _one(conn, "SELECT set_config('q4pg.horizon_free_until', '', false)")
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is False    # (young: 0 xids old)
+    for _ in range(25):
+        _one(conn, 'SELECT txid_current()')
+    _one(conn, "SELECT set_config('q4pg.horizon_free_until', '', false)")
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is True
+    with conn.cursor() as cur:
+        cur.execute("SET q4pg.horizon_lag_xids = -1")
+    pinned.rollback()
+    assert _one(conn, 'SELECT q4pg_horizon_held()') is True     # -1: always
 
 
 def test_a_delete_by_hand_ticks_nothing(conn, pinned):

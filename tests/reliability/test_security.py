@@ -274,6 +274,7 @@ PROBES = {
                        'FROM (SELECT %s::pg_catalog.regclass AS q) AS a, '
                        'LATERAL public.q4pg_ring_parts(a.q, public.q4pg_ring_key(a.q)) AS p',
     'q4pg_maintain': 'SELECT {f}(%s) IS NOT NULL',
+    'q4pg_horizon_held': 'SELECT {f}() WHERE %s IS NOT NULL',
     'q4pg_ring_tick': 'SELECT {f}(%s) IS NULL',
     'q4pg_ring_step': 'SELECT {f}(%s) IS NULL',
     # (the ticks' trigger, at the commit of the probe's statement: the installed one)
