@@ -326,6 +326,11 @@ BEGIN
     IF NOT pg_catalog.pg_try_advisory_xact_lock(@extschema@.q4pg_lock_class('ring'), {{lock_key}}) THEN
         RETURN 'busy';
     END IF;
+    -- (the slot v_stale was measured on, before the state is read again)
+    IF v_stale THEN
+        EXECUTE pg_catalog.format('ANALYZE (SKIP_LOCKED) %s', v_slots[v_ring OPERATOR(pg_catalog.+) 1]);
+        v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('slot %s analyzed; ', v_ring);
+    END IF;
     -- the state again, under the lock (another step may have changed it
     -- since it was read)
     v_value := {{ring_state}};
@@ -346,10 +351,6 @@ BEGIN
             v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('slot %s drained; ', v_k);
         END IF;
     END LOOP;
-    IF v_stale THEN
-        EXECUTE pg_catalog.format('ANALYZE (SKIP_LOCKED) %s', v_slots[v_ring OPERATOR(pg_catalog.+) 1]);
-        v_said := v_said OPERATOR(pg_catalog.||) pg_catalog.format('slot %s analyzed; ', v_ring);
-    END IF;
     -- 2. the ring moves on, to the next clean slot (empty, not live), when
     -- its slot is full and the horizon held
     IF v_full AND pg_catalog.pg_relation_size(v_slots[v_ring OPERATOR(pg_catalog.+) 1]) OPERATOR(pg_catalog.>=) {{slot_bytes}} THEN

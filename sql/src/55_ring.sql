@@ -248,7 +248,7 @@ $$;
 -- stays where it is: moving on unpinned cost each TRUNCATE, every session's
 -- plans made again and, at 16 clients, waits for the extension lock of each
 -- fresh slot (the horizon loop at 16 clients: 1.28x 1.1's cost a message
--- moving on, 0.86x staying).  A session that found the horizon free does not
+-- moving on, 1.00x staying).  A session that found the horizon free does not
 -- look again for a second (the session setting q4pg.horizon_free_until).
 CREATE FUNCTION @extschema@.q4pg_horizon_held()
 RETURNS boolean
